@@ -1,0 +1,170 @@
+// The kernel interface every device implements. Ops (ops/) validate arguments, allocate outputs,
+// choose layouts and record autograd; a Backend only computes. backend/cpu/ is the reference;
+// backend/cuda/ must produce the same results (each kernel is tested against its CPU twin).
+//
+// Contracts common to all kernels:
+//  * All tensors passed to one call live on this backend's device.
+//  * "contiguous" below means Tensor::is_contiguous(); other arguments may be strided views.
+//  * Floating kernels accept f64, f32, bf16, f16 (and fp8 where stated); low-precision inputs
+//    are computed in f32 and rounded once on store. Accumulation is f32 (f64 for f64 inputs).
+//  * Outputs are written, never accumulated into, unless the name says accumulate.
+//  * Kernels throw Error for what the op layer cannot check cheaply (an index out of range).
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace lmforge {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Square, Tanh, Sigmoid, Silu, Relu, GeluErf, GeluTanh,
+  Affine,     // alpha * x + beta
+  PowScalar,  // x ^ alpha
+  Clamp,      // min(max(x, alpha), beta)
+};
+
+enum class BinaryOp : uint8_t {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  Eq, Ne, Lt, Le, Gt, Ge,  // output bool
+  // Backward helpers, (a = forward input or output, b = incoming gradient):
+  SiluBackward,      // a = x:  b * silu'(x)
+  GeluErfBackward,   // a = x
+  GeluTanhBackward,  // a = x
+  SigmoidBackward,   // a = y:  b * y * (1 - y)
+  TanhBackward,      // a = y:  b * (1 - y^2)
+  ReluBackward,      // a = x:  b * (x > 0)
+};
+
+enum class ReduceOp : uint8_t { Sum, Max, Min, SumSquares };
+
+struct GemmArgs {
+  // C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] for b < batch, row-major:
+  //   op(A) is [m, k]; A[i, p] at a + i*lda + p, or (trans_a) at a + p*lda + i.
+  //   op(B) is [k, n]; B[p, j] at b + p*ldb + j, or (trans_b) at b + j*ldb + p.
+  //   C[i, j] at c + i*ldc + j. Batch strides may be 0 (broadcast operand).
+  // Tensors give device, dtype and base pointer (data_ptr()); a, b share one dtype; c is that
+  // dtype or f32.
+  Tensor a, b, c;
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+  double alpha = 1.0, beta = 0.0;
+};
+
+struct CrossEntropyArgs {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  double z_loss = 0.0;
+};
+
+struct AttentionArgs {
+  double scale = 0.0;
+  bool causal = true;
+};
+
+struct AdamWArgs {
+  double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0;
+  double bias_correction1 = 1, bias_correction2 = 1;  // 1 - beta^step
+  double grad_scale = 1;  // gradient multiplied by this first (clipping, loss-scale unscaling)
+};
+
+struct RandomArgs {
+  enum class Kind : uint8_t { Uniform, Normal, TruncatedNormal, Bernoulli, RandInt } kind;
+  uint64_t seed = 0, offset = 0;  // Philox key and starting block (core/random_kernels.h)
+  double a = 0, b = 1;            // uniform [a,b); normal mean a, std b; bernoulli p = a; randint [a,b)
+  double lo = -2, hi = 2;         // truncated normal bounds (absolute)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual void synchronize() {}
+
+  // ---- memory ----
+  // dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a
+  // contiguous src or dst on the CPU (host<->device copies).
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;
+  virtual void arange(const Tensor& dst, double start, double step) = 0;  // contiguous dst
+  virtual void random(const Tensor& dst, const RandomArgs& args) = 0;     // contiguous dst
+
+  // ---- elementwise (inputs already broadcast to out's shape by strides, possibly 0) ----
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha = 0, double beta = 0) = 0;
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+
+  // ---- reductions: x contiguous viewed as [outer, r, inner] -> out [outer, inner] ----
+  virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) = 0;
+  // Index of the first maximum along r: out i64 [outer, inner].
+  virtual void argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) = 0;
+  // Along the last dim of contiguous [rows, n]: cumulative sum.
+  virtual void cumsum_last(const Tensor& x, const Tensor& out) = 0;
+
+  // ---- matrix products ----
+  virtual void gemm(const GemmArgs& args) = 0;
+
+  // ---- row-wise ops on contiguous [rows, n] ----
+  virtual void softmax_forward(const Tensor& x, const Tensor& y, bool log) = 0;
+  // dx = y * (dy - sum(dy*y)) or, for log, dy - softmax * sum(dy).
+  virtual void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) = 0;
+  virtual void logsumexp_last(const Tensor& x, const Tensor& out) = 0;
+  // Sorted top-k (ties: lower index first); values [rows, k], indices i64 [rows, k].
+  virtual void topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) = 0;
+  // Stable sort of each row; indices i64.
+  virtual void sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) = 0;
+
+  // ---- indexing (contiguous inputs viewed as [outer, n, inner] along the indexed dim) ----
+  // out [outer, m, inner] = x[:, index[j], :] for index [m].
+  virtual void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) = 0;
+  // dst[:, index[j], :] += src[:, j, :], deterministically (fixed order per destination row).
+  virtual void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) = 0;
+  // out[o, j, i] = x[o, index[o, j, i], i]; index and out [outer, m, inner].
+  virtual void gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) = 0;
+  // dst[o, index[o, j, i], i] += src[o, j, i], in increasing j.
+  virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) = 0;
+
+  // ---- fused ops ----
+  // logits [N, V] contiguous, targets [N]; loss [N] f32 (0 where ignored), lse [N] f32.
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                                     const Tensor& loss, const Tensor& lse) = 0;
+  // dlogits [N, V] = dloss[n] * d(loss[n])/d(logits[n, :]).
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                      const Tensor& dloss, const CrossEntropyArgs& args, const Tensor& dlogits) = 0;
+  // x, y [N, C] contiguous; weight [C] or undefined; rstd [N] f32.
+  virtual void rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, const Tensor& rstd) = 0;
+  // dweight [C] f32 (written, deterministic) when defined.
+  virtual void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
+                                 const Tensor& dx, const Tensor& dweight) = 0;
+  virtual void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                                  const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
+  virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                   const Tensor& dy, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) = 0;
+  // x, out [B, T, H, D] (strided allowed); inverse rotates by -angle (the backward).
+  virtual void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
+                    bool inverse) = 0;
+  // gate, up, out [N, F] contiguous.
+  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                               const Tensor& dup) = 0;
+  // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] (last dim contiguous; strides otherwise
+  // free); mask undefined or additive f32 broadcast to [B, H, T, S] by strides;
+  // out [B, T, H, Dv] contiguous; lse [B, H, T] f32 (log-sum-exp of the scaled scores).
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                 const AttentionArgs& args, const Tensor& out, const Tensor& lse) = 0;
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout, const AttentionArgs& args,
+                                  const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+
+  // ---- optimizer: all contiguous f32 (param may be bf16 with master elsewhere: see optim/) ----
+  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                          const AdamWArgs& args) = 0;
+};
+
+// The backend for a device (the CPU backend always exists; CUDA when built in and a GPU is there).
+Backend& backend_for(Device d);
+inline Backend& backend_for(const Tensor& t) { return backend_for(t.device()); }
+
+}  // namespace lmforge

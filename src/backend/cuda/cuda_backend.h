@@ -1,0 +1,87 @@
+// The CUDA backend: every kernel of backend/backend.h on one GPU. Methods validate their tensors
+// (device, dtype, layout) with the same rules as the CPU twin, turn them into plain pointers and
+// strides, and call the launchers of kernels.h on the device's stream. Nothing here waits for
+// the GPU except copies to the host, synchronize(), and index checks (which must report a bad
+// index as Error before returning).
+//
+// The methods are defined across cuda_backend_*.cpp, by kernel family.
+#pragma once
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_context.h"
+
+namespace lmforge::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(CudaContext& ctx) : ctx_(ctx) {}
+  Device device() const override { return Device::cuda(ctx_.device); }
+  void synchronize() override;
+  const CudaContext& context() const { return ctx_; }
+
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void arange(const Tensor& dst, double start, double step) override;
+  void random(const Tensor& dst, const RandomArgs& args) override;
+
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+
+  void reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
+  void argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
+  void cumsum_last(const Tensor& x, const Tensor& out) override;
+
+  void gemm(const GemmArgs& args) override;
+
+  void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) override;
+  void logsumexp_last(const Tensor& x, const Tensor& out) override;
+  void topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) override;
+  void sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) override;
+
+  void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) override;
+  void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) override;
+  void gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) override;
+  void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) override;
+
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                             const Tensor& loss, const Tensor& lse) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
+                              const CrossEntropyArgs& args, const Tensor& dlogits) override;
+  void rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, const Tensor& rstd) override;
+  void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
+                         const Tensor& dx, const Tensor& dweight) override;
+  void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                          const Tensor& mean, const Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& dy, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) override;
+  void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
+            bool inverse) override;
+  void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                       const Tensor& dup) override;
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                         const AttentionArgs& args, const Tensor& out, const Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& out,
+                          const Tensor& lse, const Tensor& dout, const AttentionArgs& args, const Tensor& dq,
+                          const Tensor& dk, const Tensor& dv) override;
+
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const AdamWArgs& args) override;
+
+ private:
+  // Throws Error naming `op` unless every defined tensor lives on this GPU; activates the device.
+  void check_device(const char* op, std::initializer_list<const Tensor*> tensors) const;
+  // After launch_check_indices: throws the CPU backend's out-of-range message if a kernel
+  // reported a bad index.
+  void throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const;
+
+  CudaContext& ctx_;
+};
+
+// gemm_cublas.cpp: C = alpha·op(A)·op(B) + beta·C through cuBLASLt (f32 / bf16 / f16) or cuBLAS
+// (f64); returns false when the library does not take these arguments (the caller falls back).
+bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g);
+
+}  // namespace lmforge::cuda

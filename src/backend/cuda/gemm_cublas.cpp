@@ -1,0 +1,125 @@
+// GEMM through cuBLASLt (f32, bf16, f16 operands; f32 accumulation; C of the operand dtype or f32)
+// and cuBLAS (f64).
+//
+// Row-major to column-major: a row-major [r, c] matrix with leading dimension ld is the
+// column-major [c, r] matrix with the same ld, so C = op(A)·op(B) (row-major) is computed as
+// Cᵀ = op(B)ᵀ·op(A)ᵀ (column-major): the library's first operand is our B, its second our A,
+// and its m, n are our n, m; the transpose flags carry over unchanged.
+//
+// f32 runs with CUBLAS_COMPUTE_32F (no TF32), so results stay within f32 rounding of the CPU.
+// cuBLAS results are deterministic for a given problem on a given GPU (no split-K atomics are
+// enabled), which the determinism tests check.
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
+
+namespace lmforge::cuda {
+
+namespace {
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: return CUDA_R_64F;
+  }
+}
+
+uint32_t alignment(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && (v % a) != 0) a >>= 1;
+  return a;
+}
+
+// RAII for the cuBLASLt descriptors of one call.
+struct LtDescriptors {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~LtDescriptors() {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+  const int32_t count = static_cast<int32_t>(batch);
+  LF_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+  LF_CUBLAS_CHECK(
+      cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
+
+bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
+  const DType ab = g.a.dtype(), ct = g.c.dtype();
+  if (ab != DType::F32 && ab != DType::BF16 && ab != DType::F16) return false;
+  if (ct != ab && ct != DType::F32) return false;
+  if (g.batch > INT32_MAX) return false;
+  const cublasOperation_t op1 = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // library operand 1 = our B
+  const cublasOperation_t op2 = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // library operand 2 = our A
+  // Stored column-major shapes: op1(X1) is [n, k], op2(X2) is [k, m], C is [n, m].
+  const uint64_t r1 = g.trans_b ? g.k : g.n, c1 = g.trans_b ? g.n : g.k;
+  const uint64_t r2 = g.trans_a ? g.m : g.k, c2 = g.trans_a ? g.k : g.m;
+  if (int64_t(r1) > g.ldb || int64_t(r2) > g.lda || g.n > g.ldc) return false;
+
+  LtDescriptors d;
+  LF_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof(op1)));
+  LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof(op2)));
+  LF_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, cuda_type(ab), r1, c1, g.ldb));
+  LF_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, cuda_type(ab), r2, c2, g.lda));
+  LF_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, cuda_type(ct), uint64_t(g.n), uint64_t(g.m), g.ldc));
+  if (g.batch > 1) {
+    set_batch(d.a, g.batch, g.stride_b);
+    set_batch(d.b, g.batch, g.stride_a);
+    set_batch(d.c, g.batch, g.stride_c);
+  }
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                       &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
+  const uint32_t al1 = alignment(g.b.data_ptr()), al2 = alignment(g.a.data_ptr()), alc = alignment(g.c.data_ptr());
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al1, sizeof(al1)));
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al2, sizeof(al2)));
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alc, sizeof(alc)));
+  LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alc, sizeof(alc)));
+
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(ctx.lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
+  const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
+  LF_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, d.op, &alpha, g.b.data_ptr(), d.a, g.a.data_ptr(), d.b, &beta,
+                                 g.c.data_ptr(), d.c, g.c.data_ptr(), d.c, &heur.algo, ctx.workspace,
+                                 ctx.workspace_bytes, ctx.stream));
+  return true;
+}
+
+bool gemm_f64(const CudaContext& ctx, const GemmArgs& g) {
+  if (g.c.dtype() != DType::F64) return false;
+  const cublasOperation_t op1 = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op2 = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int64_t r1 = g.trans_b ? g.k : g.n, r2 = g.trans_a ? g.m : g.k;
+  if (r1 > g.ldb || r2 > g.lda || g.n > g.ldc) return false;
+  const double alpha = g.alpha, beta = g.beta;
+  LF_CUBLAS_CHECK(cublasDgemmStridedBatched_64(
+      ctx.blas, op1, op2, g.n, g.m, g.k, &alpha, static_cast<const double*>(g.b.data_ptr()), g.ldb, g.stride_b,
+      static_cast<const double*>(g.a.data_ptr()), g.lda, g.stride_a, &beta, static_cast<double*>(g.c.data_ptr()),
+      g.ldc, g.stride_c, g.batch));
+  return true;
+}
+
+}  // namespace
+
+bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g) {
+  if (g.a.dtype() == DType::F64) return gemm_f64(ctx, g);
+  return gemm_lt(ctx, g);
+}
+
+}  // namespace lmforge::cuda

@@ -1,0 +1,134 @@
+// The launchers of backend/cuda/*.cu. CudaBackend (cuda_backend*.cpp) validates tensors, turns
+// them into the plain pointers, sizes and strides below and calls these; each .cu file holds the
+// kernels of one op family and its launchers. Every launcher enqueues on ctx.stream and checks
+// the launch. Shapes follow backend/backend.h.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_context.h"
+#include "backend/cuda/layout.h"
+
+namespace lmforge::cuda {
+
+// ---- memory.cu ----
+void launch_copy(const CudaContext& ctx, DType src_t, const void* src, DType dst_t, void* dst, const Layout<2>& L);
+// Writes the element bit pattern `bits` (elem_size bytes: 1, 2, 4 or 8) everywhere in dst.
+void launch_fill(const CudaContext& ctx, int elem_size, void* dst, const Layout<1>& L, uint64_t bits);
+void launch_arange(const CudaContext& ctx, DType t, void* dst, int64_t n, double start, double step);
+// Arguments already validated as the CPU fills do (core/random_kernels.cpp).
+void launch_random(const CudaContext& ctx, DType t, void* dst, int64_t n, const RandomArgs& a);
+
+// ---- elementwise.cu ----
+void launch_unary(const CudaContext& ctx, UnaryOp op, DType t, const void* x, void* out, const Layout<2>& L,
+                  double alpha, double beta);
+void launch_binary(const CudaContext& ctx, BinaryOp op, DType t, const void* a, const void* b, void* out,
+                   const Layout<3>& L);  // out bool for comparisons, else t
+void launch_where(const CudaContext& ctx, DType t, const void* cond, const void* a, const void* b, void* out,
+                  const Layout<4>& L);
+
+// ---- reduce.cu: x contiguous [outer, r, inner] -> out [outer, inner] ----
+void launch_reduce(const CudaContext& ctx, ReduceOp op, DType t, const void* x, DType out_t, void* out, int64_t outer,
+                   int64_t r, int64_t inner);
+void launch_argmax(const CudaContext& ctx, DType t, const void* x, int64_t* out, int64_t outer, int64_t r,
+                   int64_t inner);
+// Row-wise over contiguous [rows, n].
+void launch_cumsum(const CudaContext& ctx, DType t, const void* x, void* out, int64_t rows, int64_t n);
+void launch_softmax(const CudaContext& ctx, DType t, const void* x, void* y, int64_t rows, int64_t n, bool log);
+void launch_softmax_backward(const CudaContext& ctx, DType t, const void* y, const void* dy, void* dx, int64_t rows,
+                             int64_t n, bool log);
+void launch_logsumexp(const CudaContext& ctx, DType t, const void* x, void* out, int64_t rows, int64_t n);
+
+// ---- sort.cu: rows of contiguous [rows, n]; the first k of each sorted row ----
+void launch_sort_rows(const CudaContext& ctx, DType t, const void* x, int64_t rows, int64_t n, int64_t k,
+                      bool descending, void* values, int64_t* indices);
+// ---- sort_cub.cu: stable ascending sort of (key, value) pairs on the low end_bit bits ----
+void sort_pairs(const CudaContext& ctx, const uint64_t* keys_in, uint64_t* keys_out, const int32_t* values_in,
+                int32_t* values_out, int64_t n, int end_bit);
+
+// ---- index.cu: contiguous operands viewed as [outer, n, inner]; index [m] or [outer, m, inner] ----
+// Writes the first position whose index is outside [0, n) to ctx.error_position.
+void launch_check_indices(const CudaContext& ctx, DType it, const void* index, int64_t count, int64_t n);
+// Cross-entropy targets: each must be in [0, v) or equal ignore_index.
+void launch_check_targets(const CudaContext& ctx, DType it, const void* targets, int64_t count, int64_t v,
+                          int64_t ignore_index);
+void launch_index_select(const CudaContext& ctx, DType t, DType it, const void* x, const void* index, void* out,
+                         int64_t outer, int64_t n, int64_t inner, int64_t m);
+void launch_index_add(const CudaContext& ctx, DType t, DType it, void* dst, const void* index, const void* src,
+                      int64_t outer, int64_t n, int64_t inner, int64_t m);
+void launch_gather(const CudaContext& ctx, DType t, DType it, const void* x, const void* index, void* out,
+                   int64_t outer, int64_t n, int64_t inner, int64_t m);
+void launch_scatter_add(const CudaContext& ctx, DType t, DType it, void* dst, const void* index, const void* src,
+                        int64_t outer, int64_t n, int64_t inner, int64_t m);
+
+// ---- gemm_fallback.cu: SIMT GEMM for what cuBLAS does not take (fp8, odd layouts) ----
+struct GemmParams {
+  const void* a;
+  const void* b;
+  void* c;
+  bool trans_a, trans_b;
+  int64_t m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c;
+  double alpha, beta;
+};
+void launch_gemm_fallback(const CudaContext& ctx, DType ab_t, DType c_t, const GemmParams& p);
+
+// ---- loss.cu: logits [N, V] contiguous, targets [N] ----
+void launch_cross_entropy_forward(const CudaContext& ctx, DType t, DType it, const void* logits, const void* targets,
+                                  int64_t n, int64_t v, const CrossEntropyArgs& args, void* loss, void* lse);
+void launch_cross_entropy_backward(const CudaContext& ctx, DType t, DType it, const void* logits, const void* targets,
+                                   const void* lse, const void* dloss, int64_t n, int64_t v,
+                                   const CrossEntropyArgs& args, void* dlogits);
+
+// ---- norm.cu: x, y, dy, dx [N, C] contiguous; weight / bias [C] contiguous in the compute type
+// (f32, f64 for f64 x) or null; statistics and dweight / dbias in the compute type ----
+void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, double eps, void* y,
+                             void* rstd, int64_t n, int64_t c);
+void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* rstd,
+                              const void* dy, void* dx, void* dweight, int64_t n, int64_t c);
+void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* b,
+                               double eps, void* y, void* mean, void* rstd, int64_t n, int64_t c);
+void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* mean,
+                                const void* rstd, const void* dy, void* dx, void* dweight, void* dbias, int64_t n,
+                                int64_t c);
+
+// ---- rope.cu: x, out [B, T, H, D], last dim contiguous ----
+struct RopeParams {
+  const void* x;
+  void* out;
+  int64_t nb, nt, nh, d;
+  int64_t xs0, xs1, xs2, os0, os1, os2;
+  double theta;
+  int64_t position_offset;
+  bool interleaved, inverse;
+};
+void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p);
+
+// ---- swiglu.cu: [N·F] flat ----
+void launch_swiglu_forward(const CudaContext& ctx, DType t, const void* gate, const void* up, void* out, int64_t n);
+void launch_swiglu_backward(const CudaContext& ctx, DType t, const void* gate, const void* up, const void* dout,
+                            void* dgate, void* dup, int64_t n);
+
+// ---- adamw.cu ----
+void launch_adamw(const CudaContext& ctx, DType param_t, DType grad_t, void* param, const void* grad, void* exp_avg,
+                  void* exp_avg_sq, int64_t n, const AdamWArgs& args);
+
+// ---- attention.cu ----
+// Element (b, i, h, p) of q/k/v/out/dout/dq/dk/dv at base + b·s0 + i·s1 + h·s2 + p.
+struct AttnOperand {
+  const void* base = nullptr;
+  int64_t s0 = 0, s1 = 0, s2 = 0;
+};
+struct AttnParams {
+  AttnOperand q, k, v, out, dout, dq, dk, dv;
+  const void* mask = nullptr;  // additive, compute type; element (b, h, t, s) by the strides below
+  int64_t mask_sb = 0, mask_sh = 0, mask_st = 0, mask_ss = 0;
+  void* lse = nullptr;         // [B, H, T] compute type
+  int64_t nb = 0, nt = 0, ns = 0, nh = 0, nhkv = 0, d = 0, dv_dim = 0;
+  double scale = 1.0;
+  bool causal = false;
+};
+void launch_attention_forward(const CudaContext& ctx, DType t, const AttnParams& p);
+void launch_attention_backward(const CudaContext& ctx, DType t, const AttnParams& p);
+
+}  // namespace lmforge::cuda

@@ -1,0 +1,306 @@
+// GPU kernels that move and create data: strided copy with dtype conversion, fill, arange and the
+// Philox random fills. Twin of backend/cpu/memory_cpu.cpp and core/random_kernels.cpp: the random
+// fills evaluate the same rng:: element maps on the same (seed, offset, element) counters, one
+// thread per Philox block, so the GPU draws the CPU's numbers.
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+#include "core/random_kernels.h"
+
+namespace lmforge::cuda {
+
+namespace {
+
+// ---- conversions through double (exact for every source value; see store()) ----
+__device__ double load_any(DType t, const void* p, int64_t i) {
+  switch (t) {
+    case DType::F64: return static_cast<const double*>(p)[i];
+    case DType::F32: return static_cast<const float*>(p)[i];
+    case DType::BF16: return load(static_cast<const bf16*>(p)[i]);
+    case DType::F16: return load(static_cast<const f16*>(p)[i]);
+    case DType::F8E4M3: return load(static_cast<const f8e4m3*>(p)[i]);
+    case DType::F8E5M2: return load(static_cast<const f8e5m2*>(p)[i]);
+    case DType::I8: return static_cast<const int8_t*>(p)[i];
+    case DType::I16: return static_cast<const int16_t*>(p)[i];
+    case DType::I32: return static_cast<const int32_t*>(p)[i];
+    case DType::I64: return double(static_cast<const int64_t*>(p)[i]);
+    case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::U16: return static_cast<const uint16_t*>(p)[i];
+    case DType::U32: return static_cast<const uint32_t*>(p)[i];
+    case DType::Bool: return static_cast<const bool*>(p)[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+__device__ void store_any(DType t, void* p, int64_t i, double v) {
+  switch (t) {
+    case DType::F64: static_cast<double*>(p)[i] = v; return;
+    case DType::F32: static_cast<float*>(p)[i] = float(v); return;
+    case DType::BF16: static_cast<bf16*>(p)[i] = store<bf16>(v); return;
+    case DType::F16: static_cast<f16*>(p)[i] = store<f16>(v); return;
+    case DType::F8E4M3: static_cast<f8e4m3*>(p)[i] = store<f8e4m3>(v); return;
+    case DType::F8E5M2: static_cast<f8e5m2*>(p)[i] = store<f8e5m2>(v); return;
+    case DType::I8: static_cast<int8_t*>(p)[i] = store<int8_t>(v); return;
+    case DType::I16: static_cast<int16_t*>(p)[i] = store<int16_t>(v); return;
+    case DType::I32: static_cast<int32_t*>(p)[i] = store<int32_t>(v); return;
+    case DType::I64: static_cast<int64_t*>(p)[i] = store<int64_t>(v); return;
+    case DType::U8: static_cast<uint8_t*>(p)[i] = store<uint8_t>(v); return;
+    case DType::U16: static_cast<uint16_t*>(p)[i] = store<uint16_t>(v); return;
+    case DType::U32: static_cast<uint32_t*>(p)[i] = store<uint32_t>(v); return;
+    case DType::Bool: static_cast<bool*>(p)[i] = v != 0.0; return;
+  }
+}
+
+template <class E>
+__global__ void copy_bits_kernel(const E* __restrict__ src, E* __restrict__ dst, Layout<2> L) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L.numel; i += step) {
+    int64_t off[2];
+    L.offsets(i, off);
+    dst[off[1]] = src[off[0]];
+  }
+}
+
+// The conversions training uses all the time, typed.
+template <class S, class D>
+__global__ void copy_convert_kernel(const S* __restrict__ src, D* __restrict__ dst, Layout<2> L) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L.numel; i += step) {
+    int64_t off[2];
+    L.offsets(i, off);
+    dst[off[1]] = store<D>(load(src[off[0]]));
+  }
+}
+
+__global__ void copy_any_kernel(DType st, const void* __restrict__ src, DType dt, void* __restrict__ dst, Layout<2> L) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L.numel; i += step) {
+    int64_t off[2];
+    L.offsets(i, off);
+    store_any(dt, dst, off[1], load_any(st, src, off[0]));
+  }
+}
+
+template <class E>
+__global__ void fill_kernel(E* __restrict__ dst, Layout<1> L, E value) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L.numel; i += step) {
+    int64_t off[1];
+    L.offsets(i, off);
+    dst[off[0]] = value;
+  }
+}
+
+__global__ void arange_kernel(DType t, void* dst, int64_t n, double start, double step_v) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
+    store_any(t, dst, i, start + step_v * static_cast<double>(i));
+}
+
+template <class S, class D>
+bool try_typed_copy(const CudaContext& ctx, DType st, const void* src, DType dt, void* dst, const Layout<2>& L) {
+  if (st != dtype_of<S>() || dt != dtype_of<D>()) return false;
+  copy_convert_kernel<S, D><<<grid_for(ctx, L.numel), kThreads, 0, ctx.stream>>>(static_cast<const S*>(src),
+                                                                                 static_cast<D*>(dst), L);
+  LF_CUDA_CHECK_LAUNCH("copy_convert_kernel");
+  return true;
+}
+
+// ---- random ----
+using Kind = RandomArgs::Kind;
+
+struct RandomF32 {
+  Kind kind;
+  float lo, hi;            // uniform bounds; normal: mean lo, std hi
+  double mean, stddev;     // normal, in f64 as the CPU applies them
+  rng::TruncatedNormal tn; // truncated normal
+  float tn_a, tn_b;
+  uint64_t threshold;      // bernoulli
+};
+
+// One thread per Philox block: 4 elements of 32 bits.
+template <class T>
+__global__ void random32_kernel(T* __restrict__ out, int64_t n, uint64_t seed, uint64_t offset, RandomF32 r) {
+  const int64_t blocks = (n + 3) / 4;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < blocks; k += step) {
+    const uint4x32 w = rng::philox_block(seed, offset + uint64_t(k));
+    const int64_t first = k * 4;
+    const int count = int(n - first < 4 ? n - first : 4);
+    float v[4];
+    switch (r.kind) {
+      case Kind::Uniform:
+        for (int j = 0; j < 4; ++j) v[j] = rng::uniform_f32(w.v[j], r.lo, r.hi);
+        break;
+      case Kind::Normal:
+        for (int pair = 0; pair < 2; ++pair) {
+          double zc, zs;
+          rng::box_muller(rng::radius_uniform_32(w.v[2 * pair]), rng::angle_uniform_32(w.v[2 * pair + 1]), &zc, &zs);
+          v[2 * pair] = float(fma(r.stddev, zc, r.mean));
+          v[2 * pair + 1] = float(fma(r.stddev, zs, r.mean));
+        }
+        break;
+      case Kind::TruncatedNormal:
+        for (int j = 0; j < 4; ++j) {
+          const float x = float(rng::truncated_normal_value(rng::open_uniform_32(w.v[j]), r.tn));
+          v[j] = x < r.tn_a ? r.tn_a : (x > r.tn_b ? r.tn_b : x);
+        }
+        break;
+      case Kind::Bernoulli:
+        for (int j = 0; j < 4; ++j) v[j] = float(rng::bernoulli_value(w.v[j], r.threshold));
+        break;
+      default:
+        for (int j = 0; j < 4; ++j) v[j] = 0.0f;
+        break;
+    }
+    for (int j = 0; j < count; ++j) out[first + j] = store<T>(v[j]);
+  }
+}
+
+struct Random64 {
+  Kind kind;
+  double lo, hi;           // uniform bounds; normal: mean lo, std hi
+  rng::TruncatedNormal tn;
+  int64_t ilo;             // randint
+  uint64_t range;
+};
+
+// One thread per Philox block: 2 elements of 64 bits (double or int64).
+template <class T>
+__global__ void random64_kernel(T* __restrict__ out, int64_t n, uint64_t seed, uint64_t offset, Random64 r) {
+  const int64_t blocks = (n + 1) / 2;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < blocks; k += step) {
+    const uint4x32 w = rng::philox_block(seed, offset + uint64_t(k));
+    const uint64_t x0 = rng::join64(w.v[0], w.v[1]), x1 = rng::join64(w.v[2], w.v[3]);
+    const int64_t first = k * 2;
+    T v0{}, v1{};
+    if constexpr (std::is_same_v<T, int64_t>) {
+      v0 = rng::randint_value(x0, r.ilo, r.range);
+      v1 = rng::randint_value(x1, r.ilo, r.range);
+    } else {
+      switch (r.kind) {
+        case Kind::Uniform:
+          v0 = rng::uniform_f64(x0, r.lo, r.hi);
+          v1 = rng::uniform_f64(x1, r.lo, r.hi);
+          break;
+        case Kind::Normal: {
+          double zc, zs;
+          rng::box_muller(rng::radius_uniform_64(x0), rng::angle_uniform_64(x1), &zc, &zs);
+          v0 = fma(r.hi, zc, r.lo);
+          v1 = fma(r.hi, zs, r.lo);
+          break;
+        }
+        case Kind::TruncatedNormal:
+          v0 = rng::truncated_normal_value(rng::open_uniform_64(x0), r.tn);
+          v1 = rng::truncated_normal_value(rng::open_uniform_64(x1), r.tn);
+          break;
+        default:
+          break;
+      }
+    }
+    out[first] = v0;
+    if (first + 1 < n) out[first + 1] = v1;
+  }
+}
+
+}  // namespace
+
+void launch_copy(const CudaContext& ctx, DType st, const void* src, DType dt, void* dst, const Layout<2>& L) {
+  if (L.numel == 0) return;
+  if (st == dt) {
+    const unsigned grid = grid_for(ctx, L.numel);
+    switch (dtype_size(st)) {
+      case 1: copy_bits_kernel<uint8_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), L); break;
+      case 2: copy_bits_kernel<uint16_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), L); break;
+      case 4: copy_bits_kernel<uint32_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), L); break;
+      default: copy_bits_kernel<uint64_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), L); break;
+    }
+    LF_CUDA_CHECK_LAUNCH("copy_bits_kernel");
+    return;
+  }
+  if (try_typed_copy<float, bf16>(ctx, st, src, dt, dst, L) || try_typed_copy<bf16, float>(ctx, st, src, dt, dst, L) ||
+      try_typed_copy<float, f16>(ctx, st, src, dt, dst, L) || try_typed_copy<f16, float>(ctx, st, src, dt, dst, L) ||
+      try_typed_copy<float, double>(ctx, st, src, dt, dst, L) || try_typed_copy<double, float>(ctx, st, src, dt, dst, L))
+    return;
+  copy_any_kernel<<<grid_for(ctx, L.numel), kThreads, 0, ctx.stream>>>(st, src, dt, dst, L);
+  LF_CUDA_CHECK_LAUNCH("copy_any_kernel");
+}
+
+void launch_fill(const CudaContext& ctx, int elem_size, void* dst, const Layout<1>& L, uint64_t bits) {
+  if (L.numel == 0) return;
+  const unsigned grid = grid_for(ctx, L.numel);
+  switch (elem_size) {
+    case 1: fill_kernel<uint8_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint8_t*>(dst), L, uint8_t(bits)); break;
+    case 2: fill_kernel<uint16_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint16_t*>(dst), L, uint16_t(bits)); break;
+    case 4: fill_kernel<uint32_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint32_t*>(dst), L, uint32_t(bits)); break;
+    default: fill_kernel<uint64_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<uint64_t*>(dst), L, bits); break;
+  }
+  LF_CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void launch_arange(const CudaContext& ctx, DType t, void* dst, int64_t n, double start, double step) {
+  if (n == 0) return;
+  arange_kernel<<<grid_for(ctx, n), kThreads, 0, ctx.stream>>>(t, dst, n, start, step);
+  LF_CUDA_CHECK_LAUNCH("arange_kernel");
+}
+
+void launch_random(const CudaContext& ctx, DType t, void* dst, int64_t n, const RandomArgs& a) {
+  if (n == 0) return;
+  if (a.kind == Kind::RandInt || (t == DType::F64 && a.kind != Kind::Bernoulli)) {
+    Random64 r{};
+    r.kind = a.kind;
+    r.lo = a.a;
+    r.hi = a.b;
+    if (a.kind == Kind::TruncatedNormal) r.tn = rng::truncated_normal_setup(a.a, a.b, a.lo, a.hi);
+    if (a.kind == Kind::RandInt) {
+      r.ilo = static_cast<int64_t>(a.a);
+      r.range = uint64_t(static_cast<int64_t>(a.b)) - uint64_t(r.ilo);
+    }
+    const unsigned grid = grid_for(ctx, (n + 1) / 2);
+    if (a.kind == Kind::RandInt)
+      random64_kernel<int64_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<int64_t*>(dst), n, a.seed, a.offset, r);
+    else
+      random64_kernel<double><<<grid, kThreads, 0, ctx.stream>>>(static_cast<double*>(dst), n, a.seed, a.offset, r);
+    LF_CUDA_CHECK_LAUNCH("random64_kernel");
+    return;
+  }
+  RandomF32 r{};
+  r.kind = a.kind;
+  r.lo = float(a.a);
+  r.hi = float(a.b);
+  // The CPU's f32 normal fill takes float mean/std and widens them to double.
+  r.mean = double(float(a.a));
+  r.stddev = double(float(a.b));
+  if (a.kind == Kind::TruncatedNormal) {
+    // As fill_truncated_normal(float*): float arguments, setup in double.
+    r.tn = rng::truncated_normal_setup(float(a.a), float(a.b), float(a.lo), float(a.hi));
+    r.tn_a = float(a.lo);
+    r.tn_b = float(a.hi);
+  }
+  if (a.kind == Kind::Bernoulli) r.threshold = rng::bernoulli_threshold(a.a);
+  const unsigned grid = grid_for(ctx, (n + 3) / 4);
+  auto go = [&](auto t0) {
+    using T = decltype(t0);
+    random32_kernel<T><<<grid, kThreads, 0, ctx.stream>>>(static_cast<T*>(dst), n, a.seed, a.offset, r);
+  };
+  switch (t) {
+    case DType::F64: go(double{}); break;
+    case DType::F32: go(float{}); break;
+    case DType::BF16: go(bf16{}); break;
+    case DType::F16: go(f16{}); break;
+    case DType::F8E4M3: go(f8e4m3{}); break;
+    case DType::F8E5M2: go(f8e5m2{}); break;
+    case DType::Bool: go(bool{}); break;
+    case DType::U8: go(uint8_t{}); break;
+    case DType::I8: go(int8_t{}); break;
+    case DType::I16: go(int16_t{}); break;
+    case DType::U16: go(uint16_t{}); break;
+    case DType::I32: go(int32_t{}); break;
+    case DType::U32: go(uint32_t{}); break;
+    case DType::I64: go(int64_t{}); break;
+    default: throw_unsupported_dtype(t, "random");
+  }
+  LF_CUDA_CHECK_LAUNCH("random32_kernel");
+}
+
+}  // namespace lmforge::cuda

@@ -1,0 +1,72 @@
+// GPU rotary position embedding (RoPE), forward and inverse (= backward). Twin of
+// backend/cpu/rope_cpu.cpp: x, out [B, T, H, D] with the last dim contiguous (out may alias x);
+// pair i is rotated by angle = pos·theta^(-2i/D), pos = position_offset + t;
+//   half-split (x[i], x[i + D/2]) or interleaved (x[2i], x[2i + 1]);
+//   (a, b) -> (a·cos - b·sin, b·cos + a·sin); inverse uses -angle.
+// cos / sin are computed in f64 once per call into a [T, D/2] table (rounded to the compute
+// type), as on the CPU, so angles at large positions keep full accuracy.
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/scratch.h"
+
+namespace lmforge::cuda {
+
+namespace {
+
+template <class A>
+__global__ void rope_table_kernel(int64_t nt, int64_t half, int64_t d, double theta, int64_t position_offset,
+                                  double sign, A* __restrict__ cos_t, A* __restrict__ sin_t) {
+  const int64_t total = nt * half;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const int64_t t = e / half, i = e - t * half;
+    const double inv_freq = pow(theta, -2.0 * double(i) / double(d));
+    const double ang = double(position_offset + t) * inv_freq;
+    cos_t[e] = A(cos(ang));
+    sin_t[e] = A(sign * sin(ang));
+  }
+}
+
+// One thread per rotated pair.
+template <class T>
+__global__ void rope_kernel(RopeParams p, const compute_t<T>* __restrict__ cos_t,
+                            const compute_t<T>* __restrict__ sin_t) {
+  using A = compute_t<T>;
+  const int64_t half = p.d / 2;
+  const int64_t total = p.nb * p.nt * p.nh * half;
+  const T* xs = static_cast<const T*>(p.x);
+  T* os = static_cast<T*>(p.out);
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const int64_t i = e % half;
+    const int64_t r = e / half;
+    const int64_t h = r % p.nh, t = (r / p.nh) % p.nt, b = r / (p.nh * p.nt);
+    const T* xp = xs + b * p.xs0 + t * p.xs1 + h * p.xs2;
+    T* op = os + b * p.os0 + t * p.os1 + h * p.os2;
+    const A c = cos_t[t * half + i], s = sin_t[t * half + i];
+    const int64_t ia = p.interleaved ? 2 * i : i, ib = p.interleaved ? 2 * i + 1 : i + half;
+    const A a = load(xp[ia]), bb = load(xp[ib]);
+    op[ia] = store<T>(a * c - bb * s);
+    op[ib] = store<T>(bb * c + a * s);
+  }
+}
+
+}  // namespace
+
+void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p) {
+  const int64_t half = p.d / 2;
+  if (p.nb * p.nt * p.nh * half == 0) return;
+  dispatch_nn(t, "rope", [&](auto t0) {
+    using T = decltype(t0);
+    using A = compute_t<T>;
+    Scratch cos_t(ctx.device, size_t(p.nt * half) * sizeof(A)), sin_t(ctx.device, size_t(p.nt * half) * sizeof(A));
+    rope_table_kernel<A><<<grid_for(ctx, p.nt * half), kThreads, 0, ctx.stream>>>(
+        p.nt, half, p.d, p.theta, p.position_offset, p.inverse ? -1.0 : 1.0, cos_t.get<A>(), sin_t.get<A>());
+    LF_CUDA_CHECK_LAUNCH("rope_table_kernel");
+    rope_kernel<T><<<grid_for(ctx, p.nb * p.nt * p.nh * half), kThreads, 0, ctx.stream>>>(p, cos_t.get<A>(),
+                                                                                           sin_t.get<A>());
+    LF_CUDA_CHECK_LAUNCH("rope_kernel");
+  });
+}
+
+}  // namespace lmforge::cuda

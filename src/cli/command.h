@@ -1,0 +1,34 @@
+// Subcommand registry. Each subcommand lives in its own file under src/cli/ and registers
+// itself with a static LMFORGE_COMMAND(...) object; main() builds the CLI11 app from the list.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace lmforge::cli {
+
+struct Command {
+  std::string name;
+  std::string help;
+  // Adds options and sets the callback on the subcommand's CLI::App.
+  std::function<void(CLI::App& sub)> setup;
+};
+
+std::vector<Command>& command_registry();
+
+struct CommandRegistrar {
+  explicit CommandRegistrar(Command c) { command_registry().push_back(std::move(c)); }
+};
+
+}  // namespace lmforge::cli
+
+#define LMFORGE_CONCAT_INNER(a, b) a##b
+#define LMFORGE_CONCAT(a, b) LMFORGE_CONCAT_INNER(a, b)
+// LMFORGE_COMMAND("name", "help", [](CLI::App& sub) { ... });
+#define LMFORGE_COMMAND(name, help, setup)                                             \
+  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_command_, __LINE__) { \
+    ::lmforge::cli::Command { name, help, setup }                                      \
+  }

@@ -1,0 +1,64 @@
+#include "nn/attention.h"
+
+#include "ops/ops.h"
+
+namespace lmforge::nn {
+
+Attention::Attention(const ModelConfig& c, TensorOptions opt)
+    : n_heads_(c.n_heads),
+      n_kv_heads_(c.n_kv_heads),
+      head_dim_(c.head_dim),
+      rope_(c.position == PositionKind::Rope),
+      rope_theta_(c.rope_theta),
+      opt_(opt) {
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  q_proj_ = register_module("q_proj", std::make_unique<Linear>(c.d_model, q_dim, c.bias, ParamKind::Matrix, opt));
+  k_proj_ = register_module("k_proj", std::make_unique<Linear>(c.d_model, kv_dim, c.bias, ParamKind::Matrix, opt));
+  v_proj_ = register_module("v_proj", std::make_unique<Linear>(c.d_model, kv_dim, c.bias, ParamKind::Matrix, opt));
+  o_proj_ = register_module("o_proj",
+                            std::make_unique<Linear>(q_dim, c.d_model, c.bias, ParamKind::ResidualMatrix, opt));
+  if (c.qk_norm) {
+    q_norm_ = register_module("q_norm", std::make_unique<Norm>(NormKind::RmsNorm, c.head_dim, false, c.norm_eps, opt));
+    k_norm_ = register_module("k_norm", std::make_unique<Norm>(NormKind::RmsNorm, c.head_dim, false, c.norm_eps, opt));
+  }
+}
+
+LayerKVCache Attention::make_cache(int64_t batch, int64_t capacity) const {
+  return {zeros({batch, capacity, n_kv_heads_, head_dim_}, opt_.dtype, opt_.device),
+          zeros({batch, capacity, n_kv_heads_, head_dim_}, opt_.dtype, opt_.device)};
+}
+
+Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
+  const int64_t b = x.size(0), t = x.size(1);
+  Tensor q = q_proj_->forward(x).view({b, t, n_heads_, head_dim_});     // [B, T, H, D]
+  Tensor k = k_proj_->forward(x).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  Tensor v = v_proj_->forward(x).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  if (q_norm_) {
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
+  if (rope_) {
+    const RopeOptions ro{.theta = rope_theta_, .position_offset = position_offset};
+    q = rope(q, ro);
+    k = rope(k, ro);
+  }
+  if (cache) {
+    const int64_t end = position_offset + t;
+    LF_CHECK(end <= cache->k.size(1), "attention: the KV cache holds {} positions but {} are needed",
+             cache->k.size(1), end);
+    LF_CHECK(cache->k.size(0) == b, "attention: the KV cache was made for batch {} but the input has batch {}",
+             cache->k.size(0), b);
+    {
+      NoGradGuard no_grad;
+      Tensor k_slot = cache->k.narrow(1, position_offset, t), v_slot = cache->v.narrow(1, position_offset, t);
+      copy_(k_slot, k);
+      copy_(v_slot, v);
+    }
+    k = cache->k.narrow(1, 0, end);  // [B, S, Hkv, D], S = end
+    v = cache->v.narrow(1, 0, end);
+  }
+  Tensor y = attention(q, k, v, {.causal = true});  // [B, T, H, D]
+  return o_proj_->forward(y.reshape({b, t, n_heads_ * head_dim_}));
+}
+
+}  // namespace lmforge::nn

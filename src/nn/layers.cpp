@@ -1,0 +1,30 @@
+#include "nn/layers.h"
+
+#include "ops/ops.h"
+
+namespace lmforge::nn {
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, ParamKind kind, TensorOptions opt) {
+  weight_ = register_parameter("weight", Tensor::empty({out_features, in_features}, opt.dtype, opt.device), kind);
+  if (bias) bias_ = register_parameter("bias", Tensor::empty({out_features}, opt.dtype, opt.device), ParamKind::Bias);
+}
+
+Tensor Linear::forward(const Tensor& x) const { return linear(x, weight_, bias_); }
+
+Embedding::Embedding(int64_t num, int64_t dim, TensorOptions opt) {
+  weight_ = register_parameter("weight", Tensor::empty({num, dim}, opt.dtype, opt.device), ParamKind::Embedding);
+}
+
+Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight_, ids); }
+
+Norm::Norm(NormKind kind, int64_t dim, bool bias, double eps, TensorOptions opt) : kind_(kind), eps_(eps) {
+  weight_ = register_parameter("weight", Tensor::empty({dim}, opt.dtype, opt.device), ParamKind::Norm);
+  if (bias && kind == NormKind::LayerNorm)
+    bias_ = register_parameter("bias", Tensor::empty({dim}, opt.dtype, opt.device), ParamKind::Bias);
+}
+
+Tensor Norm::forward(const Tensor& x) const {
+  return kind_ == NormKind::RmsNorm ? rms_norm(x, weight_, eps_) : layer_norm(x, weight_, bias_, eps_);
+}
+
+}  // namespace lmforge::nn

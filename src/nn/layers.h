@@ -1,0 +1,53 @@
+// The basic layers: Linear, Embedding, Norm (RMSNorm or LayerNorm).
+//
+// Parameters are created uninitialised on the given device and dtype; nn/init.h fills them.
+// Shapes follow PyTorch: Linear weight [out, in], Embedding weight [num, dim].
+#pragma once
+
+#include "nn/model_config.h"
+#include "nn/module.h"
+
+namespace lmforge::nn {
+
+// Where and in what dtype a module creates its parameters.
+struct TensorOptions {
+  DType dtype = DType::F32;
+  Device device = Device::cpu();
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, ParamKind kind, TensorOptions opt);
+  // x [..., in] -> [..., out]
+  Tensor forward(const Tensor& x) const;
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  Tensor weight_, bias_;
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num, int64_t dim, TensorOptions opt);
+  // ids [...] (i64 or i32) -> [..., dim]
+  Tensor forward(const Tensor& ids) const;
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  Tensor weight_;
+};
+
+// RMSNorm (gain only) or LayerNorm (gain, and a bias when `bias`), over the last dim.
+class Norm : public Module {
+ public:
+  Norm(NormKind kind, int64_t dim, bool bias, double eps, TensorOptions opt);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  NormKind kind_;
+  double eps_;
+  Tensor weight_, bias_;
+};
+
+}  // namespace lmforge::nn

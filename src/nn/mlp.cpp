@@ -1,0 +1,20 @@
+#include "nn/mlp.h"
+
+#include "ops/ops.h"
+
+namespace lmforge::nn {
+
+MLP::MLP(const ModelConfig& c, TensorOptions opt) : kind_(c.ffn) {
+  if (kind_ == FfnKind::SwiGLU)
+    gate_proj_ = register_module("gate_proj", std::make_unique<Linear>(c.d_model, c.d_ff, c.bias, ParamKind::Matrix, opt));
+  up_proj_ = register_module("up_proj", std::make_unique<Linear>(c.d_model, c.d_ff, c.bias, ParamKind::Matrix, opt));
+  down_proj_ = register_module("down_proj",
+                               std::make_unique<Linear>(c.d_ff, c.d_model, c.bias, ParamKind::ResidualMatrix, opt));
+}
+
+Tensor MLP::forward(const Tensor& x) const {
+  if (kind_ == FfnKind::SwiGLU) return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
+  return down_proj_->forward(gelu(up_proj_->forward(x), GeluApprox::Tanh));
+}
+
+}  // namespace lmforge::nn

@@ -1,0 +1,79 @@
+// Module: the base of everything that owns parameters.
+//
+// A module registers its parameters and child modules by name; named_parameters() walks them
+// depth-first in registration order and joins the names with dots, so the Transformer's
+// parameters come out with the tensor names HF transformers uses for Llama
+// ("model.layers.0.self_attn.q_proj.weight"). That order is also the order in which weights are
+// initialised and written to checkpoints, so it is part of what makes a seed reproducible.
+//
+// Parameters are Tensor handles: the module keeps one, the optimizer another, and loading a
+// checkpoint copies values into the existing storage (copy_), so every holder sees them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace lmforge::nn {
+
+// What a parameter is, which decides its initialisation and its optimizer group.
+enum class ParamKind {
+  Matrix,          // a projection read by the residual stream's input side: decays
+  ResidualMatrix,  // a projection writing into the residual stream (o_proj, down_proj): decays
+  Embedding,       // token or position embeddings (and a tied output projection)
+  Norm,            // norm gains, initialised to one
+  Bias,            // biases, initialised to zero
+};
+
+struct NamedParameter {
+  std::string name;
+  Tensor tensor;
+  ParamKind kind = ParamKind::Matrix;
+};
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Every parameter of this module and its children, depth-first in registration order.
+  std::vector<NamedParameter> named_parameters() const;
+  int64_t parameter_count() const;
+  // Drops every parameter's gradient.
+  void zero_grad() const;
+  // Training mode (dropout on) or evaluation mode, for this module and its children.
+  void set_training(bool on);
+  bool training() const { return training_; }
+
+ protected:
+  // Marks `value` as a parameter (requires grad) and keeps a handle to it under `name`.
+  Tensor register_parameter(const std::string& name, Tensor value, ParamKind kind);
+  template <class M>
+  M* register_module(const std::string& name, std::unique_ptr<M> child) {
+    M* raw = child.get();
+    children_.push_back({name, std::move(child)});
+    return raw;
+  }
+
+ private:
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const;
+
+  std::vector<NamedParameter> params_;
+  std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// A module that only groups children under one name ("model", "layers").
+class ModuleGroup : public Module {
+ public:
+  template <class M>
+  M* add(const std::string& name, std::unique_ptr<M> child) {
+    return register_module(name, std::move(child));
+  }
+};
+
+}  // namespace lmforge::nn

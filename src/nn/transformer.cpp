@@ -1,0 +1,92 @@
+#include "nn/transformer.h"
+
+#include "nn/init.h"
+#include "ops/ops.h"
+
+namespace lmforge::nn {
+
+namespace {
+ModelConfig resolved(ModelConfig c) {
+  c.resolve();
+  return c;
+}
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, TensorOptions opt)
+    : config_(resolved(std::move(config))), opt_(opt), dropout_gen_(0) {
+  LF_CHECK(is_floating(opt.dtype), "Transformer: parameters must be floating, got {}", dtype_name(opt.dtype));
+  const ModelConfig& c = config_;
+  auto* model = register_module("model", std::make_unique<ModuleGroup>());
+  embed_tokens_ = model->add("embed_tokens", std::make_unique<Embedding>(c.vocab_size, c.d_model, opt));
+  if (c.position == PositionKind::Learned)
+    embed_positions_ = model->add("embed_positions", std::make_unique<Embedding>(c.context_length, c.d_model, opt));
+  auto* layers = model->add("layers", std::make_unique<ModuleGroup>());
+  for (int64_t i = 0; i < c.n_layers; ++i)
+    layers_.push_back(layers->add(std::to_string(i), std::make_unique<TransformerBlock>(c, opt, &dropout_gen_)));
+  if (c.norm_position == NormPosition::Pre)
+    norm_ = model->add("norm", std::make_unique<Norm>(c.norm, c.d_model, c.bias, c.norm_eps, opt));
+  if (!c.tied_embeddings)
+    lm_head_ = register_module("lm_head", std::make_unique<Linear>(c.d_model, c.vocab_size, false, ParamKind::Matrix, opt));
+}
+
+void Transformer::init_parameters(Generator& gen) { nn::init_parameters(*this, config_, gen); }
+
+const Tensor& Transformer::output_weight() const { return lm_head_ ? lm_head_->weight() : embed_tokens_->weight(); }
+
+Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
+  LF_CHECK(ids.dim() == 2, "Transformer: ids must be [B, T], got shape {}", shape_str(ids.shape()));
+  const int64_t t = ids.size(1);
+  const int64_t offset = cache ? cache->length : 0;
+  LF_CHECK(offset + t <= config_.context_length,
+           "Transformer: {} positions requested but the model's context_length is {}", offset + t,
+           config_.context_length);
+  if (cache) {
+    LF_CHECK(offset + t <= cache->capacity, "Transformer: the KV cache holds {} positions, {} needed",
+             cache->capacity, offset + t);
+    LF_CHECK(static_cast<int64_t>(cache->layers.size()) == config_.n_layers,
+             "Transformer: the KV cache has {} layers, the model {}", cache->layers.size(), config_.n_layers);
+  }
+  Tensor x = embed_tokens_->forward(ids);  // [B, T, C]
+  if (embed_positions_) {
+    Tensor pos = arange(t, DType::I64, opt_.device, double(offset));
+    x = x + embed_positions_->forward(pos);  // [T, C] broadcast over B
+  }
+  if (config_.dropout > 0 && training()) x = dropout(x, config_.dropout, true, dropout_gen_);
+  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, offset, cache ? &cache->layers[i] : nullptr);
+  if (norm_) x = norm_->forward(x);
+  if (cache) cache->length = offset + t;
+  return x;
+}
+
+Tensor Transformer::logits_of(const Tensor& h) const { return linear(h, output_weight()); }
+
+Tensor Transformer::forward(const Tensor& ids, KVCache* cache) const { return logits_of(hidden(ids, cache)); }
+
+Tensor Transformer::loss(const Tensor& ids, const Tensor& targets) const {
+  LF_CHECK(targets.shape() == ids.shape(), "Transformer::loss: targets have shape {} but ids have shape {}",
+           shape_str(targets.shape()), shape_str(ids.shape()));
+  Tensor logits = forward(ids);  // [B, T, V]
+  const int64_t n = ids.numel();
+  return cross_entropy(logits.view({n, config_.vocab_size}), targets.reshape({n}), {.z_loss = config_.z_loss});
+}
+
+Tensor Transformer::token_nll(const Tensor& ids, const Tensor& targets) const {
+  LF_CHECK(targets.shape() == ids.shape(), "Transformer::token_nll: targets have shape {} but ids have shape {}",
+           shape_str(targets.shape()), shape_str(ids.shape()));
+  Tensor logits = forward(ids);
+  const int64_t n = ids.numel();
+  Tensor nll = cross_entropy(logits.view({n, config_.vocab_size}), targets.reshape({n}),
+                             {.reduction = CrossEntropyOptions::Reduction::None});
+  return nll.view(ids.shape());
+}
+
+KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
+  LF_CHECK(batch > 0, "make_cache: batch must be > 0, got {}", batch);
+  LF_CHECK(capacity > 0 && capacity <= config_.context_length,
+           "make_cache: capacity must be in [1, context_length = {}], got {}", config_.context_length, capacity);
+  KVCache cache{.batch = batch, .capacity = capacity, .length = 0};
+  for (const auto* layer : layers_) cache.layers.push_back(layer->mixer().make_cache(batch, capacity));
+  return cache;
+}
+
+}  // namespace lmforge::nn

@@ -1,0 +1,71 @@
+// The decoder-only Transformer assembled from a ModelConfig.
+//
+//   ids [B, T] -> embed_tokens (+ embed_positions) -> dropout -> layers -> norm (pre-norm only)
+//   -> lm_head (or the token embedding, tied) -> logits [B, T, V]
+//
+// Parameter names are HF Llama's: model.embed_tokens.weight, model.layers.{i}.self_attn.
+// {q,k,v,o}_proj.weight, model.layers.{i}.mlp.{gate,up,down}_proj.weight,
+// model.layers.{i}.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight
+// (absent when tied); extensions keep the same scheme (…_proj.bias, self_attn.{q,k}_norm.weight
+// as Qwen3, model.embed_positions.weight for learned positions).
+//
+// Every tensor is created on the model's device through ops, so the same code runs on any
+// backend. Build in f64 (TensorOptions{.dtype = DType::F64}) for finite-difference checks.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/random_kernels.h"
+#include "nn/block.h"
+#include "nn/kv_cache.h"
+
+namespace lmforge::nn {
+
+class Transformer : public Module {
+ public:
+  // Resolves and validates `config`; parameters are uninitialised until init_parameters().
+  explicit Transformer(ModelConfig config, TensorOptions opt = {});
+
+  const ModelConfig& config() const { return config_; }
+  const TensorOptions& options() const { return opt_; }
+  Device device() const { return opt_.device; }
+
+  // Fills every parameter from `gen` (nn/init.h), in named_parameters() order.
+  void init_parameters(Generator& gen);
+
+  // ids [B, T] (i64/i32) -> final hidden states [B, T, C]. With a cache, ids continue the
+  // cached sequence at position cache->length, which then advances by T.
+  Tensor hidden(const Tensor& ids, KVCache* cache = nullptr) const;
+  // ids [B, T] -> logits [B, T, V]
+  Tensor forward(const Tensor& ids, KVCache* cache = nullptr) const;
+  // The training objective: mean over tokens of cross-entropy(logits, targets), plus
+  // z_loss · logsumexp² when the config has a z-loss. ids, targets [B, T].
+  Tensor loss(const Tensor& ids, const Tensor& targets) const;
+  // Negative log-likelihood of each target, no z-loss: [B, T] (ignore_index -100 gives 0).
+  Tensor token_nll(const Tensor& ids, const Tensor& targets) const;
+
+  // A cache for `batch` sequences of up to `capacity` positions (at most context_length).
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // Draws the dropout masks; its state is part of a checkpoint.
+  Generator& dropout_generator() { return dropout_gen_; }
+  const Generator& dropout_generator() const { return dropout_gen_; }
+
+  // The output projection weight [V, C] (the token embedding when tied).
+  const Tensor& output_weight() const;
+
+ private:
+  Tensor logits_of(const Tensor& hidden) const;
+
+  ModelConfig config_;
+  TensorOptions opt_;
+  mutable Generator dropout_gen_;  // forward() is const but draws masks in training
+  Embedding* embed_tokens_;
+  Embedding* embed_positions_ = nullptr;
+  std::vector<TransformerBlock*> layers_;
+  Norm* norm_ = nullptr;
+  Linear* lm_head_ = nullptr;
+};
+
+}  // namespace lmforge::nn

@@ -1,0 +1,48 @@
+// Fused neural-network ops: losses, norms, rotary embedding, SwiGLU, dropout, attention.
+// Each keeps the tape short (one node) and has a composite reference in the tests.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace lmforge {
+
+class Generator;
+
+struct CrossEntropyOptions {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;   // eps: target distribution (1-eps)·onehot + eps/V
+  double z_loss = 0.0;            // adds z_loss · logsumexp(logits)² per token
+  enum class Reduction { Mean, Sum, None } reduction = Reduction::Mean;  // mean over non-ignored
+};
+// logits [N, V] (any float dtype; computed in f32), targets [N] i64/i32 -> scalar (or [N]).
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& opt = {});
+
+// x [..., C]; weight [C] or undefined; eps inside the sqrt.
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+
+struct RopeOptions {
+  double theta = 10000.0;
+  int64_t position_offset = 0;  // position of the first time step (KV-cache decoding)
+  bool interleaved = false;     // pairs (2i, 2i+1) instead of (i, i + D/2) (half-split, Llama/HF)
+};
+// x [B, T, H, D] with D even: rotates each head vector by its position.
+Tensor rope(const Tensor& x, const RopeOptions& opt = {});
+
+// silu(gate) * up; gate, up [..., F].
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+
+// Zeroes elements with probability p and scales the rest by 1/(1-p); identity when !training.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+struct AttentionOptions {
+  double scale = 0.0;   // 0: 1/sqrt(D)
+  bool causal = true;   // query t sees keys s <= t + (S - T)
+};
+// q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] with H a multiple of Hkv (GQA/MQA);
+// mask: optional additive mask broadcastable to [B, H, T, S] (e.g. -inf where not allowed);
+// returns [B, T, H, Dv]. Memory linear in T·S (tiled online softmax; no T×S buffer).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt = {},
+                 const Tensor& mask = Tensor());
+
+}  // namespace lmforge

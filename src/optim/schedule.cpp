@@ -1,0 +1,35 @@
+#include "optim/schedule.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace lmforge::optim {
+
+std::string_view to_string(ScheduleKind k) {
+  switch (k) {
+    case ScheduleKind::Cosine: return "cosine";
+    case ScheduleKind::Linear: return "linear";
+    case ScheduleKind::Constant: return "constant";
+  }
+  return "?";
+}
+
+void parse_enum(std::string_view s, std::string_view key, ScheduleKind& out) {
+  if (s == "cosine") out = ScheduleKind::Cosine;
+  else if (s == "linear") out = ScheduleKind::Linear;
+  else if (s == "constant") out = ScheduleKind::Constant;
+  else throw Error(fmt::format("{}: unknown value \"{}\" (expected cosine | linear | constant)", key, s));
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (warmup_steps > 0 && step < warmup_steps) return lr * double(step + 1) / double(warmup_steps);
+  if (kind == ScheduleKind::Constant) return lr;
+  if (step >= decay_steps) return min_lr;
+  const double p = double(step - warmup_steps) / double(std::max<int64_t>(decay_steps - warmup_steps, 1));
+  const double f = kind == ScheduleKind::Cosine ? 0.5 * (1.0 + std::cos(std::numbers::pi * p)) : 1.0 - p;
+  return min_lr + (lr - min_lr) * f;
+}
+
+}  // namespace lmforge::optim

@@ -1,0 +1,189 @@
+// Building a tokenizer: validating a TokenizerSpec and filling the lookup tables.
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "tokenizer/model.h"
+
+namespace lmforge::tok {
+
+using detail::IdKind;
+using detail::kNoId;
+
+namespace {
+
+std::atomic<uint64_t> g_next_serial{1};
+
+std::string printable(std::string_view bytes) {
+  std::string out;
+  for (unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7F && c != '\\')
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("\\x{:02x}", c);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::build(TokenizerSpec spec) {
+  auto m = std::make_shared<detail::Model>();
+  const std::string& src = spec.source.empty() ? (spec.source = "tokenizer") : spec.source;
+  m->source = spec.source;
+  m->rule = spec.rule;
+  m->whole_piece_lookup = spec.rule == MergeRule::Ranks || spec.whole_piece_lookup;
+  m->add_prefix_space = spec.add_prefix_space;
+  m->pretokenizer = spec.pretokenizer;
+
+  // Ids: dense enough to index, distinct across ordinary and special tokens.
+  const size_t n_ids = spec.tokens.size() + spec.specials.size();
+  LF_CHECK(spec.tokens.size() > 0 || spec.specials.size() > 0, "{}: the vocabulary is empty", src);
+  uint64_t max_id = 0;
+  for (const auto& [bytes, id] : spec.tokens) max_id = std::max<uint64_t>(max_id, id);
+  for (const auto& s : spec.specials) max_id = std::max<uint64_t>(max_id, s.id);
+  LF_CHECK(max_id < (uint64_t{1} << 31) && max_id < std::max<uint64_t>(uint64_t{1} << 20, 8 * n_ids),
+           "{}: token id {} is far beyond the number of tokens ({}); ids must be (nearly) dense", src, max_id, n_ids);
+  m->bytes_by_id.resize(max_id + 1);
+  m->kind_by_id.assign(max_id + 1, IdKind::Absent);
+  for (auto& [bytes, id] : spec.tokens) {
+    LF_CHECK(!bytes.empty(), "{}: token id {} has no bytes", src, id);
+    LF_CHECK(m->kind_by_id[id] == IdKind::Absent, "{}: token id {} is given twice", src, id);
+    m->kind_by_id[id] = IdKind::Ordinary;
+    m->bytes_by_id[id] = std::move(bytes);
+  }
+  m->n_ordinary = spec.tokens.size();
+  std::sort(spec.specials.begin(), spec.specials.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (const auto& s : spec.specials) {
+    LF_CHECK(!s.text.empty(), "{}: special token id {} has empty text", src, s.id);
+    LF_CHECK(m->kind_by_id[s.id] == IdKind::Absent, "{}: special token '{}' has id {}, which is already taken by {}",
+             src, s.text, s.id,
+             m->kind_by_id[s.id] == IdKind::Special ? "another special token" : "an ordinary token");
+    m->kind_by_id[s.id] = IdKind::Special;
+    m->bytes_by_id[s.id] = s.text;
+  }
+  {
+    std::unordered_map<std::string_view, uint32_t> seen;
+    for (const auto& s : spec.specials) {
+      auto [it, fresh] = seen.emplace(s.text, s.id);
+      LF_CHECK(fresh, "{}: special token '{}' is given twice (ids {} and {})", src, s.text, it->second, s.id);
+    }
+  }
+  m->specials = spec.specials;
+  std::vector<std::string> special_texts;
+  for (const auto& s : m->specials) special_texts.push_back(s.text);
+  m->matcher = detail::SpecialMatcher(std::move(special_texts));
+
+  // Ordinary tokens: byte string -> id, then check that no two share their bytes.
+  std::vector<uint8_t> ordinary(m->kind_by_id.size());
+  for (size_t id = 0; id < ordinary.size(); ++id) ordinary[id] = m->kind_by_id[id] == IdKind::Ordinary;
+  m->tokens.build(m->bytes_by_id, ordinary);
+  for (size_t id = 0; id < ordinary.size(); ++id) {
+    if (!ordinary[id]) continue;
+    const uint32_t found = m->tokens.find(m->bytes_by_id[id]);
+    LF_CHECK(found == id, "{}: tokens {} and {} have the same bytes '{}'", src, std::min<size_t>(found, id),
+             std::max<size_t>(found, id), printable(m->bytes_by_id[id]));
+  }
+  bool all_single = true;
+  for (size_t id = 0; id < ordinary.size(); ++id)
+    if (ordinary[id] && m->bytes_by_id[id].size() != 1) all_single = false;
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    m->byte_id[b] = m->tokens.find(&c, 1, detail::piece_hash(&c, 1));
+  }
+
+  // Pair table.
+  if (spec.rule == MergeRule::Ranks) {
+    m->pairs.reserve(m->n_ordinary * 2);
+    for (size_t id = 0; id < ordinary.size(); ++id) {
+      if (!ordinary[id]) continue;
+      const std::string& b = m->bytes_by_id[id];
+      for (size_t k = 1; k < b.size(); ++k) {
+        const uint32_t l = m->tokens.find(b.data(), k, detail::piece_hash(b.data(), k));
+        if (l == kNoId) continue;
+        const uint32_t r = m->tokens.find(b.data() + k, b.size() - k, detail::piece_hash(b.data() + k, b.size() - k));
+        if (r == kNoId) continue;
+        m->pairs.insert(l, r, {static_cast<uint32_t>(id), static_cast<uint32_t>(id)});
+      }
+    }
+  } else {
+    LF_CHECK(spec.merges.size() < kNoId, "{}: too many merges", src);
+    m->pairs.reserve(spec.merges.size());
+    for (size_t i = 0; i < spec.merges.size(); ++i) {
+      const auto [l, r] = spec.merges[i];
+      LF_CHECK(l < ordinary.size() && ordinary[l] && r < ordinary.size() && ordinary[r],
+               "{}: merge {} joins ids {} and {}, which are not both ordinary tokens", src, i, l, r);
+      const std::string joined = m->bytes_by_id[l] + m->bytes_by_id[r];
+      const uint32_t result = m->tokens.find(joined);
+      LF_CHECK(result != kNoId, "{}: merge {} ('{}' + '{}') makes '{}', which is not in the vocabulary", src, i,
+               printable(m->bytes_by_id[l]), printable(m->bytes_by_id[r]), printable(joined));
+      m->pairs.insert(l, r, {static_cast<uint32_t>(i), result});  // a repeated pair: the later wins, as in HF
+    }
+    m->merge_list = std::move(spec.merges);
+  }
+  m->bytes_only = all_single && m->pairs.size() == 0;
+  m->serial = g_next_serial.fetch_add(1);
+  return Tokenizer(std::move(m));
+}
+
+Tokenizer Tokenizer::from_ranks(std::vector<std::string> token_bytes_by_rank, std::vector<SpecialToken> specials,
+                                Pretokenizer pretokenizer) {
+  TokenizerSpec spec;
+  spec.tokens.reserve(token_bytes_by_rank.size());
+  for (size_t i = 0; i < token_bytes_by_rank.size(); ++i)
+    spec.tokens.emplace_back(std::move(token_bytes_by_rank[i]), static_cast<uint32_t>(i));
+  spec.specials = std::move(specials);
+  spec.pretokenizer = std::move(pretokenizer);
+  spec.source = "ranks";
+  return build(std::move(spec));
+}
+
+Tokenizer Tokenizer::from_merges(std::vector<std::string> token_bytes_by_rank, std::vector<std::string> specials,
+                                 Pretokenizer pretokenizer) {
+  std::vector<SpecialToken> sp;
+  const auto first = static_cast<uint32_t>(token_bytes_by_rank.size());
+  for (size_t i = 0; i < specials.size(); ++i) sp.push_back({std::move(specials[i]), first + static_cast<uint32_t>(i)});
+  return from_ranks(std::move(token_bytes_by_rank), std::move(sp), std::move(pretokenizer));
+}
+
+Tokenizer Tokenizer::byte_level(std::vector<std::string> specials) {
+  std::vector<std::string> bytes;
+  for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
+  return from_merges(std::move(bytes), std::move(specials), Pretokenizer::none());
+}
+
+// For Ranks: for each token (by rank) of two or more bytes, run BPE on its own bytes with only
+// the lower ranks; the last two parts are its merge. Tokens that end in three or more parts
+// (unreachable by merging) get none; whole-piece lookup still produces them.
+std::vector<std::pair<uint32_t, uint32_t>> Tokenizer::merges() const {
+  const detail::Model& m = *m_;
+  if (m.rule == MergeRule::MergeList) return m.merge_list;
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  std::vector<uint32_t> parts;
+  for (uint32_t id = 0; id < m.kind_by_id.size(); ++id) {
+    if (m.kind_by_id[id] != IdKind::Ordinary || m.bytes_by_id[id].size() < 2) continue;
+    const std::string& b = m.bytes_by_id[id];
+    parts.clear();
+    for (unsigned char c : b) parts.push_back(m.byte_id[c]);
+    if (std::find(parts.begin(), parts.end(), kNoId) != parts.end()) continue;
+    while (parts.size() > 2) {
+      uint32_t best_rank = kNoId;
+      size_t best = 0;
+      for (size_t i = 0; i + 1 < parts.size(); ++i) {
+        const auto* v = m.pairs.find(parts[i], parts[i + 1]);
+        if (v && v->rank < id && v->rank < best_rank) {
+          best_rank = v->rank;
+          best = i;
+        }
+      }
+      if (best_rank == kNoId) break;
+      parts[best] = m.pairs.find(parts[best], parts[best + 1])->result;
+      parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    }
+    if (parts.size() == 2) out.emplace_back(parts[0], parts[1]);
+  }
+  return out;
+}
+
+}  // namespace lmforge::tok

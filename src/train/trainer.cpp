@@ -1,0 +1,375 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "core/allocator.h"
+#include "nn/transformer.h"
+#include "ops/ops.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "train/checkpoint.h"
+#include "train/data_loader.h"
+#include "train/evaluate.h"
+#include "train/file_util.h"
+#include "train/metrics.h"
+
+namespace lmforge::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Independent seeds for the run's streams (SplitMix64 of seed and stream number).
+uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+enum Stream : uint64_t { kInitStream = 0, kDataStream = 1, kDropoutStream = 2 };
+
+// The first [model] key whose value differs between two configs, or "".
+std::string model_difference(const RunConfig& a, const RunConfig& b) {
+  RunConfig x = a, y = b;
+  x.data = y.data = {};
+  x.train = y.train = {};
+  x.optim = y.optim = {};
+  x.eval = y.eval = {};
+  x.checkpoint = y.checkpoint = {};
+  const std::string ta = to_toml(x), tb = to_toml(y);
+  size_t i = 0, j = 0;
+  while (i < ta.size() && j < tb.size()) {
+    const size_t ie = ta.find('\n', i), je = tb.find('\n', j);
+    const std::string la = ta.substr(i, ie - i), lb = tb.substr(j, je - j);
+    if (la != lb) return fmt::format("model.{} (checkpoint: {}, config: {})", la.substr(0, la.find(' ')),
+                                     lb.substr(lb.find('=') + 2), la.substr(la.find('=') + 2));
+    i = ie + 1, j = je + 1;
+  }
+  return "";
+}
+
+// The tokenizer of a shard directory: DIR/tokenizer.json, else the one meta.json names (as
+// written by `lmforge tokenize`, relative to the working directory or to DIR); "" if neither.
+std::string find_shard_tokenizer(const std::string& dir) {
+  std::error_code ec;
+  const fs::path local = fs::path(dir) / "tokenizer.json";
+  if (fs::is_regular_file(local, ec)) return local.string();
+  const fs::path meta = fs::path(dir) / "meta.json";
+  if (!fs::is_regular_file(meta, ec)) return "";
+  try {
+    const auto j = nlohmann::json::parse(read_file(meta.string()));
+    const std::string p = j.at("tokenizer").at("path").get<std::string>();
+    for (const fs::path& c : {fs::path(p), fs::path(dir) / p})
+      if (fs::is_regular_file(c, ec)) return c.string();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return "";
+}
+
+class Trainer {
+ public:
+  Trainer(const RunConfig& config, const TrainOptions& options) : cfg_(config), opt_(options) {}
+  TrainSummary run();
+
+ private:
+  template <class... A>
+  void say(fmt::format_string<A...> f, A&&... a) {
+    if (!opt_.quiet) {
+      fmt::print(f, std::forward<A>(a)...);
+      std::fflush(stdout);
+    }
+  }
+  void open_data();
+  void build();
+  void restore(const std::string& dir, bool keep_sampler);
+  void save();
+  void validate_now(int64_t step);
+  // Runs one optimizer step's micro-batches; false when the loss or gradient is not finite.
+  bool train_step(int64_t step, double lr, double& loss, double& grad_norm);
+  void handle_bad_step(int64_t step, int& consecutive);
+
+  RunConfig cfg_;
+  TrainOptions opt_;
+  Device device_;
+  std::string run_dir_;
+  std::unique_ptr<TokenShards> train_shards_, val_shards_;
+  std::string tokenizer_path_;
+  std::optional<tok::Tokenizer> tokenizer_;
+  std::vector<uint32_t> token_bytes_;
+  int64_t eos_id_ = -1;
+  std::unique_ptr<nn::Transformer> model_;
+  std::vector<nn::NamedParameter> params_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  optim::LrSchedule schedule_;
+  std::unique_ptr<RandomWindowSampler> sampler_;
+  std::unique_ptr<MetricsLog> metrics_;
+  TrainerState state_;
+  TrainSummary summary_;
+  std::vector<int64_t> x_, y_;  // host batch buffers [B, T], reused every micro-batch
+  int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1;
+};
+
+void Trainer::open_data() {
+  const auto& d = cfg_.data;
+  std::error_code ec;
+  const bool is_dir = fs::is_directory(d.path, ec);
+  train_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.path, "train_"));
+  if (!d.val_path.empty()) val_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.val_path, "val_"));
+  else if (is_dir) val_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.path, "val_"));
+  for (auto* shards : {train_shards_.get(), val_shards_.get()}) {
+    if (!shards) continue;
+    try {
+      shards->validate_ids(cfg_.model.vocab_size);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{} (model.vocab_size = {}; retokenize or raise model.vocab_size)", e.what(),
+                              cfg_.model.vocab_size));
+    }
+  }
+  tokenizer_path_ = d.tokenizer.empty() && is_dir ? find_shard_tokenizer(d.path) : d.tokenizer;
+  if (!tokenizer_path_.empty()) {
+    tokenizer_ = tok::Tokenizer::load(tokenizer_path_);
+    LF_CHECK(int64_t(tokenizer_->vocab_size()) <= cfg_.model.vocab_size,
+             "model.vocab_size ({}) is smaller than the vocabulary of {} ({})", cfg_.model.vocab_size,
+             tokenizer_path_, tokenizer_->vocab_size());
+    token_bytes_ = token_byte_lengths(*tokenizer_, cfg_.model.vocab_size);
+    try {
+      eos_id_ = tokenizer_->eot_id();
+    } catch (const Error&) {
+      eos_id_ = -1;
+    }
+  }
+  std::vector<uint64_t> counts;
+  train_shards_->count_ids(counts);
+  if (val_shards_) val_shards_->count_ids(counts);
+  summary_.unigram_entropy = unigram_entropy(counts);
+}
+
+void Trainer::build() {
+  const uint64_t seed = uint64_t(cfg_.train.seed);
+  model_ = std::make_unique<nn::Transformer>(cfg_.model, nn::TensorOptions{.device = device_});
+  Generator init_gen(derive_seed(seed, kInitStream));
+  model_->init_parameters(init_gen);
+  model_->dropout_generator().set_state({derive_seed(seed, kDropoutStream), 0});
+  model_->set_training(true);
+  params_ = model_->named_parameters();
+  const auto& o = cfg_.optim;
+  optimizer_ = std::make_unique<optim::AdamW>(
+      params_, optim::AdamWOptions{.beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay,
+                                   .decay_norms = o.decay_norms, .decay_biases = o.decay_biases,
+                                   .decay_embeddings = o.decay_embeddings});
+  schedule_ = optim::LrSchedule{.kind = o.schedule, .lr = o.lr, .min_lr = o.min_lr, .warmup_steps = o.warmup_steps,
+                                .decay_steps = cfg_.decay_steps()};
+  sampler_ = std::make_unique<RandomWindowSampler>(*train_shards_, cfg_.seq_len(), derive_seed(seed, kDataStream));
+  state_.sampler_seed = sampler_->seed();
+  state_.dropout_rng = model_->dropout_generator().state();
+  x_.resize(size_t(cfg_.tokens_per_micro_batch()));
+  y_.resize(size_t(cfg_.tokens_per_micro_batch()));
+}
+
+void Trainer::restore(const std::string& dir, bool keep_sampler) {
+  const RunConfig saved = read_checkpoint_config(dir);
+  const std::string diff = model_difference(saved, cfg_);
+  LF_CHECK(diff.empty(), "checkpoint {} was trained with a different model: {}", dir, diff);
+  load_model_weights(*model_, (fs::path(dir) / "model.safetensors").string());
+  load_optimizer_state(*optimizer_, dir);
+  const uint64_t position = sampler_->position();
+  const TrainerState s = read_trainer_state(dir);
+  LF_CHECK(s.sampler_seed == sampler_->seed(), "checkpoint {} was trained with another train.seed (its data "
+           "order differs); resume with the seed it was trained with", dir);
+  state_ = s;
+  sampler_->set_position(keep_sampler ? position : s.sampler_position);
+  state_.sampler_position = sampler_->position();
+  model_->dropout_generator().set_state(s.dropout_rng);
+  LF_CHECK(optimizer_->step_count() == s.step, "checkpoint {}: optimizer step {} but trainer step {}", dir,
+           optimizer_->step_count(), s.step);
+}
+
+void Trainer::save() {
+  state_.sampler_position = sampler_->position();
+  state_.dropout_rng = model_->dropout_generator().state();
+  const CheckpointContents c{.model = *model_, .optimizer = *optimizer_, .state = state_, .schedule = schedule_,
+                             .config = cfg_, .tokenizer = tokenizer_ ? &*tokenizer_ : nullptr, .eos_token_id = eos_id_};
+  const auto t0 = Clock::now();
+  summary_.last_checkpoint = save_checkpoint(run_dir_, c, cfg_.checkpoint.keep_last);
+  last_checkpoint_step_ = state_.step;
+  metrics_->write({{"step", state_.step}, {"event", "checkpoint"}, {"path", summary_.last_checkpoint}});
+  say("checkpoint {} ({:.1f}s)\n", summary_.last_checkpoint, seconds_since(t0));
+}
+
+void Trainer::validate_now(int64_t step) {
+  last_eval_step_ = step;
+  if (!val_shards_) return;
+  ValidationBatches batches(*val_shards_, cfg_.seq_len(), cfg_.eval_batch_size(), cfg_.eval.max_batches);
+  const auto t0 = Clock::now();
+  const EvalResult r = evaluate(*model_, batches, cfg_.eval_batch_size(), cfg_.seq_len(),
+                                token_bytes_.empty() ? nullptr : &token_bytes_);
+  summary_.val_loss = r.loss;
+  summary_.val_perplexity = r.perplexity;
+  summary_.val_bits_per_byte = r.bits_per_byte;
+  nlohmann::ordered_json j{{"step", step}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity}};
+  j["val_bits_per_byte"] = r.bits_per_byte ? nlohmann::ordered_json(*r.bits_per_byte) : nlohmann::ordered_json();
+  j["val_tokens"] = r.tokens;
+  metrics_->write(j);
+  say("step {} | val loss {:.4f} | val ppl {:.2f} | val bits/byte {} | {} tokens ({:.1f}s)\n", step, r.loss,
+      r.perplexity, r.bits_per_byte ? fmt::format("{:.4f}", *r.bits_per_byte) : std::string("n/a"), r.tokens,
+      seconds_since(t0));
+}
+
+bool Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
+  const int64_t accum = cfg_.accumulation_steps(), b = cfg_.train.micro_batch_size, t = cfg_.seq_len();
+  double loss_sum = 0;
+  for (int64_t m = 0; m < accum; ++m) {
+    sampler_->next_batch(b, x_, y_);
+    const Tensor xs = from_vector<int64_t>(x_, {b, t}, device_);
+    const Tensor ys = from_vector<int64_t>(y_, {b, t}, device_);
+    Tensor loss = model_->loss(xs, ys);
+    if (opt_.loss_hook) opt_.loss_hook(step, loss);
+    const double l = loss.item();
+    if (!std::isfinite(l)) {
+      loss_out = l;
+      return false;
+    }
+    loss_sum += l;
+    (accum > 1 ? loss * (1.0 / double(accum)) : loss).backward();
+  }
+  loss_out = loss_sum / double(accum);
+  const optim::ClipResult clip = optim::clip_grad_norm(params_, cfg_.optim.grad_clip);
+  grad_norm = clip.norm;
+  if (!std::isfinite(clip.norm)) return false;
+  optimizer_->step(lr, clip.scale);
+  return true;
+}
+
+void Trainer::handle_bad_step(int64_t step, int& consecutive) {
+  model_->zero_grad();
+  ++consecutive;
+  ++state_.bad_steps;
+  summary_.bad_steps.push_back(step + 1);
+  const bool rollback = cfg_.train.on_nan == OnNan::Rollback;
+  const std::string ckpt = rollback ? latest_checkpoint(run_dir_) : std::string();
+  const char* action = !rollback ? "skip" : ckpt.empty() ? "skip (no checkpoint to roll back to)" : "rollback";
+  metrics_->write({{"step", step + 1}, {"event", "nonfinite_loss"}, {"action", action}});
+  if (!opt_.quiet)
+    fmt::print(stderr, "step {}: non-finite loss or gradient; {}\n", step + 1, action);
+  LF_CHECK(consecutive < cfg_.train.max_bad_steps,
+           "stopping: {} steps in a row had a non-finite loss or gradient (last at step {}); lower optim.lr, "
+           "set model.z_loss or check the data", consecutive, step + 1);
+  if (!ckpt.empty()) {
+    restore(ckpt, /*keep_sampler=*/true);
+    metrics_->write({{"step", state_.step}, {"event", "rollback"}, {"path", ckpt}});
+    say("rolled back to {}\n", ckpt);
+  }
+}
+
+TrainSummary Trainer::run() {
+  const auto t_start = Clock::now();
+  device_ = Device::parse(cfg_.train.device);
+  run_dir_ = cfg_.train.out_dir;
+  summary_.run_dir = run_dir_;
+  say("# resolved config\n{}\n", to_toml(cfg_));
+  fs::create_directories(run_dir_);
+  open_data();
+  build();
+
+  std::string resume_from;
+  if (opt_.resume) {
+    resume_from = latest_checkpoint(run_dir_);
+    if (resume_from.empty()) say("no checkpoint in {}/checkpoints: starting from scratch\n", run_dir_);
+  } else {
+    LF_CHECK(list_checkpoints(run_dir_).empty(), "{} already holds checkpoints; pass --resume to continue that run "
+             "or choose another train.out_dir", run_dir_);
+  }
+  if (!resume_from.empty()) {
+    restore(resume_from, /*keep_sampler=*/false);
+    say("resumed from {} (step {})\n", resume_from, state_.step);
+  }
+  metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir_) / "metrics.jsonl").string(),
+                                          resume_from.empty() ? -1 : state_.step);
+  write_file_synced((fs::path(run_dir_) / "config.toml").string(), to_toml(cfg_));
+
+  const int64_t steps = cfg_.train.steps, accum = cfg_.accumulation_steps();
+  const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
+  const double flops_per_token = model_->config().training_flops_per_token(cfg_.seq_len());
+  say("model: {} parameters ({} without embeddings), {:.3g} training FLOPs per token\n",
+      model_->parameter_count(), model_->config().non_embedding_parameter_count(), flops_per_token);
+  say("data: {} training tokens in {} shard(s), {} validation tokens; unigram entropy {:.4f} nats/token\n",
+      train_shards_->total_tokens(), train_shards_->n_shards(), val_shards_ ? val_shards_->total_tokens() : 0,
+      summary_.unigram_entropy);
+  say("batch: {} tokens per step = {} sequences x {} tokens x {} accumulation step(s); {} steps on {}\n",
+      tokens_per_step, cfg_.train.micro_batch_size, cfg_.seq_len(), accum, steps, device_.str());
+
+  Allocator& alloc = allocator_for(device_);
+  double window_seconds = 0, train_seconds = 0;
+  int64_t window_tokens = 0, steps_run = 0;
+  int consecutive_bad = 0;
+  for (int64_t step = state_.step; step < steps;) {
+    const auto t0 = Clock::now();
+    const double lr = schedule_.at(step);
+    double loss = 0, grad_norm = 0;
+    if (!train_step(step, lr, loss, grad_norm)) {
+      handle_bad_step(step, consecutive_bad);
+      step = state_.step;
+      continue;
+    }
+    consecutive_bad = 0;
+    model_->zero_grad();
+    state_.step = ++step;
+    state_.tokens_seen += uint64_t(tokens_per_step);
+    state_.lr = lr;
+    state_.loss = loss;
+    summary_.losses.push_back({step, loss});
+    const double dt = seconds_since(t0);
+    window_seconds += dt;
+    train_seconds += dt;
+    state_.elapsed_seconds += dt;
+    window_tokens += tokens_per_step;
+    ++steps_run;
+
+    const bool last = step == steps;
+    if (step % cfg_.train.log_every == 0 || last) {
+      const double tps = window_tokens / std::max(window_seconds, 1e-9);
+      const double peak = cfg_.train.peak_tflops * 1e12;
+      nlohmann::ordered_json j{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                               {"tokens_per_s", tps}};
+      j["mfu"] = peak > 0 ? nlohmann::ordered_json(flops_per_token * tps / peak) : nlohmann::ordered_json();
+      j["peak_memory_bytes"] = alloc.stats().peak_bytes_in_use;
+      j["tokens"] = state_.tokens_seen;
+      j["elapsed_s"] = state_.elapsed_seconds;
+      metrics_->write(j);
+      const double eta = (train_seconds / double(steps_run)) * double(steps - step);
+      say("step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {} tok/s{} | ETA {}\n", step, steps, loss, lr,
+          grad_norm, format_count(tps), peak > 0 ? fmt::format(" | mfu {:.1f}%", 100 * flops_per_token * tps / peak) : "",
+          format_duration(eta));
+      window_seconds = 0;
+      window_tokens = 0;
+    }
+    if ((cfg_.eval.every > 0 && step % cfg_.eval.every == 0) || last) validate_now(step);
+    if ((cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || last) save();
+    if (opt_.stop_after_step > 0 && step >= opt_.stop_after_step) break;
+  }
+  summary_.steps_done = state_.step;
+  summary_.seconds = seconds_since(t_start);
+  summary_.tokens_per_second = train_seconds > 0 ? double(steps_run * tokens_per_step) / train_seconds : 0;
+  say("done: {} steps, {} tokens/s, {} total; run directory {}\n", state_.step, format_count(summary_.tokens_per_second),
+      format_duration(summary_.seconds), run_dir_);
+  return summary_;
+}
+
+}  // namespace
+
+TrainSummary run_training(const RunConfig& config, const TrainOptions& options) {
+  RunConfig c = config;
+  c.validate();
+  Trainer t(c, options);
+  return t.run();
+}
+
+}  // namespace lmforge::train

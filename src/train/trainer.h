@@ -1,0 +1,58 @@
+// The training loop.
+//
+// One step: for each of accumulation_steps() micro-batches, sample windows, forward, check the
+// loss is finite, backward of loss / accumulation_steps (gradients accumulate in the
+// parameters); then clip to the global norm, one AdamW update at the schedule's learning rate,
+// drop the gradients. Every train.log_every steps a metrics line and a progress line; every
+// eval.every steps validation loss, perplexity and bits per byte; every checkpoint.every steps
+// a checkpoint; the last step always gets both.
+//
+// Reproducibility: one seed (train.seed) derives three independent streams — initialisation,
+// the data sampler and dropout. A checkpoint holds the sampler position and the dropout
+// generator's state next to weights and optimizer moments, so a resumed run performs exactly
+// the operations the uninterrupted one would: its losses are bit-identical.
+//
+// A non-finite loss or gradient norm stops the step before the update (the step number is
+// logged); train.on_nan = skip drops the batch and tries the step again with the next one,
+// rollback restores the newest checkpoint (weights, optimizer, schedule; the sampler keeps
+// moving forward so the offending data is not replayed). train.max_bad_steps in a row stop the
+// run with an error.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/config.h"
+
+namespace lmforge {
+class Tensor;
+}
+
+namespace lmforge::train {
+
+struct TrainOptions {
+  bool resume = false;
+  bool quiet = false;  // no printing (tests)
+  // Called on each micro-batch's loss before it is checked (tests inject non-finite losses).
+  std::function<void(int64_t step, Tensor& loss)> loss_hook;
+  // Stop after this optimizer step as if the process were killed (tests of resume); 0: never.
+  int64_t stop_after_step = 0;
+};
+
+struct TrainSummary {
+  std::string run_dir;
+  std::string last_checkpoint;
+  int64_t steps_done = 0;
+  std::vector<std::pair<int64_t, double>> losses;  // (step, training loss) of each step run here
+  std::optional<double> val_loss, val_perplexity, val_bits_per_byte;
+  double unigram_entropy = 0;  // nats per token of the training and validation shards
+  double tokens_per_second = 0;
+  double seconds = 0;
+  std::vector<int64_t> bad_steps;  // steps whose loss or gradient was not finite
+};
+
+TrainSummary run_training(const RunConfig& config, const TrainOptions& options = {});
+
+}  // namespace lmforge::train

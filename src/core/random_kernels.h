@@ -181,7 +181,9 @@ inline LF_HOST_DEVICE double normal_quantile(double p) {
 }
 
 // Per-request constants of the truncated normal on [a, b] (absolute bounds, like
-// torch.nn.init.trunc_normal_). Computed once per request.
+// torch.nn.init.trunc_normal_). Computed once per request, on the host, and handed to kernels as
+// is: erfc's last bit differs between math libraries (and between a runtime call and a compiler's
+// constant folding), so recomputing it on the device would shift every value by an ulp or two.
 struct TruncatedNormal {
   double mean, stddev, a, b;
   double cdf_lo, cdf_span;  // Phi at the lower bound of the (possibly mirrored) interval, and the width

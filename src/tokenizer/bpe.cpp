@@ -50,7 +50,19 @@ void PairMap::grow() {
   }
 }
 
+void PairMap::build_filter() {
+  const size_t bits = std::bit_ceil(std::max<size_t>(512, size_ * 8));
+  filter_.assign(bits / 64, 0);
+  filter_shift_ = 64 - std::countr_zero(bits);
+  for (const Slot& sl : slots_) {
+    if (sl.key == kEmpty) continue;
+    const uint64_t bit = (sl.key * 0xD6E8FEB86659FD93ull) >> filter_shift_;
+    filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  }
+}
+
 void PairMap::insert(uint32_t left, uint32_t right, Value v) {
+  filter_.clear();  // stale until build_filter()
   if (2 * (size_ + 1) > slots_.size()) grow();
   const uint64_t key = uint64_t{left} << 32 | right;
   size_t i = slot_of(key);

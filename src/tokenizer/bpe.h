@@ -95,6 +95,8 @@ class TokenMap {
     }
   }
   uint32_t find(const std::string& s) const { return find(s.data(), s.size(), piece_hash(s.data(), s.size())); }
+  // Starts loading the slot a later find(.., hash) will read first.
+  void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
  private:
   // Length (saturated at 255) and hash bits; never 0, which marks an empty slot.
@@ -123,8 +125,16 @@ class PairMap {
   void reserve(size_t n);
   // Inserts or overwrites.
   void insert(uint32_t left, uint32_t right, Value v);
+  // Builds the negative filter; call after the last insert (find() works without it).
+  void build_filter();
   const Value* find(uint32_t left, uint32_t right) const {
     const uint64_t key = uint64_t{left} << 32 | right;
+    // Most lookups during BPE are for pairs that are not merges; the filter (~8 bits per pair,
+    // small enough to stay in L2) answers most of them without touching the big table.
+    if (!filter_.empty()) {
+      const uint64_t bit = (key * 0xD6E8FEB86659FD93ull) >> filter_shift_;
+      if (!(filter_[bit >> 6] >> (bit & 63) & 1)) return nullptr;
+    }
     for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
       const Slot& sl = slots_[i];
       if (sl.key == key) return &sl.value;
@@ -138,7 +148,7 @@ class PairMap {
     for (const Slot& sl : slots_)
       if (sl.key != kEmpty) f(static_cast<uint32_t>(sl.key >> 32), static_cast<uint32_t>(sl.key), sl.value);
   }
-  size_t memory_bytes() const { return slots_.size() * sizeof(Slot); }
+  size_t memory_bytes() const { return slots_.size() * sizeof(Slot) + filter_.size() * 8; }
 
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
@@ -152,6 +162,8 @@ class PairMap {
   size_t mask_ = 0;
   int shift_ = 58;
   size_t size_ = 0;
+  std::vector<uint64_t> filter_;  // one bit per hash of a present key
+  int filter_shift_ = 64;
 };
 
 struct BpeTables {

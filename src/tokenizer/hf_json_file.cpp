@@ -10,7 +10,10 @@
 //
 // Written: the same layout as HF's own converters (Split(Regex, Isolated) + ByteLevel without
 // regex; for MergeRule::Ranks one merge per token, as Tokenizer::merges() derives, with
-// ignore_merges true), which HF tokenizers loads and encodes with the same ids.
+// ignore_merges true), which HF tokenizers loads and encodes with the same ids. Special tokens
+// are listed in added_tokens AND in model.vocab under their literal text (as GPT-2's file has
+// <|endoftext|>): HF ignores the "id" of an added token that is not in the vocab and numbers it
+// from the vocab size on, which would change every special id after a gap (cl100k, o200k).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -201,9 +204,10 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
                "{}: {} must have an integer 'id' and a string 'content'", path, where);
       SpecialToken s{a["content"].get<std::string>(), a["id"].get<uint32_t>()};
       if (auto kit = key_of_id.find(s.id); kit != key_of_id.end()) {
+        // The vocab entry may spell the text literally (HF's lookup) or in byte-level form.
         const auto bytes = byte_level_to_bytes(kit->second);
-        LF_CHECK(bytes && *bytes == s.text, "{}: {}: id {} is also model.vocab['{}'], a different token", path, where,
-                 s.id, kit->second);
+        LF_CHECK(kit->second == s.text || (bytes && *bytes == s.text),
+                 "{}: {}: id {} is also model.vocab['{}'], a different token", path, where, s.id, kit->second);
         moved.insert(s.id);
       }
       spec.specials.push_back(std::move(s));
@@ -289,10 +293,18 @@ void Tokenizer::save_tokenizer_json(const std::string& path) const {
   o += R"(,"vocab":{)";
   bool first = true;
   for (uint32_t id = 0; id < m.kind_by_id.size(); ++id) {
-    if (m.kind_by_id[id] != detail::IdKind::Ordinary) continue;
+    if (m.kind_by_id[id] == detail::IdKind::Absent) continue;
+    const bool special = m.kind_by_id[id] == detail::IdKind::Special;
+    const std::string key = special ? m.bytes_by_id[id] : bytes_to_byte_level(m.bytes_by_id[id]);
+    if (special) {
+      const auto bytes = byte_level_to_bytes(key);
+      const auto clash = bytes ? m.tokens.find(*bytes) : detail::kNoId;
+      LF_CHECK(clash == detail::kNoId, "cannot write {}: special token '{}' has the spelling of ordinary token {}",
+               path, key, clash);
+    }
     if (!first) o += ',';
     first = false;
-    append_json_string(o, bytes_to_byte_level(m.bytes_by_id[id]));
+    append_json_string(o, key);
     o += ':';
     o += std::to_string(id);
   }

@@ -33,6 +33,8 @@ class PieceCache {
     return true;
   }
 
+  void prefetch(uint64_t hash) const { __builtin_prefetch(&entries_[hash & (kEntries - 1)]); }
+
   void store(const char* s, size_t n, uint64_t hash, const uint32_t* ids, size_t k) {
     if (n > kMaxBytes || k > kMaxIds) return;
     Entry& e = entries_[hash & (kEntries - 1)];

@@ -39,14 +39,8 @@ struct PieceEncoder {
   BpeTables tables;
   std::vector<uint32_t>& out;
 
-  inline void operator()(const char* s, size_t n) {
-    if (n == 1) {
-      const uint32_t id = m.byte_id[static_cast<uint8_t>(s[0])];
-      if (id == kNoId) throw_missing_byte(static_cast<uint8_t>(s[0]));
-      out.push_back(id);
-      return;
-    }
-    const uint64_t h = piece_hash(s, n);
+  // A piece of two or more bytes, its hash already known.
+  inline void multi_byte(const char* s, size_t n, uint64_t h) {
     if (m.whole_piece_lookup) {
       const uint32_t id = m.tokens.find(s, n, h);
       if (id != kNoId) {
@@ -58,6 +52,12 @@ struct PieceEncoder {
     const size_t before = out.size();
     bpe_merge(tables, s, n, out);
     cache.store(s, n, h, out.data() + before, out.size() - before);
+  }
+
+  inline void single_byte(uint8_t b) {
+    const uint32_t id = m.byte_id[b];
+    if (id == kNoId) throw_missing_byte(b);
+    out.push_back(id);
   }
 };
 
@@ -83,15 +83,33 @@ void encode_ordinary_into(const Model& m, std::string_view text, std::vector<uin
     text = prefixed;
   }
   PieceEncoder enc{m, thread_piece_cache(m.serial), BpeTables{m.byte_id, &m.pairs}, out};
-  constexpr size_t kBatch = 256;
-  size_t ends[kBatch];
+  // Pieces come in batches from the pre-tokenizer. The vocabulary lookup of each piece is a
+  // likely cache miss (the table is megabytes), so the loop is software-pipelined: the hash of
+  // piece i + kAhead is computed and its slot prefetched while piece i is encoded.
+  constexpr size_t kBatch = 256, kAhead = 8;
+  size_t ends[kBatch + 1];
+  uint64_t hashes[kBatch];
+  const char* data = text.data();
   size_t pos = 0;
   while (pos < text.size()) {
-    const size_t k = m.pretokenizer.next_pieces(text, pos, ends, kBatch);
+    ends[0] = pos;
+    const size_t k = m.pretokenizer.next_pieces(text, pos, ends + 1, kBatch);
+    auto start_lookup = [&](size_t i) {
+      const size_t n = ends[i + 1] - ends[i];
+      if (n < 2) return;
+      hashes[i] = piece_hash(data + ends[i], n);
+      m.tokens.prefetch(hashes[i]);
+    };
+    for (size_t i = 0; i < k && i < kAhead; ++i) start_lookup(i);
     for (size_t i = 0; i < k; ++i) {
-      enc(text.data() + pos, ends[i] - pos);
-      pos = ends[i];
+      if (i + kAhead < k) start_lookup(i + kAhead);
+      const size_t n = ends[i + 1] - ends[i];
+      if (n == 1)
+        enc.single_byte(static_cast<uint8_t>(data[ends[i]]));
+      else
+        enc.multi_byte(data + ends[i], n, hashes[i]);
     }
+    pos = ends[k];
   }
 }
 

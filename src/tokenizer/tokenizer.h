@@ -159,7 +159,9 @@ class Tokenizer {
   // ---- files ----
   // HF tokenizers format (ByteLevel BPE); loads in HF tokenizers with the same ids.
   void save_tokenizer_json(const std::string& path) const;
-  // tiktoken rank file: ordinary tokens only (the format has no pattern and no specials).
+  // tiktoken rank file: ordinary tokens only (the format has no pattern and no specials), ids
+  // as ranks. For a MergeList tokenizer, tiktoken's rule reproduces its ids when ids follow the
+  // merge order (GPT-2's file, and every file lmforge writes), not in general.
   void save_tiktoken(const std::string& path) const;
 
   const detail::Model& model() const { return *m_; }

@@ -122,6 +122,7 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
     }
     m->merge_list = std::move(spec.merges);
   }
+  m->pairs.build_filter();
   m->bytes_only = all_single && m->pairs.size() == 0;
   m->serial = g_next_serial.fetch_add(1);
   return Tokenizer(std::move(m));

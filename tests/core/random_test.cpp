@@ -392,7 +392,8 @@ TEST(Random, TruncatedNormalBoundsAndMoments) {
       {0.5, 2.0, -1.0, 3.0},     // asymmetric
       {0.0, 1.0, 2.0, 3.0},      // above the mean: mirrored
       {0.0, 1.0, -3.0, -2.0},    // below the mean
-      {0.0, 1.0, 6.0, 12.0},     // deep upper tail: Phi(6) rounds to 1 without the mirroring
+      {0.0, 1.0, 6.0, 12.0},     // deep upper tail
+      {0.0, 1.0, 9.0, 12.0},     // Phi(9) rounds to 1 in f64: only the mirroring keeps this right
       {1.0, 1.0, -30.0, 1.5},    // very wide lower side
   };
   const int64_t n = 1'000'000;

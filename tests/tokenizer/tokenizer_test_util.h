@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmforge::tok::testing {

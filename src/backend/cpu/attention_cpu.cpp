@@ -370,7 +370,7 @@ void attention_backward_impl(const Tensor& q, const Tensor& k, const Tensor& v, 
         }
       }
       store_rows(dk, dkb.data(), d, b, s0, hk, bc, d, A(1));
-      store_rows(dv_t, dvb.data(), dv, b, s0, hk, bc, dv, A(1.001));
+      store_rows(dv_t, dvb.data(), dv, b, s0, hk, bc, dv, A(1));
     }
   }
 }

@@ -284,7 +284,7 @@ void CudaBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out
                          int64_t inner) {
   LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
   check_device("gather", {&x, &index, &out});
-  const int64_t m = outer * inner ? index.numel() / (outer * inner) : 0;
+  const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index("gather", index, n);
   launch_gather(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner, m);
@@ -294,7 +294,7 @@ void CudaBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tens
                               int64_t inner) {
   LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous());
   check_device("scatter_add", {&dst, &index, &src});
-  const int64_t m = outer * inner ? index.numel() / (outer * inner) : 0;
+  const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index("scatter_add", index, n);
   launch_scatter_add(ctx_, dst.dtype(), index.dtype(), dst.data_ptr(), index.data_ptr(), src.data_ptr(), outer, n,

@@ -1,0 +1,63 @@
+// Attention forward and backward on the GPU: milliseconds and TFLOP/s for causal bf16 attention
+// at T = 2048 (B = 4, H = 16, head dim 64 and 128), the shapes of docs/BENCHMARKS.md "## CUDA".
+//
+//   bench_cuda_attention [--iters N]
+//
+// FLOPs as FlashAttention counts them: forward 4·B·H·T²·D, halved for causal; backward 2.5×
+// forward. Timing: the stream is synchronised around N back-to-back calls after a warm-up.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+#include "backend/backend.h"
+#include "ops/ops.h"
+
+using namespace lmforge;
+
+namespace {
+
+template <class F>
+double time_ms(Backend& be, int iters, F&& f) {
+  f();
+  be.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) f();
+  be.synchronize();
+  const auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::milli>(t1 - t0).count() / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iters = 10;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--iters") == 0) iters = std::atoi(argv[i + 1]);
+  try {
+    const Device dev = Device::cuda(0);
+    Backend& be = backend_for(dev);
+    Generator gen(1);
+    const int64_t B = 4, T = 2048, H = 16;
+    std::printf("| head dim | pass | ms | TFLOP/s |\n|---|---|---|---|\n");
+    for (int64_t D : {64, 128}) {
+      Tensor q = randn({B, T, H, D}, gen, DType::BF16, dev), k = randn({B, T, H, D}, gen, DType::BF16, dev);
+      Tensor v = randn({B, T, H, D}, gen, DType::BF16, dev), dout = randn({B, T, H, D}, gen, DType::BF16, dev);
+      Tensor out = Tensor::empty({B, T, H, D}, DType::BF16, dev), lse = Tensor::empty({B, H, T}, DType::F32, dev);
+      Tensor dq = empty_like(q), dk = empty_like(k), dv = empty_like(v);
+      const AttentionArgs args{.scale = 0.0, .causal = true};
+      const double fwd_flops = 4.0 * B * H * double(T) * T * D / 2;
+      const double f = time_ms(be, iters, [&] { be.attention_forward(q, k, v, Tensor(), args, out, lse); });
+      const double b = time_ms(be, iters, [&] {
+        be.attention_backward(q, k, v, Tensor(), out, lse, dout, args, dq, dk, dv);
+      });
+      std::printf("| %lld | forward | %.3f | %.1f |\n", (long long)D, f, fwd_flops / (f * 1e9));
+      std::printf("| %lld | backward | %.3f | %.1f |\n", (long long)D, b, 2.5 * fwd_flops / (b * 1e9));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda_attention: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

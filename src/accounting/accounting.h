@@ -1,0 +1,68 @@
+// What a run will cost before it starts: parameters by component, FLOPs per token (every matmul
+// 2·m·n·k, plus attention's score and value products), memory by kind and dtype, and the
+// predicted step time at a given peak. The trainer logs the measured step time and peak memory
+// next to these predictions; MFU divides achieved FLOP/s by a peak measured on this machine
+// (measure_matmul_peak) or given in the config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/dtype.h"
+#include "nn/model_config.h"
+
+namespace lmforge::accounting {
+
+struct Component {
+  std::string name;
+  int64_t count = 0;   // parameters, or bytes, or FLOPs per token
+};
+
+struct ParameterCount {
+  std::vector<Component> components;  // embeddings, attention, mlp, norms, lm_head (when untied)
+  int64_t total = 0;
+  int64_t matmul = 0;  // weights used in matmuls: the N of 6·N (LM head included, embeddings and norms excluded)
+};
+ParameterCount count_parameters(const nn::ModelConfig& config);
+
+struct FlopCount {
+  std::vector<Component> forward_per_token;  // by component
+  double forward_per_token_total = 0;
+  double backward_per_token_total = 0;       // 2 × forward for every matmul
+  double training_per_token = 0;             // forward + backward
+  // The conventional estimate 6·N + 12·L·H·hd·T, for comparison with other tools.
+  double six_n_plus_attention = 0;
+};
+// Attention is counted over the full window of `seq_len` keys per query (the usual convention:
+// a causal kernel skips about half of that work).
+FlopCount count_flops(const nn::ModelConfig& config, int64_t seq_len);
+
+struct MemoryOptions {
+  int64_t micro_batch_size = 8;
+  int64_t seq_len = 0;                 // 0: context_length
+  DType param_dtype = DType::F32;      // master weights
+  DType compute_dtype = DType::F32;    // activations (bf16/f16 under mixed precision)
+  bool training = true;                // false: parameters only (+ a forward's transient)
+};
+
+struct MemoryEstimate {
+  std::vector<Component> by_kind;      // bytes: parameters, gradients, optimizer states, compute copy, activations, logits
+  int64_t total = 0;                   // predicted peak bytes
+};
+MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOptions& opt);
+
+// Peak FLOP/s of matrix multiplication on `device` in `dtype`, measured with square GEMMs
+// through the backend (a fraction of a second). This is the denominator of MFU.
+double measure_matmul_peak(Device device, DType dtype = DType::F32);
+
+// A human-readable report: parameters, FLOPs, memory, and the predicted step time when
+// peak_flops > 0.
+std::string format_report(const nn::ModelConfig& config, const MemoryOptions& opt, int64_t tokens_per_step,
+                          int64_t steps, double peak_flops);
+
+std::string human_bytes(double bytes);
+std::string human_count(double n);
+
+}  // namespace lmforge::accounting

@@ -1,0 +1,46 @@
+// lmforge account: parameters, FLOPs, memory and predicted step time of a config.
+#include <cstdio>
+
+#include "accounting/accounting.h"
+#include "cli/command.h"
+#include "train/config.h"
+
+namespace lmforge::cli {
+namespace {
+
+struct AccountArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  int64_t batch = 0;
+  double peak_tflops = 0;
+  bool measure_peak = false;
+};
+
+void run_account(const AccountArgs& a) {
+  train::RunConfig rc = train::load_run_config(a.config, a.overrides);
+  accounting::MemoryOptions mo{.micro_batch_size = a.batch > 0 ? a.batch : rc.train.micro_batch_size,
+                               .seq_len = rc.seq_len()};
+  double peak = a.peak_tflops > 0 ? a.peak_tflops * 1e12 : rc.train.peak_tflops * 1e12;
+  if (a.measure_peak || peak <= 0) {
+    Device dev = Device::parse(rc.train.device);
+    peak = accounting::measure_matmul_peak(dev);
+    std::printf("measured matmul peak on %s: %.1f GFLOP/s (f32)\n", dev.str().c_str(), peak / 1e9);
+  }
+  const int64_t tokens = rc.tokens_per_micro_batch() * rc.accumulation_steps() * (a.batch > 0 ? a.batch : rc.train.micro_batch_size) /
+                         rc.train.micro_batch_size;
+  std::fputs(accounting::format_report(rc.model, mo, tokens, rc.train.steps, peak).c_str(), stdout);
+}
+
+LMFORGE_COMMAND("account", "Parameters, FLOPs per token, memory and predicted step time of a config",
+                [](CLI::App& sub) {
+                  auto a = std::make_shared<AccountArgs>();
+                  sub.add_option("--config", a->config, "Run config (TOML)")->required();
+                  sub.add_option("--set", a->overrides, "Override a key: section.key=value (repeatable)");
+                  sub.add_option("--batch", a->batch, "Micro-batch size (default: the config's)");
+                  sub.add_option("--peak-tflops", a->peak_tflops, "Peak matmul TFLOP/s for the time prediction");
+                  sub.add_flag("--measure-peak", a->measure_peak, "Measure this machine's matmul peak first");
+                  sub.callback([a] { run_account(*a); });
+                });
+
+}  // namespace
+}  // namespace lmforge::cli

@@ -1,0 +1,80 @@
+// lmforge tokenizer <subcommand>: the nested commands registered through tokenizer_commands.h,
+// and the I/O helpers declared there.
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "cli/tokenizer_commands.h"
+#include "core/error.h"
+
+namespace lmforge::cli {
+
+std::vector<Command>& tokenizer_command_registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+std::string read_text_input(const std::string& path) {
+  const bool is_stdin = path.empty() || path == "-";
+  std::FILE* f = is_stdin ? stdin : std::fopen(path.c_str(), "rb");
+  LF_CHECK(f != nullptr, "cannot open {}: {}", path, std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  if (!is_stdin) std::fclose(f);
+  LF_CHECK(!failed, "error reading {}", is_stdin ? "standard input" : path);
+  return data;
+}
+
+TextOutput::TextOutput(const std::string& path) : path_(path.empty() ? "-" : path) {
+  if (path_ == "-") {
+    f_ = stdout;
+  } else {
+    f_ = std::fopen(path_.c_str(), "wb");
+    LF_CHECK(f_ != nullptr, "cannot write {}: {}", path_, std::strerror(errno));
+    owned_ = true;
+  }
+}
+
+TextOutput::~TextOutput() {
+  if (owned_ && f_) std::fclose(f_);
+}
+
+void TextOutput::write(const std::string& bytes) {
+  LF_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), f_) == bytes.size(), "error writing {}: {}",
+           path_ == "-" ? "standard output" : path_, std::strerror(errno));
+}
+
+void TextOutput::close() {
+  LF_CHECK(std::fflush(f_) == 0, "error writing {}: {}", path_ == "-" ? "standard output" : path_,
+           std::strerror(errno));
+  if (owned_) {
+    const int rc = std::fclose(f_);
+    f_ = nullptr;
+    LF_CHECK(rc == 0, "error closing {}", path_);
+  }
+}
+
+void append_token_ids(std::string& out, const std::vector<uint32_t>& ids, char sep) {
+  char buf[16];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += sep;
+    const auto r = std::to_chars(buf, buf + sizeof buf, ids[i]);
+    out.append(buf, r.ptr);
+  }
+}
+
+namespace {
+
+LMFORGE_COMMAND("tokenizer", "Byte-level BPE tokenizers: encode, decode, info, train", [](CLI::App& sub) {
+  sub.require_subcommand(1);
+  auto& commands = tokenizer_command_registry();
+  std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (auto& c : commands) c.setup(*sub.add_subcommand(c.name, c.help));
+});
+
+}  // namespace
+}  // namespace lmforge::cli

@@ -2,7 +2,7 @@
 # Installs the Debian packages lmforge builds and runs with (as root; skipped when present).
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
-          libopenblas-dev nlohmann-json3-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+          libopenblas-dev libopenblas0-openmp nlohmann-json3-dev libfmt-dev libcli11-dev libtomlplusplus-dev
           libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
           bible-kjv)
 missing=()

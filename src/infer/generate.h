@@ -23,7 +23,7 @@ struct GenerateOptions {
   int64_t max_new_tokens = 128;
   SamplingOptions sampling;
   uint64_t seed = 0;
-  std::optional<uint32_t> stop_token;  // usually the end-of-text id
+  std::optional<uint32_t> stop_token = std::nullopt;  // usually the end-of-text id
 };
 
 // prompt: at least one id (a prompt longer than the context keeps its last context_length - 1

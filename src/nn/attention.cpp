@@ -30,9 +30,18 @@ LayerKVCache Attention::make_cache(int64_t batch, int64_t capacity) const {
 
 Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
   const int64_t b = x.size(0), t = x.size(1);
-  Tensor q = q_proj_->forward(x).view({b, t, n_heads_, head_dim_});     // [B, T, H, D]
-  Tensor k = k_proj_->forward(x).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
-  Tensor v = v_proj_->forward(x).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  const int64_t qd = n_heads_ * head_dim_, kvd = n_kv_heads_ * head_dim_;
+  // One GEMM for the three projections: the weights [q; k; v] stacked along out (a copy of the
+  // weights only), so x is read once forward and dx is one GEMM backward instead of three GEMMs
+  // and two adds. q, k, v are strided views of the result.
+  const Tensor w = cat({q_proj_->weight(), k_proj_->weight(), v_proj_->weight()}, 0);  // [qd + 2·kvd, C]
+  const Tensor bias = q_proj_->bias().defined()
+                          ? cat({q_proj_->bias(), k_proj_->bias(), v_proj_->bias()}, 0)
+                          : Tensor();
+  const Tensor qkv = linear(x, w, bias);                                               // [B, T, qd + 2·kvd]
+  Tensor q = qkv.narrow(2, 0, qd).view({b, t, n_heads_, head_dim_});          // [B, T, H, D]
+  Tensor k = qkv.narrow(2, qd, kvd).view({b, t, n_kv_heads_, head_dim_});     // [B, T, Hkv, D]
+  Tensor v = qkv.narrow(2, qd + kvd, kvd).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
   if (q_norm_) {
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);

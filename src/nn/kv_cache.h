@@ -20,7 +20,7 @@ struct LayerKVCache {
 };
 
 struct KVCache {
-  std::vector<LayerKVCache> layers;
+  std::vector<LayerKVCache> layers = {};
   int64_t batch = 0;
   int64_t capacity = 0;  // positions the cache holds
   int64_t length = 0;    // positions written so far (the position of the next step)

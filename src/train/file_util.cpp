@@ -116,9 +116,9 @@ std::shared_ptr<MappedFile> map_file(const std::string& path) {
   }
   ::close(fd);
   auto* m = new MappedFile{static_cast<const uint8_t*>(p), size};
-  return std::shared_ptr<MappedFile>(m, [](MappedFile* m) {
-    if (m->data) ::munmap(const_cast<uint8_t*>(m->data), m->size);
-    delete m;
+  return std::shared_ptr<MappedFile>(m, [](MappedFile* f) {
+    if (f->data) ::munmap(const_cast<uint8_t*>(f->data), f->size);
+    delete f;
   });
 }
 

@@ -36,7 +36,7 @@ struct TrainOptions {
   bool resume = false;
   bool quiet = false;  // no printing (tests)
   // Called on each micro-batch's loss before it is checked (tests inject non-finite losses).
-  std::function<void(int64_t step, Tensor& loss)> loss_hook;
+  std::function<void(int64_t step, Tensor& loss)> loss_hook = nullptr;
   // Stop after this optimizer step as if the process were killed (tests of resume); 0: never.
   int64_t stop_after_step = 0;
 };

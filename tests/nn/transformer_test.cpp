@@ -193,12 +193,13 @@ TEST(Transformer, ScaledInitShrinksResidualProjections) {
   auto m = test::make_model(c);
   auto rms = [](const Tensor& t) { return std::sqrt(sum_of_squares(t) / double(t.numel())); };
   for (const auto& p : m->named_parameters()) {
-    if (p.name.ends_with("o_proj.weight") || p.name.ends_with("down_proj.weight"))
+    if (p.name.ends_with("o_proj.weight") || p.name.ends_with("down_proj.weight")) {
       EXPECT_NEAR(rms(p.tensor), 0.02 / 4.0 * 0.987, 0.0008) << p.name;  // std/sqrt(16), truncated at 3σ
-    else if (p.name.ends_with("q_proj.weight"))
+    } else if (p.name.ends_with("q_proj.weight")) {
       EXPECT_NEAR(rms(p.tensor), 0.02 * 0.987, 0.002) << p.name;
-    else if (p.name.ends_with("norm.weight"))
+    } else if (p.name.ends_with("norm.weight")) {
       EXPECT_EQ(rms(p.tensor), 1.0) << p.name;
+    }
   }
 }
 

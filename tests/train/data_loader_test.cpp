@@ -54,7 +54,9 @@ TEST_F(DataLoaderTest, SamplerWindowsAreConsecutiveAndReproducible) {
       firsts.insert(x[r * 8]);
       for (int t = 0; t < 8; ++t) {
         EXPECT_EQ(y[r * 8 + t], x[r * 8 + t] + 1);
-        if (t > 0) EXPECT_EQ(x[r * 8 + t], x[r * 8 + t - 1] + 1);
+        if (t > 0) {
+          EXPECT_EQ(x[r * 8 + t], x[r * 8 + t - 1] + 1);
+        }
       }
       EXPECT_TRUE(x[r * 8] < 42 || x[r * 8] == 500) << x[r * 8];
     }

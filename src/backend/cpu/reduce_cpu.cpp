@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_types.h"
+#include "backend/cpu/nn_kernel_util.h"
 #include "backend/cpu/strided_loop.h"
 
 namespace lmforge {
@@ -172,13 +173,17 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
         for (int64_t i = 0; i < n; ++i) { buf[i] = load(xr[i]); mx = std::max(mx, buf[i]); }
         if (mx == -std::numeric_limits<A>::infinity()) mx = 0;  // all masked: avoid inf - inf
         A s = 0;
-        for (int64_t i = 0; i < n; ++i) s += std::exp(buf[i] - mx);
+        if (log) {
+          for (int64_t i = 0; i < n; ++i) s += exp_fast(buf[i] - mx);
+        } else {
+          for (int64_t i = 0; i < n; ++i) s += buf[i] = exp_fast(buf[i] - mx);
+        }
         if (log) {
           const A lse = mx + std::log(s);
           for (int64_t i = 0; i < n; ++i) yr[i] = store<T>(buf[i] - lse);
         } else {
           const A inv = A(1) / s;
-          for (int64_t i = 0; i < n; ++i) yr[i] = store<T>(std::exp(buf[i] - mx) * inv);
+          for (int64_t i = 0; i < n; ++i) yr[i] = store<T>(buf[i] * inv);
         }
       }
     });
@@ -202,7 +207,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, const Tenso
         A dot = 0;
         if (log) {
           for (int64_t i = 0; i < n; ++i) dot += load(gr[i]);
-          for (int64_t i = 0; i < n; ++i) dr[i] = store<T>(load(gr[i]) - std::exp(load(yr[i])) * dot);
+          for (int64_t i = 0; i < n; ++i) dr[i] = store<T>(load(gr[i]) - exp_fast(load(yr[i])) * dot);
         } else {
           for (int64_t i = 0; i < n; ++i) dot += load(gr[i]) * load(yr[i]);
           for (int64_t i = 0; i < n; ++i) dr[i] = store<T>(load(yr[i]) * (load(gr[i]) - dot));
@@ -227,7 +232,7 @@ void CpuBackend::logsumexp_last(const Tensor& x, const Tensor& out) {
         for (int64_t i = 0; i < n; ++i) mx = std::max(mx, load(xr[i]));
         if (!std::isfinite(mx)) { os[r] = store<T>(mx); continue; }
         A s = 0;
-        for (int64_t i = 0; i < n; ++i) s += std::exp(load(xr[i]) - mx);
+        for (int64_t i = 0; i < n; ++i) s += exp_fast(load(xr[i]) - mx);
         os[r] = store<T>(mx + std::log(s));
       }
     });

@@ -3,6 +3,7 @@
 //
 //   bench_train_cpu --model llama --layers 6 --dim 384 --heads 6 --kv-heads 2 --vocab 8192 \
 //                   --seq-len 256 --batch 8 [--ffn 1024] [--steps 10] [--decode] [--peak-gflops G]
+//                   [--tie | --no-tie]   (default as the peer: gpt2 tied, llama untied)
 //
 // Prints one `RESULT {json}` line per measurement, like the peer. MFU = (6·N_matmul +
 // 12·L·T·d)·tokens/s ÷ peak, N_matmul counting the weights used in matmuls (LM head included).
@@ -37,6 +38,7 @@ int main(int argc, char** argv) try {
   int64_t layers = 6, dim = 384, heads = 6, kv_heads = 0, vocab = 8192, seq_len = 256, batch = 8, ffn = 0;
   int steps = 10, warmup = 3, decode_tokens = 0;
   bool decode = false;
+  int tie = -1;  // -1: as the peer (gpt2 tied, llama untied)
   double peak = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -53,6 +55,8 @@ int main(int argc, char** argv) try {
     else if (a == "--steps") steps = std::stoi(next());
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--decode") decode = true;
+    else if (a == "--tie") tie = 1;
+    else if (a == "--no-tie") tie = 0;
     else if (a == "--gen") decode_tokens = std::stoi(next());
     else if (a == "--peak-gflops") peak = std::stod(next()) * 1e9;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
@@ -65,7 +69,7 @@ int main(int argc, char** argv) try {
   c.n_heads = heads;
   c.n_kv_heads = kv_heads;
   c.d_ff = ffn;
-  c.tied_embeddings = true;
+  c.tied_embeddings = tie < 0 ? model == "gpt2" : tie == 1;
   if (model == "gpt2") {
     c.norm = nn::NormKind::LayerNorm;
     c.ffn = nn::FfnKind::GELU;

@@ -12,24 +12,22 @@
 #
 # Environment: LMFORGE (the binary; default: build/lmforge, else `lmforge` on PATH),
 # QUICKSTART_DIR (default runs/quickstart-<date>-<time>), SEED (default 1337), STEPS (default
-# from the config), OMP_NUM_THREADS, OMP_WAIT_POLICY (default passive: OpenMP and OpenBLAS
-# share the cores, and threads that spin while waiting would steal them from each other).
+# from the config), DEVICE (cpu or cuda; default cpu), OMP_NUM_THREADS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SEED="${SEED:-1337}"
 RUN="${QUICKSTART_DIR:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+DEVICE="${DEVICE:-cpu}"
+# OpenBLAS keeps its own thread count; give it the same number of threads as OpenMP.
+if [[ -n "${OMP_NUM_THREADS:-}" ]]; then export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$OMP_NUM_THREADS}"; fi
 
 LMFORGE="${LMFORGE:-}"
 if [[ -z "$LMFORGE" ]]; then
-  if [[ -x "$ROOT/build/lmforge" ]]; then LMFORGE="$ROOT/build/lmforge"
-  elif command -v lmforge >/dev/null 2>&1; then LMFORGE="$(command -v lmforge)"
-  else
-    echo "quickstart: no lmforge binary; build it first:" >&2
-    echo "  cmake -S $ROOT -B $ROOT/build -G Ninja && ninja -C $ROOT/build lmforge" >&2
-    exit 1
-  fi
+  # Install what is missing (Debian packages) and build the binary.
+  "$ROOT/scripts/install_deps.sh"
+  LMFORGE_BUILD_TARGETS=lmforge "$ROOT/scripts/build.sh"
+  LMFORGE="$ROOT/build/lmforge"
 fi
 
 stage() { printf '\n== %s ==\n' "$*"; }
@@ -71,7 +69,8 @@ elapsed $t
 
 stage "training (configs/quickstart.toml)"
 t=$SECONDS
-OVERRIDES=(--set "data.path=$RUN/data" --set "train.out_dir=$RUN/train" --set "train.seed=$SEED")
+OVERRIDES=(--set "data.path=$RUN/data" --set "train.out_dir=$RUN/train" --set "train.seed=$SEED"
+           --set "train.device=$DEVICE")
 [[ -n "${STEPS:-}" ]] && OVERRIDES+=(--set "train.steps=$STEPS")
 "$LMFORGE" train --config "$ROOT/configs/quickstart.toml" "${OVERRIDES[@]}"
 elapsed $t

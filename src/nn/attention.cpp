@@ -1,8 +1,42 @@
 #include "nn/attention.h"
 
+#include "autograd/function.h"
 #include "ops/ops.h"
 
 namespace lmforge::nn {
+
+namespace {
+
+// Splits the last dim of x into views of the given sizes. One backward node concatenates the
+// parts' gradients (zeros for a part that got none): a single copy, where separate narrow()
+// views would each zero-fill and copy a full-size gradient and then add them up.
+TensorList split_last(const Tensor& x, const std::vector<int64_t>& sizes) {
+  const Tensor xd = x.detach();
+  TensorList parts;
+  int64_t at = 0;
+  for (int64_t s : sizes) {
+    parts.push_back(xd.narrow(-1, at, s));
+    at += s;
+  }
+  if (any_requires_grad({x}))
+    record_op("split_last", {x}, parts, [sizes, shape = x.shape(), dt = x.dtype(), dev = x.device()](
+                                            BackwardContext& ctx) -> TensorList {
+      TensorList grads;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        Tensor g = ctx.grad(i);
+        if (!g.defined()) {
+          Shape s = shape;
+          s.back() = sizes[i];
+          g = zeros(s, dt, dev);
+        }
+        grads.push_back(g);
+      }
+      return {cat(grads, -1)};
+    });
+  return parts;
+}
+
+}  // namespace
 
 Attention::Attention(const ModelConfig& c, TensorOptions opt)
     : n_heads_(c.n_heads),
@@ -38,10 +72,10 @@ Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache
   const Tensor bias = q_proj_->bias().defined()
                           ? cat({q_proj_->bias(), k_proj_->bias(), v_proj_->bias()}, 0)
                           : Tensor();
-  const Tensor qkv = linear(x, w, bias);                                               // [B, T, qd + 2·kvd]
-  Tensor q = qkv.narrow(2, 0, qd).view({b, t, n_heads_, head_dim_});          // [B, T, H, D]
-  Tensor k = qkv.narrow(2, qd, kvd).view({b, t, n_kv_heads_, head_dim_});     // [B, T, Hkv, D]
-  Tensor v = qkv.narrow(2, qd + kvd, kvd).view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  const TensorList qkv = split_last(linear(x, w, bias), {qd, kvd, kvd});  // [B, T, qd + 2·kvd] -> 3 views
+  Tensor q = qkv[0].view({b, t, n_heads_, head_dim_});     // [B, T, H, D]
+  Tensor k = qkv[1].view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
+  Tensor v = qkv[2].view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
   if (q_norm_) {
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);

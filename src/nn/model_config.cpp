@@ -95,7 +95,7 @@ void ModelConfig::resolve() {
   LF_CHECK(norm_eps > 0 && norm_eps < 1, "model.norm_eps must be in (0, 1), got {}", norm_eps);
 }
 
-int64_t ModelConfig::non_embedding_parameter_count() const {
+int64_t ModelConfig::parameter_count() const {
   const int64_t c = d_model, hd = n_heads * head_dim, kvd = n_kv_heads * head_dim, f = d_ff;
   const int64_t b = bias ? 1 : 0;
   const int64_t norm_params = norm == NormKind::LayerNorm && bias ? 2 * c : c;
@@ -106,19 +106,9 @@ int64_t ModelConfig::non_embedding_parameter_count() const {
   int64_t n = n_layers * layer;
   if (norm_position == NormPosition::Pre) n += norm_params;  // final norm
   if (!tied_embeddings) n += vocab_size * c;                // lm_head
+  n += vocab_size * c;                                      // embed_tokens
+  if (position == PositionKind::Learned) n += context_length * c;
   return n;
-}
-
-int64_t ModelConfig::parameter_count() const {
-  int64_t n = non_embedding_parameter_count() + vocab_size * d_model;
-  if (position == PositionKind::Learned) n += context_length * d_model;
-  return n;
-}
-
-double ModelConfig::training_flops_per_token(int64_t seq_len) const {
-  double n = double(non_embedding_parameter_count());
-  if (tied_embeddings) n += double(vocab_size * d_model);  // the output projection still runs
-  return 6.0 * n + 12.0 * double(n_layers) * double(n_heads * head_dim) * double(seq_len);
 }
 
 bool ModelConfig::is_llama() const {

@@ -44,13 +44,8 @@ struct ModelConfig {
   void resolve();
   int64_t kv_heads() const { return n_kv_heads; }  // after resolve()
   // Parameters of the model this config builds (after resolve()); embeddings included.
+  // (accounting/ breaks them down and counts FLOPs and memory.)
   int64_t parameter_count() const;
-  // The same without token and position embeddings (the N of the 6·N·D FLOPs estimate; the
-  // output projection counts when it is not tied).
-  int64_t non_embedding_parameter_count() const;
-  // Training FLOPs per token for sequences of length seq_len: 6·N plus attention's
-  // 12·n_layers·n_heads·head_dim·seq_len (forward + backward, PaLM appendix B).
-  double training_flops_per_token(int64_t seq_len) const;
   // True when the architecture is exactly HF Llama's (RMSNorm, pre-norm, SwiGLU, RoPE, no
   // QK-norm), so the exported weights load as LlamaForCausalLM.
   bool is_llama() const;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "accounting/accounting.h"
 #include "core/allocator.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
@@ -297,9 +298,12 @@ TrainSummary Trainer::run() {
 
   const int64_t steps = cfg_.train.steps, accum = cfg_.accumulation_steps();
   const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
-  const double flops_per_token = model_->config().training_flops_per_token(cfg_.seq_len());
-  say("model: {} parameters ({} without embeddings), {:.3g} training FLOPs per token\n",
-      model_->parameter_count(), model_->config().non_embedding_parameter_count(), flops_per_token);
+  const double flops_per_token = accounting::count_flops(model_->config(), cfg_.seq_len()).training_per_token;
+  const int64_t predicted_memory =
+      accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
+                                                     .seq_len = cfg_.seq_len()}).total;
+  say("model: {} parameters; predicted {:.3g} training FLOPs per token, {} peak memory\n",
+      model_->parameter_count(), flops_per_token, accounting::human_bytes(double(predicted_memory)));
   say("data: {} training tokens in {} shard(s), {} validation tokens; unigram entropy {:.4f} nats/token\n",
       train_shards_->total_tokens(), train_shards_->n_shards(), val_shards_ ? val_shards_->total_tokens() : 0,
       summary_.unigram_entropy);

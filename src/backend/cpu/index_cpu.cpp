@@ -71,7 +71,7 @@ void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor&
 void CpuBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
                         int64_t inner) {
   LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
-  const int64_t m = outer * inner ? index.numel() / (outer * inner) : 0;
+  const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   dispatch_index(index.dtype(), "gather", [&](auto i0) {
     using I = decltype(i0);
     const I* idx = static_cast<const I*>(index.data_ptr());
@@ -92,7 +92,7 @@ void CpuBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out,
 void CpuBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
                              int64_t inner) {
   LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous());
-  const int64_t m = outer * inner ? index.numel() / (outer * inner) : 0;
+  const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   dispatch_index(index.dtype(), "scatter_add", [&](auto i0) {
     using I = decltype(i0);
     const I* idx = static_cast<const I*>(index.data_ptr());

@@ -160,7 +160,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       int_field("train.log_every", &c.train.log_every, "steps between metrics lines"),
       enum_field("train.on_nan", &c.train.on_nan, "skip | rollback: what a non-finite loss does"),
       int_field("train.max_bad_steps", &c.train.max_bad_steps, "stop after this many non-finite steps in a row"),
-      float_field("train.peak_tflops", &c.train.peak_tflops, "device peak TFLOP/s for MFU (0: unknown)"),
+      float_field("train.peak_tflops", &c.train.peak_tflops, "device peak TFLOP/s for MFU (0: measure the matmul peak at start)"),
       float_field("optim.lr", &c.optim.lr, "peak learning rate"),
       float_field("optim.min_lr", &c.optim.min_lr, "learning-rate floor at the end of the decay"),
       enum_field("optim.schedule", &c.optim.schedule, "cosine | linear | constant"),

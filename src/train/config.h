@@ -39,7 +39,7 @@ struct TrainSection {
   int64_t log_every = 10;
   OnNan on_nan = OnNan::Skip;
   int64_t max_bad_steps = 10;       // stop after this many non-finite steps in a row
-  double peak_tflops = 0;           // the device's peak for MFU; 0: unknown (mfu is null)
+  double peak_tflops = 0;           // the device's peak for MFU; 0: measured at start
 };
 
 struct OptimConfig {

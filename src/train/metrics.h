@@ -1,7 +1,7 @@
 // metrics.jsonl: one JSON object per line, appended and flushed as training goes.
 //
-//   training lines  {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu" (null when the
-//                    device's peak is unknown), "peak_memory_bytes", "tokens", "elapsed_s"}
+//   training lines  {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu" (against
+//                    train.peak_tflops, or the matmul peak measured at start), "peak_memory_bytes", "tokens", "elapsed_s"}
 //   validation      {"step", "val_loss", "val_perplexity", "val_bits_per_byte" (null without a
 //                    tokenizer), "val_tokens"}
 //   events          {"step", "event": "nonfinite_loss" | "rollback" | "checkpoint", ...}

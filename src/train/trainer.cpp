@@ -299,6 +299,13 @@ TrainSummary Trainer::run() {
   const int64_t steps = cfg_.train.steps, accum = cfg_.accumulation_steps();
   const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
   const double flops_per_token = accounting::count_flops(model_->config(), cfg_.seq_len()).training_per_token;
+  // MFU's denominator: the configured peak, else this machine's matmul peak measured now.
+  double peak = cfg_.train.peak_tflops * 1e12;
+  if (peak <= 0) {
+    peak = accounting::measure_matmul_peak(model_->device());
+    say("measured matmul peak on {}: {:.1f} GFLOP/s (f32); MFU is reported against it\n", model_->device().str(),
+        peak / 1e9);
+  }
   const int64_t predicted_memory =
       accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
                                                      .seq_len = cfg_.seq_len()}).total;
@@ -340,7 +347,6 @@ TrainSummary Trainer::run() {
     const bool last = step == steps;
     if (step % cfg_.train.log_every == 0 || last) {
       const double tps = window_tokens / std::max(window_seconds, 1e-9);
-      const double peak = cfg_.train.peak_tflops * 1e12;
       nlohmann::ordered_json j{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                                {"tokens_per_s", tps}};
       j["mfu"] = peak > 0 ? nlohmann::ordered_json(flops_per_token * tps / peak) : nlohmann::ordered_json();

@@ -1,4 +1,4 @@
-// Shared helpers for the tokenizer tests: the reference data in shared/data/tokenizers and the
+// Shared helpers for the tokenizer tests: the reference data in tests/fixtures/tokenizers and the
 // three OpenAI encodings, loaded once per test binary.
 #pragma once
 
@@ -17,7 +17,7 @@
 
 namespace lmforge::tok::testing {
 
-inline std::string tokenizers_dir() { return std::string(LMFORGE_SHARED_DATA_DIR) + "/tokenizers"; }
+inline std::string tokenizers_dir() { return std::string(LMFORGE_FIXTURES_DIR) + "/tokenizers"; }
 
 inline const std::vector<std::string>& encoding_names() {
   static const std::vector<std::string> names = {"r50k_base", "cl100k_base", "o200k_base"};

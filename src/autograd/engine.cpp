@@ -75,7 +75,7 @@ AutogradMeta& meta_of(const Tensor& t) {
   return *impl.autograd;
 }
 
-void attach(const char* name, std::shared_ptr<Node> node, const TensorList& inputs, const TensorList& outputs) {
+void attach(std::shared_ptr<Node> node, const TensorList& inputs, const TensorList& outputs) {
   auto& edges = node->next_edges();
   edges.reserve(inputs.size());
   for (const auto& in : inputs) edges.push_back(in.defined() ? gradient_edge(in) : Edge{});
@@ -137,11 +137,11 @@ void record_op(const char* name, const TensorList& inputs, const TensorList& out
   for (const auto& in : inputs) needs.push_back(in.defined() && in.requires_grad());
   auto node = std::make_shared<LambdaNode>(name, std::move(needs), static_cast<uint32_t>(outputs.size()),
                                            std::move(fn));
-  attach(name, std::move(node), inputs, outputs);
+  attach(std::move(node), inputs, outputs);
 }
 
 void record_op_without_backward(const char* name, const TensorList& inputs, const TensorList& outputs) {
-  attach(name, std::make_shared<NoBackwardNode>(name, static_cast<uint32_t>(outputs.size())), inputs, outputs);
+  attach(std::make_shared<NoBackwardNode>(name, static_cast<uint32_t>(outputs.size())), inputs, outputs);
 }
 
 // ---- Tensor's autograd members ----

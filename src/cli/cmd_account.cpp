@@ -26,8 +26,8 @@ void run_account(const AccountArgs& a) {
     peak = accounting::measure_matmul_peak(dev);
     std::printf("measured matmul peak on %s: %.1f GFLOP/s (f32)\n", dev.str().c_str(), peak / 1e9);
   }
-  const int64_t tokens = rc.tokens_per_micro_batch() * rc.accumulation_steps() * (a.batch > 0 ? a.batch : rc.train.micro_batch_size) /
-                         rc.train.micro_batch_size;
+  // Tokens per optimizer step: the (possibly overridden) micro-batch times the accumulation.
+  const int64_t tokens = mo.micro_batch_size * rc.seq_len() * rc.accumulation_steps();
   std::fputs(accounting::format_report(rc.model, mo, tokens, rc.train.steps, peak).c_str(), stdout);
 }
 

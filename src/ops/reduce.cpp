@@ -53,7 +53,6 @@ ReduceLayout layout_for(const Tensor& x0, const Shape& dims) {
     for (int64_t i = 0; i < x.dim(); ++i) if (!red[i]) order.push_back(i);
     for (int64_t i = 0; i < x.dim(); ++i) if (red[i]) order.push_back(i);
     x = permute(x, order);
-    first = x.dim() - (last - first + 1);  // not used beyond computing sizes below
     int64_t nred = 0;
     for (bool b : red) nred += b;
     first = x.dim() - nred;

@@ -160,10 +160,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
   LF_ASSERT(a.shape() == out.shape() && b.shape() == out.shape() && a.dtype() == b.dtype());
   const bool cmp = is_comparison(op);
   LF_ASSERT(cmp ? out.dtype() == DType::Bool : out.dtype() == a.dtype());
-  if (a.dtype() == DType::Bool) {
-    // Logical ops on masks: compare/combine as 0/1 in u8 arithmetic via float.
-    LF_CHECK(false, "binary op on bool tensors: cast them first");
-  }
+  LF_CHECK(a.dtype() != DType::Bool, "binary op on bool tensors: cast them to a number type first");
   dispatch_arith(a.dtype(), "binary", [&](auto t0) {
     using T = decltype(t0);
     binary_table(op, [&](auto opc) {

@@ -16,6 +16,9 @@
 
 namespace lmforge::cuda {
 
+struct GemmPlanCache;  // gemm_cublas.cpp: cuBLASLt descriptors and algorithms by problem
+GemmPlanCache* new_gemm_plan_cache();
+
 struct CudaContext {
   int device = 0;
   std::string name;                 // "NVIDIA H200"
@@ -32,6 +35,9 @@ struct CudaContext {
   // (ULLONG_MAX when none). Read and reset by take_error_position().
   unsigned long long* error_position = nullptr;
   unsigned long long* error_position_host = nullptr;  // pinned mirror
+  // GEMM plans of this device, made on first use of a problem shape (owned; never freed, like
+  // the context itself).
+  GemmPlanCache* gemm_plans = nullptr;
 
   // Makes this context's device current for the calling thread.
   void activate() const;

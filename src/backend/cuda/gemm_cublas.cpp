@@ -6,11 +6,20 @@
 // Cᵀ = op(B)ᵀ·op(A)ᵀ (column-major): the library's first operand is our B, its second our A,
 // and its m, n are our n, m; the transpose flags carry over unchanged.
 //
+// Plans: creating the descriptors and asking cuBLASLt's heuristic for an algorithm costs tens of
+// microseconds, as much as a small GEMM. A training step repeats the same few dozen problems, so
+// each context caches, per problem (dtypes, transposes, sizes, leading dims, batch strides and
+// pointer alignments), the descriptors and the algorithm, and later calls only launch.
+//
 // f32 runs with CUBLAS_COMPUTE_32F (no TF32), so results stay within f32 rounding of the CPU.
 // cuBLAS results are deterministic for a given problem on a given GPU (no split-K atomics are
 // enabled), which the determinism tests check.
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
@@ -56,19 +65,38 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
       cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
 }
 
-bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
+// One cached problem: its descriptors and the algorithm the heuristic chose (usable = false when
+// cuBLASLt has none, so the caller falls back without asking again).
+struct GemmPlan {
+  LtDescriptors d;
+  cublasLtMatmulAlgo_t algo{};
+  bool usable = false;
+};
+
+using GemmPlanKey = std::array<int64_t, 17>;
+
+}  // namespace
+
+struct GemmPlanCache {
+  std::mutex mutex;
+  std::map<GemmPlanKey, std::unique_ptr<GemmPlan>> plans;
+};
+
+namespace {
+
+// Problems beyond this many distinct shapes are rare (a varying sequence length in generation);
+// the cache is then emptied rather than grown without bound.
+constexpr size_t kMaxGemmPlans = 4096;
+
+std::unique_ptr<GemmPlan> make_plan(const CudaContext& ctx, const GemmArgs& g, const GemmPlanKey& key) {
   const DType ab = g.a.dtype(), ct = g.c.dtype();
-  if (ab != DType::F32 && ab != DType::BF16 && ab != DType::F16) return false;
-  if (ct != ab && ct != DType::F32) return false;
-  if (g.batch > INT32_MAX) return false;
   const cublasOperation_t op1 = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // library operand 1 = our B
   const cublasOperation_t op2 = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // library operand 2 = our A
   // Stored column-major shapes: op1(X1) is [n, k], op2(X2) is [k, m], C is [n, m].
   const uint64_t r1 = g.trans_b ? g.k : g.n, c1 = g.trans_b ? g.n : g.k;
   const uint64_t r2 = g.trans_a ? g.m : g.k, c2 = g.trans_a ? g.k : g.m;
-  if (int64_t(r1) > g.ldb || int64_t(r2) > g.lda || g.n > g.ldc) return false;
-
-  LtDescriptors d;
+  auto plan = std::make_unique<GemmPlan>();
+  LtDescriptors& d = plan->d;
   LF_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof(op1)));
   LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof(op2)));
@@ -83,7 +111,7 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                        &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
-  const uint32_t al1 = alignment(g.b.data_ptr()), al2 = alignment(g.a.data_ptr()), alc = alignment(g.c.data_ptr());
+  const uint32_t al1 = uint32_t(key[14]), al2 = uint32_t(key[15]), alc = uint32_t(key[16]);
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al1, sizeof(al1)));
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al2, sizeof(al2)));
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alc, sizeof(alc)));
@@ -93,11 +121,39 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
   int found = 0;
   const cublasStatus_t st =
       cublasLtMatmulAlgoGetHeuristic(ctx.lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found);
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
+  plan->usable = st == CUBLAS_STATUS_SUCCESS && found > 0;
+  if (plan->usable) plan->algo = heur.algo;
+  return plan;
+}
+
+bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
+  const DType ab = g.a.dtype(), ct = g.c.dtype();
+  if (ab != DType::F32 && ab != DType::BF16 && ab != DType::F16) return false;
+  if (ct != ab && ct != DType::F32) return false;
+  if (g.batch > INT32_MAX) return false;
+  const int64_t r1 = g.trans_b ? g.k : g.n, r2 = g.trans_a ? g.m : g.k;
+  if (r1 > g.ldb || r2 > g.lda || g.n > g.ldc) return false;
+
+  const GemmPlanKey key{int64_t(ab), int64_t(ct), g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda, g.ldb, g.ldc,
+                        g.batch, g.batch > 1 ? g.stride_a : 0, g.batch > 1 ? g.stride_b : 0,
+                        g.batch > 1 ? g.stride_c : 0, alignment(g.b.data_ptr()),
+                        alignment(g.a.data_ptr()), alignment(g.c.data_ptr())};
+  GemmPlanCache& cache = *ctx.gemm_plans;
+  const GemmPlan* plan = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.plans.find(key);
+    if (it == cache.plans.end()) {
+      if (cache.plans.size() >= kMaxGemmPlans) cache.plans.clear();
+      it = cache.plans.emplace(key, make_plan(ctx, g, key)).first;
+    }
+    plan = it->second.get();
+  }
+  if (!plan->usable) return false;
   const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
-  LF_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, d.op, &alpha, g.b.data_ptr(), d.a, g.a.data_ptr(), d.b, &beta,
-                                 g.c.data_ptr(), d.c, g.c.data_ptr(), d.c, &heur.algo, ctx.workspace,
-                                 ctx.workspace_bytes, ctx.stream));
+  LF_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan->d.op, &alpha, g.b.data_ptr(), plan->d.a, g.a.data_ptr(), plan->d.b,
+                                 &beta, g.c.data_ptr(), plan->d.c, g.c.data_ptr(), plan->d.c, &plan->algo,
+                                 ctx.workspace, ctx.workspace_bytes, ctx.stream));
   return true;
 }
 
@@ -116,6 +172,8 @@ bool gemm_f64(const CudaContext& ctx, const GemmArgs& g) {
 }
 
 }  // namespace
+
+GemmPlanCache* new_gemm_plan_cache() { return new GemmPlanCache(); }
 
 bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g) {
   if (g.a.dtype() == DType::F64) return gemm_f64(ctx, g);

@@ -1,6 +1,12 @@
 #include "backend/backend.h"
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "backend/cpu/cpu_backend.h"
+#include "backend/op_profile.h"
+#include "backend/profiling_backend.h"
 
 namespace lmforge {
 #ifdef LMFORGE_WITH_CUDA
@@ -8,7 +14,9 @@ namespace lmforge {
 Backend* cuda_backend(int index);
 #endif
 
-Backend& backend_for(Device d) {
+namespace {
+
+Backend& device_backend(Device d) {
   if (d.is_cpu()) {
     static CpuBackend cpu;
     return cpu;
@@ -20,5 +28,20 @@ Backend& backend_for(Device d) {
                           "(configure with -DLMFORGE_CUDA=ON on a machine with nvcc)", d.str()));
 #endif
 }
+
+// One timing wrapper per device, made the first time profiling asks for it.
+Backend& profiling_backend(Device d) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, int>, std::unique_ptr<ProfilingBackend>> wrappers;
+  Backend& inner = device_backend(d);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& w = wrappers[{int(d.type), d.index}];
+  if (!w) w = std::make_unique<ProfilingBackend>(inner);
+  return *w;
+}
+
+}  // namespace
+
+Backend& backend_for(Device d) { return op_profile::enabled() ? profiling_backend(d) : device_backend(d); }
 
 }  // namespace lmforge

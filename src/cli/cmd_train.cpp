@@ -2,6 +2,7 @@
 // and --device.
 #include <fmt/format.h>
 
+#include "backend/op_profile.h"
 #include "cli/command.h"
 #include "train/trainer.h"
 
@@ -13,6 +14,7 @@ struct TrainArgs {
   std::vector<std::string> overrides;
   bool resume = false;
   std::string device;
+  bool profile = false;
 };
 
 void run(const TrainArgs& a) {
@@ -21,7 +23,11 @@ void run(const TrainArgs& a) {
   const train::RunConfig config = train::load_run_config(a.config, overrides);
   train::TrainOptions options;
   options.resume = a.resume;
+  if (a.profile) op_profile::enable();
   const train::TrainSummary s = train::run_training(config, options);
+  if (op_profile::enabled())
+    fmt::print("\n# time by kernel (each call synchronised; evaluation and checkpoints included)\n{}",
+               op_profile::report());
   if (s.val_loss) {
     fmt::print("final: val loss {:.4f} nats/token (unigram entropy {:.4f}) | val perplexity {:.2f} | val bits/byte {}\n",
                *s.val_loss, s.unigram_entropy, *s.val_perplexity,
@@ -46,6 +52,9 @@ LMFORGE_COMMAND("train", "Train a model from a TOML config", [](CLI::App& sub) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub.add_flag("--resume", args->resume, "continue from the newest complete checkpoint in train.out_dir");
   sub.add_option("--device", args->device, "cpu | cuda | cuda:N (overrides train.device)");
+  sub.add_flag("--profile", args->profile,
+               "time every kernel (synchronising after each; slows the run) and print where the time went "
+               "(also LMFORGE_PROFILE=1)");
   sub.footer(keys_footer());
   sub.callback([args] { run(*args); });
 });

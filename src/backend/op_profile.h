@@ -1,0 +1,32 @@
+// Per-kernel time profile: where a training step spends its time, by backend kernel.
+//
+// When enabled (op_profile::enable(), or LMFORGE_PROFILE=1 in the environment at the first
+// backend_for call), backend_for() hands out a ProfilingBackend that forwards every call to the
+// real backend and times it: it synchronises the device before and after each call, so the
+// time is that of the kernel(s) alone (plus launch), attributed to "kernel kind dtype", e.g.
+// "gemm bf16" or "binary add bf16". Synchronising after every kernel slows a run down; the
+// profile is for finding the hot spots, not for measuring throughput.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lmforge::op_profile {
+
+struct Entry {
+  std::string name;
+  int64_t calls = 0;
+  double seconds = 0;
+};
+
+void enable(bool on = true);
+bool enabled();
+// Clears the accumulated times (e.g. after warm-up steps).
+void reset();
+// Entries by decreasing time.
+std::vector<Entry> entries();
+// A table: kernel, calls, total ms, share, mean µs.
+std::string report(int max_rows = 40);
+
+}  // namespace lmforge::op_profile

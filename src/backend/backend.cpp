@@ -42,6 +42,17 @@ Backend& profiling_backend(Device d) {
 
 }  // namespace
 
+void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
+  LF_ASSERT(g.batch == 1);
+  const Tensor c = g.c.as_strided({g.m, g.n}, {g.ldc, 1}, g.c.offset());
+  if (g.bias.defined())
+    backend.binary(BinaryOp::Add, c, g.bias.as_strided({g.m, g.n}, {0, g.bias.stride(0)}, g.bias.offset()), c);
+  if (g.gelu_tanh) {
+    if (g.pre_gelu.defined()) backend.copy(c, g.pre_gelu.as_strided({g.m, g.n}, {g.ldc, 1}, g.pre_gelu.offset()));
+    backend.unary(UnaryOp::GeluTanh, c, c);
+  }
+}
+
 Backend& backend_for(Device d) { return op_profile::enabled() ? profiling_backend(d) : device_backend(d); }
 
 }  // namespace lmforge

@@ -51,7 +51,20 @@ struct GemmArgs {
   int64_t lda = 0, ldb = 0, ldc = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
   double alpha = 1.0, beta = 0.0;
+  // Epilogue (batch == 1 only), applied to the product before it is stored where the backend can
+  // fuse it (cuBLASLt), else right after: C[i, j] += bias[j] (bias [n], C's dtype), then, with
+  // gelu_tanh, C = gelu_tanh(C), the value before the GELU going to pre_gelu (C's dtype, same
+  // m, n and ldc as C) when it is defined, for the backward.
+  Tensor bias;
+  bool gelu_tanh = false;
+  Tensor pre_gelu;
+  bool has_epilogue() const { return bias.defined() || gelu_tanh; }
 };
+
+class Backend;
+// The epilogue of `g` done with the backend's elementwise kernels on the stored product: what a
+// backend does when it cannot fuse it into the GEMM.
+void apply_gemm_epilogue(Backend& backend, const GemmArgs& g);
 
 struct CrossEntropyArgs {
   int64_t ignore_index = -100;

@@ -14,7 +14,8 @@ MLP::MLP(const ModelConfig& c, TensorOptions opt) : kind_(c.ffn) {
 
 Tensor MLP::forward(const Tensor& x) const {
   if (kind_ == FfnKind::SwiGLU) return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
-  return down_proj_->forward(gelu(up_proj_->forward(x), GeluApprox::Tanh));
+  // The GELU (and bias) in the up projection's GEMM epilogue.
+  return down_proj_->forward(linear_gelu(x, up_proj_->weight(), up_proj_->bias()));
 }
 
 }  // namespace lmforge::nn

@@ -66,6 +66,22 @@ Tensor gemm_forward(Tensor a, Tensor b, DType dt) {
   return out;
 }
 
+// a [..., k] as one [rows, k] matrix: a strided view when its rows are evenly spaced, else a
+// contiguous copy.
+Tensor fold_rows(const Tensor& a) {
+  Shape lead(a.shape().begin(), a.shape().end() - 1);
+  const int64_t rows = shape_numel(lead);
+  bool foldable = a.stride(-1) == 1 || a.size(-1) == 1;
+  int64_t expect = a.stride(-2);
+  for (int64_t i = a.dim() - 2; i >= 0 && foldable; --i) {
+    if (a.size(i) == 1) continue;
+    foldable = a.stride(i) == expect;
+    expect = a.stride(i) * a.size(i);
+  }
+  return foldable ? a.as_strided({rows, a.size(-1)}, {a.stride(-2), 1}, a.offset())
+                  : contiguous(a).view({rows, a.size(-1)});
+}
+
 Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
   LF_CHECK(a0.device() == b0.device(), "matmul: operands on different devices ({} and {})", a0.str(), b0.str());
   LF_CHECK(a0.dtype() == b0.dtype(), "matmul: dtype mismatch ({} and {}); cast one operand first", a0.str(), b0.str());
@@ -76,18 +92,7 @@ Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
   if (b.dim() == 2 && a.dim() > 2) {
     // Fold a's leading dims into M when its rows are evenly strided.
     Shape lead(a.shape().begin(), a.shape().end() - 1);
-    const int64_t rows = shape_numel(lead);
-    Tensor a2;
-    Shape st;
-    bool foldable = a.stride(-1) == 1 || a.size(-1) == 1;
-    int64_t expect = a.stride(-2);
-    for (int64_t i = a.dim() - 2; i >= 0 && foldable; --i) {
-      if (a.size(i) == 1) continue;
-      foldable = a.stride(i) == expect;
-      expect = a.stride(i) * a.size(i);
-    }
-    a2 = foldable ? a.as_strided({rows, a.size(-1)}, {a.stride(-2), 1}, a.offset()) : contiguous(a).view({rows, a.size(-1)});
-    Tensor out = gemm_forward(a2, b, a.dtype());
+    Tensor out = gemm_forward(fold_rows(a), b, a.dtype());
     Shape out_shape = lead;
     out_shape.push_back(b.size(-1));
     return out.view(out_shape);
@@ -130,16 +135,79 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  LF_CHECK(w.dim() == 2, "linear: weight must be [out, in], got {}", w.str());
-  LF_CHECK(x.size(-1) == w.size(1), "linear: input {} has {} features but weight {} expects {}", x.str(), x.size(-1),
-           w.str(), w.size(1));
-  Tensor y = matmul(x, transpose(w, 0, 1));
-  if (b.defined()) {
-    LF_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: bias {} does not match weight {}", b.str(), w.str());
-    y = add(y, b);
-  }
+namespace {
+
+void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+  LF_CHECK(w.dim() == 2, "{}: weight must be [out, in], got {}", op, w.str());
+  LF_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "{}: input {} has {} features but weight {} expects {}", op,
+           x.str(), x.dim() >= 1 ? x.size(-1) : 0, w.str(), w.size(1));
+  if (b.defined())
+    LF_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "{}: bias {} does not match weight {}", op, b.str(), w.str());
+}
+
+// y = x·wᵀ + b, then tanh-GELU when `gelu`, as ONE GEMM whose epilogue adds the bias and applies
+// the GELU (fused by the backend where it can): the output is written once instead of three
+// times. Backward: dz = gelu'(z)·dy from the saved pre-activation z, then dx = dz·w,
+// dw = dzᵀ·x, db = Σ_rows dz.
+Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Tensor& b, bool gelu) {
+  LF_CHECK(x.device() == w.device() && (!b.defined() || b.device() == w.device()),
+           "{}: operands on different devices ({}, {})", name, x.str(), w.str());
+  LF_CHECK(x.dtype() == w.dtype() && (!b.defined() || b.dtype() == w.dtype()),
+           "{}: input {}, weight {} and bias must share a dtype; cast first", name, x.str(), w.str());
+  LF_CHECK(is_floating(x.dtype()), "{}: dtype {} is not a floating type", name, dtype_name(x.dtype()));
+  const Tensor xd = x.detach(), wd = w.detach(), bd = b.defined() ? contiguous(b.detach()) : Tensor();
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  const int64_t n = w.size(0), k = w.size(1), rows = shape_numel(out_shape);
+  out_shape.push_back(n);
+  const Tensor x2 = x.dim() == 2 ? xd : fold_rows(xd);
+  Tensor a = x2, wt = transpose(wd, 0, 1);
+  MatrixLayout la = matrix_layout(a), lb = matrix_layout(wt);
+  if (!la.ok) { a = contiguous(a); la = matrix_layout(a); }
+  if (!lb.ok) { wt = contiguous(wt); lb = matrix_layout(wt); }
+  Tensor out = Tensor::empty({rows, n}, x.dtype(), x.device());
+  Tensor pre = gelu && any_requires_grad({x, w, b}) ? Tensor::empty({rows, n}, x.dtype(), x.device()) : Tensor();
+  GemmArgs g{.a = a, .b = wt, .c = out, .trans_a = la.trans, .trans_b = lb.trans, .m = rows, .n = n, .k = k,
+             .lda = la.ld, .ldb = lb.ld, .ldc = std::max<int64_t>(n, 1)};
+  g.bias = bd;
+  g.gelu_tanh = gelu;
+  g.pre_gelu = pre;
+  backend_for(x).gemm(g);
+  Tensor y = out.view(out_shape);
+  if (any_requires_grad({x, w, b}))
+    record_op(name, {x, w, b}, {y},
+              [sx = SavedTensor(x2), sw = SavedTensor(w), pre, x_shape = x.shape(), n](BackwardContext& ctx) -> TensorList {
+                TensorList grads(3);
+                Tensor dz = reshape(ctx.grad(), {-1, n});
+                if (pre.defined()) {
+                  Tensor d = Tensor::empty(pre.shape(), pre.dtype(), pre.device());
+                  const Tensor g = dz.dtype() == pre.dtype() ? dz : cast(dz, pre.dtype());
+                  backend_for(pre).binary(BinaryOp::GeluTanhBackward, pre, g, d);
+                  dz = d;
+                }
+                if (ctx.needs_input_grad(0)) grads[0] = reshape(matmul(dz, sw.get()), x_shape);
+                if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
+                if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
+                return grads;
+              });
   return y;
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_linear("linear", x, w, b);
+  // With a bias of the input's dtype: one GEMM with the bias in its epilogue.
+  if (b.defined() && b.dtype() == x.dtype() && x.dtype() == w.dtype() && x.dim() >= 2 && x.numel() > 0)
+    return linear_fused("linear", x, w, b, false);
+  Tensor y = matmul(x, transpose(w, 0, 1));
+  return b.defined() ? add(y, b) : y;
+}
+
+Tensor linear_gelu(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_linear("linear_gelu", x, w, b);
+  if ((!b.defined() || b.dtype() == x.dtype()) && x.dtype() == w.dtype() && x.dim() >= 2 && x.numel() > 0)
+    return linear_fused("linear_gelu", x, w, b, true);
+  return gelu(linear(x, w, b), GeluApprox::Tanh);
 }
 
 }  // namespace lmforge

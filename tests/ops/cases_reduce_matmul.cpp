@@ -230,5 +230,44 @@ LMFORGE_OP_CASE({.op = "linear", .name = "with bias, 3-d input",
                    return Y.tensor();
                  }});
 
+LMFORGE_OP_CASE({.op = "linear", .name = "with bias, transposed 2-d input (fused bias epilogue on a strided x)",
+                 .inputs = [](Generator& g) { return TensorList{rand_f64(g, {4, 3}), rand_f64(g, {5, 4}), rand_f64(g, {5})}; },
+                 .run = [](const TensorList& in) { return linear(transpose(in[0], 0, 1), in[1], in[2]); },
+                 .reference = [](const TensorList& in) {
+                   HostTensor X(in[0]), W(in[1]), B(in[2]), Y(Shape{3, 5});
+                   for (int64_t i = 0; i < 3; ++i)
+                     for (int64_t j = 0; j < 5; ++j) {
+                       double acc = B.v[j];
+                       for (int64_t p = 0; p < 4; ++p) acc += X.v[p * 3 + i] * W.v[j * 4 + p];
+                       Y.v[i * 5 + j] = acc;
+                     }
+                   return Y.tensor();
+                 }});
+
+// tanh-GELU of x·wᵀ + b, written out.
+Tensor ref_linear_gelu(const TensorList& in, bool bias) {
+  HostTensor X(in[0]), W(in[1]);
+  const int64_t n = in[1].size(0), k = in[1].size(1), rows = in[0].numel() / k;
+  Shape shape = in[0].shape();
+  shape.back() = n;
+  HostTensor Y(shape);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double z = bias ? HostTensor(in[2]).v[j] : 0.0;
+      for (int64_t p = 0; p < k; ++p) z += X.v[i * k + p] * W.v[j * k + p];
+      Y.v[i * n + j] = 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)));
+    }
+  return Y.tensor();
+}
+
+LMFORGE_OP_CASE({.op = "linear_gelu", .name = "with bias, 3-d input",
+                 .inputs = [](Generator& g) { return TensorList{rand_f64(g, {2, 3, 4}), rand_f64(g, {6, 4}), rand_f64(g, {6})}; },
+                 .run = [](const TensorList& in) { return linear_gelu(in[0], in[1], in[2]); },
+                 .reference = [](const TensorList& in) { return ref_linear_gelu(in, true); }});
+LMFORGE_OP_CASE({.op = "linear_gelu", .name = "no bias, 2-d input",
+                 .inputs = [](Generator& g) { return TensorList{rand_f64(g, {5, 3}), rand_f64(g, {2, 3})}; },
+                 .run = [](const TensorList& in) { return linear_gelu(in[0], in[1]); },
+                 .reference = [](const TensorList& in) { return ref_linear_gelu(in, false); }});
+
 }  // namespace
 }  // namespace lmforge::test

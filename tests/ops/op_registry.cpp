@@ -9,7 +9,7 @@ std::vector<OpCase>& op_cases() {
 
 const std::vector<std::string>& required_ops() {
   static const std::vector<std::string> ops = {
-      "matmul", "linear", "add", "sub", "mul", "div", "pow", "pow_scalar", "maximum", "minimum", "neg", "exp", "log",
+      "matmul", "linear", "linear_gelu", "add", "sub", "mul", "div", "pow", "pow_scalar", "maximum", "minimum", "neg", "exp", "log",
       "sqrt", "rsqrt", "abs", "square", "tanh", "sigmoid", "silu", "relu", "gelu", "gelu_tanh", "sum", "mean",
       "amax", "amin", "max", "var", "softmax", "log_softmax", "logsumexp", "embedding", "index_select", "gather",
       "scatter_add", "cat", "split", "stack", "where", "masked_fill", "topk", "sort", "cumsum", "clamp", "cast",

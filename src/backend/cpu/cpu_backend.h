@@ -24,6 +24,8 @@ class CpuBackend final : public Backend {
   void cumsum_last(const Tensor& x, const Tensor& out) override;
 
   void gemm(const GemmArgs& args) override;
+  // The product alone (the epilogue is applied by gemm()).
+  void gemm_product(const GemmArgs& args);
 
   void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
   void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) override;

@@ -29,6 +29,11 @@ void widen(const T* src, int64_t batch, int64_t stride, int64_t rows, int64_t co
 }  // namespace
 
 void CpuBackend::gemm(const GemmArgs& g) {
+  gemm_product(g);
+  if (g.has_epilogue() && g.m > 0 && g.n > 0) apply_gemm_epilogue(*this, g);
+}
+
+void CpuBackend::gemm_product(const GemmArgs& g) {
   const DType dt = g.a.dtype();
   LF_ASSERT(g.b.dtype() == dt);
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;

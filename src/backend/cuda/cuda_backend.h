@@ -80,8 +80,11 @@ class CudaBackend final : public Backend {
   CudaContext& ctx_;
 };
 
-// gemm_cublas.cpp: C = alpha·op(A)·op(B) + beta·C through cuBLASLt (f32 / bf16 / f16) or cuBLAS
+// gemm_cublas.cpp: C = alpha·op(A)·op(B) + beta·C (and the epilogue, bias and tanh-GELU, fused
+// where cuBLASLt offers it: the caller applies it otherwise) through cuBLASLt (f32 / bf16 / f16) or cuBLAS
 // (f64); returns false when the library does not take these arguments (the caller falls back).
-bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g);
+// Returns false when the library cannot do the product; sets `epilogue_done` when it also applied
+// the epilogue.
+bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done);
 
 }  // namespace lmforge::cuda

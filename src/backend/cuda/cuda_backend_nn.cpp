@@ -105,13 +105,21 @@ void CudaBackend::gemm(const GemmArgs& g) {
     Tensor c = g.c.as_strided({g.batch, g.m, g.n}, {g.stride_c, g.ldc, 1}, g.c.offset());
     if (g.beta == 0) fill(c, 0.0);
     else unary(UnaryOp::Affine, c, c, g.beta, 0.0);
+    if (g.has_epilogue()) apply_gemm_epilogue(*this, g);
     return;
   }
   if (dt == DType::F64) LF_ASSERT(g.c.dtype() == DType::F64);
-  if (gemm_cublas(ctx_, g)) return;
-  const GemmParams p{g.a.data_ptr(), g.b.data_ptr(), g.c.data_ptr(), g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda,
-                     g.ldb, g.ldc, g.batch, g.stride_a, g.stride_b, g.stride_c, g.alpha, g.beta};
-  launch_gemm_fallback(ctx_, dt, g.c.dtype(), p);
+  if (g.has_epilogue()) {
+    LF_ASSERT(g.batch == 1);
+    check_device("matmul", {&g.bias, &g.pre_gelu});
+  }
+  bool epilogue_done = false;
+  if (!gemm_cublas(ctx_, g, epilogue_done)) {
+    const GemmParams p{g.a.data_ptr(), g.b.data_ptr(), g.c.data_ptr(), g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda,
+                       g.ldb, g.ldc, g.batch, g.stride_a, g.stride_b, g.stride_c, g.alpha, g.beta};
+    launch_gemm_fallback(ctx_, dt, g.c.dtype(), p);
+  }
+  if (g.has_epilogue() && !epilogue_done) apply_gemm_epilogue(*this, g);
 }
 
 // ---- cross-entropy ----

@@ -73,7 +73,15 @@ struct GemmPlan {
   bool usable = false;
 };
 
-using GemmPlanKey = std::array<int64_t, 17>;
+using GemmPlanKey = std::array<int64_t, 19>;
+
+// The cuBLASLt epilogue for g's (bias, GELU, pre-GELU output), or DEFAULT.
+cublasLtEpilogue_t lt_epilogue(const GemmArgs& g) {
+  const bool bias = g.bias.defined(), aux = g.pre_gelu.defined();
+  if (!g.gelu_tanh) return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (bias) return aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
+  return aux ? CUBLASLT_EPILOGUE_GELU_AUX : CUBLASLT_EPILOGUE_GELU;
+}
 
 }  // namespace
 
@@ -108,6 +116,21 @@ std::unique_ptr<GemmPlan> make_plan(const CudaContext& ctx, const GemmArgs& g, c
     set_batch(d.b, g.batch, g.stride_a);
     set_batch(d.c, g.batch, g.stride_c);
   }
+  const auto epilogue = static_cast<cublasLtEpilogue_t>(key[17]);
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    // Pointers are set per call; the heuristic needs the aux leading dimension now.
+    if (g.pre_gelu.defined()) {
+      const int64_t aux_ld = key[18];
+      LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+                                                     sizeof(aux_ld)));
+    }
+    if (g.bias.defined()) {
+      const cudaDataType_t bias_type = cuda_type(g.bias.dtype());
+      LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                     sizeof(bias_type)));
+    }
+  }
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   LF_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                        &ctx.workspace_bytes, sizeof(ctx.workspace_bytes)));
@@ -126,18 +149,45 @@ std::unique_ptr<GemmPlan> make_plan(const CudaContext& ctx, const GemmArgs& g, c
   return plan;
 }
 
-bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
+GemmArgs without_epilogue(const GemmArgs& g) {
+  GemmArgs p = g;
+  p.bias = Tensor();
+  p.gelu_tanh = false;
+  p.pre_gelu = Tensor();
+  return p;
+}
+
+void launch_lt(const CudaContext& ctx, const GemmPlan& plan, const GemmArgs& g) {
+  const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
+  LF_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan.d.op, &alpha, g.b.data_ptr(), plan.d.a, g.a.data_ptr(), plan.d.b,
+                                 &beta, g.c.data_ptr(), plan.d.c, g.c.data_ptr(), plan.d.c, &plan.algo,
+                                 ctx.workspace, ctx.workspace_bytes, ctx.stream));
+}
+
+bool gemm_lt(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
   const DType ab = g.a.dtype(), ct = g.c.dtype();
   if (ab != DType::F32 && ab != DType::BF16 && ab != DType::F16) return false;
   if (ct != ab && ct != DType::F32) return false;
   if (g.batch > INT32_MAX) return false;
   const int64_t r1 = g.trans_b ? g.k : g.n, r2 = g.trans_a ? g.m : g.k;
   if (r1 > g.ldb || r2 > g.lda || g.n > g.ldc) return false;
+  // The fused epilogue wants a contiguous bias of C's dtype, a pre-GELU buffer laid out like C
+  // with 16-byte aligned rows (cuBLASLt: aux ld a multiple of 8), and 16-byte aligned pointers.
+  const bool fuse = g.has_epilogue() && g.batch == 1 &&
+                    (!g.bias.defined() || (g.bias.dtype() == ct && g.bias.stride(0) == 1 &&
+                                           alignment(g.bias.data_ptr()) >= 16)) &&
+                    (!g.pre_gelu.defined() || (g.pre_gelu.dtype() == ct && g.ldc % 8 == 0 &&
+                                               alignment(g.pre_gelu.data_ptr()) >= 16));
+  const cublasLtEpilogue_t epilogue = fuse ? lt_epilogue(g) : CUBLASLT_EPILOGUE_DEFAULT;
+  // Unfused, the plan is the product's alone and the caller applies the epilogue.
+  const GemmArgs plain = g.has_epilogue() && !fuse ? without_epilogue(g) : GemmArgs{};
+  const GemmArgs* problem = g.has_epilogue() && !fuse ? &plain : &g;
 
   const GemmPlanKey key{int64_t(ab), int64_t(ct), g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda, g.ldb, g.ldc,
                         g.batch, g.batch > 1 ? g.stride_a : 0, g.batch > 1 ? g.stride_b : 0,
                         g.batch > 1 ? g.stride_c : 0, alignment(g.b.data_ptr()),
-                        alignment(g.a.data_ptr()), alignment(g.c.data_ptr())};
+                        alignment(g.a.data_ptr()), alignment(g.c.data_ptr()), int64_t(epilogue),
+                        epilogue == CUBLASLT_EPILOGUE_DEFAULT ? 0 : g.ldc};
   GemmPlanCache& cache = *ctx.gemm_plans;
   const GemmPlan* plan = nullptr;
   {
@@ -145,15 +195,34 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g) {
     auto it = cache.plans.find(key);
     if (it == cache.plans.end()) {
       if (cache.plans.size() >= kMaxGemmPlans) cache.plans.clear();
-      it = cache.plans.emplace(key, make_plan(ctx, g, key)).first;
+      it = cache.plans.emplace(key, make_plan(ctx, *problem, key)).first;
     }
     plan = it->second.get();
   }
-  if (!plan->usable) return false;
-  const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
-  LF_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan->d.op, &alpha, g.b.data_ptr(), plan->d.a, g.a.data_ptr(), plan->d.b,
-                                 &beta, g.c.data_ptr(), plan->d.c, g.c.data_ptr(), plan->d.c, &plan->algo,
-                                 ctx.workspace, ctx.workspace_bytes, ctx.stream));
+  if (!plan->usable) {
+    // No algorithm with this epilogue: the product alone, the epilogue by the caller.
+    if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) return gemm_lt(ctx, without_epilogue(g), epilogue_done);
+    return false;
+  }
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    // The cached descriptor is shared by calls of this shape: set this call's pointers, then
+    // launch, under the lock so no other thread changes them in between.
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (g.bias.defined()) {
+      const void* bias = g.bias.data_ptr();
+      LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                     sizeof(bias)));
+    }
+    if (g.pre_gelu.defined()) {
+      void* aux = g.pre_gelu.data_ptr();
+      LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                     sizeof(aux)));
+    }
+    launch_lt(ctx, *plan, g);
+    epilogue_done = true;
+    return true;
+  }
+  launch_lt(ctx, *plan, g);
   return true;
 }
 
@@ -175,9 +244,10 @@ bool gemm_f64(const CudaContext& ctx, const GemmArgs& g) {
 
 GemmPlanCache* new_gemm_plan_cache() { return new GemmPlanCache(); }
 
-bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g) {
+bool gemm_cublas(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
+  epilogue_done = false;
   if (g.a.dtype() == DType::F64) return gemm_f64(ctx, g);
-  return gemm_lt(ctx, g);
+  return gemm_lt(ctx, g, epilogue_done);
 }
 
 }  // namespace lmforge::cuda

@@ -27,7 +27,9 @@
 // (train.peak_tflops, so it does not measure again), the allocator's peak is reset after it,
 // the lone shard has no validation split, and no checkpoint is written (checkpoint.every = 0,
 // checkpoint.at_end = false). The first `warmup` steps are dropped; the median of the rest is
-// reported.
+// reported. A step's time is the trainer's: host wall clock from sampling the batch to the
+// optimizer's launch. The step waits on the device (the loss and the gradient norm are read
+// back), so in steady state it spans the device's work of one step, as the peer's CUDA events do.
 //
 // FLOPs per token are the peer's: 6·N + 12·L·d·T, N the weights taking part in matmuls (every
 // projection, the LM head once; not the token lookup of an untied model, positions, norms or

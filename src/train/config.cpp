@@ -177,8 +177,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       int_field("eval.every", &c.eval.every, "steps between validations (0: only at the end)"),
       int_field("eval.max_batches", &c.eval.max_batches, "validation batches (0: the whole validation set)"),
       int_field("eval.batch_size", &c.eval.batch_size, "validation sequences per batch (0: train.micro_batch_size)"),
-      int_field("checkpoint.every", &c.checkpoint.every, "steps between checkpoints (0: only at the end)"),
+      int_field("checkpoint.every", &c.checkpoint.every, "steps between checkpoints (0: none before the end)"),
       int_field("checkpoint.keep_last", &c.checkpoint.keep_last, "checkpoints to keep"),
+      bool_field("checkpoint.at_end", &c.checkpoint.at_end, "save a checkpoint after the last step"),
   };
 }
 

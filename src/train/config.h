@@ -65,8 +65,9 @@ struct EvalConfig {
 };
 
 struct CheckpointConfig {
-  int64_t every = 500;              // steps between checkpoints; 0: only at the end
+  int64_t every = 500;              // steps between checkpoints; 0: none before the end
   int64_t keep_last = 3;
+  bool at_end = true;               // one after the last step (benchmarks turn it off)
 };
 
 struct RunConfig {

@@ -362,7 +362,7 @@ TrainSummary Trainer::run() {
       window_tokens = 0;
     }
     if ((cfg_.eval.every > 0 && step % cfg_.eval.every == 0) || last) validate_now(step);
-    if ((cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || last) save();
+    if ((cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || (last && cfg_.checkpoint.at_end)) save();
     if (opt_.stop_after_step > 0 && step >= opt_.stop_after_step) break;
   }
   summary_.steps_done = state_.step;

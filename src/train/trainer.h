@@ -5,7 +5,8 @@
 // parameters); then clip to the global norm, one AdamW update at the schedule's learning rate,
 // drop the gradients. Every train.log_every steps a metrics line and a progress line; every
 // eval.every steps validation loss, perplexity and bits per byte; every checkpoint.every steps
-// a checkpoint; the last step always gets both.
+// a checkpoint; the last step always gets validation, and a checkpoint unless checkpoint.at_end
+// is false.
 //
 // Reproducibility: one seed (train.seed) derives three independent streams — initialisation,
 // the data sampler and dropout. A checkpoint holds the sampler position and the dropout

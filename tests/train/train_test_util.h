@@ -1,11 +1,16 @@
-// Token shards and run configs for the trainer tests.
+// Token shards, run configs and run comparisons for the trainer tests (CPU and GPU).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cstring>
 #include <filesystem>
 
 #include "data/shard.h"
 #include "nn/model_test_util.h"
 #include "train/config.h"
+#include "train/file_util.h"
+#include "train/trainer.h"
 
 namespace lmforge::test {
 
@@ -50,6 +55,51 @@ inline train::RunConfig tiny_run(const std::string& data_dir, const std::string&
   c.checkpoint.every = 4;
   c.checkpoint.keep_last = 2;
   return c;
+}
+
+// The bits of a double, so that equality means bit-identical (and NaN equals NaN).
+inline uint64_t bits(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, 8);
+  return b;
+}
+
+// Two runs of the same config: every training loss, the validation loss, the weights and the
+// optimizer state of their last checkpoints are bit-identical.
+inline void expect_identical_runs(const train::TrainSummary& a, const train::TrainSummary& b) {
+  ASSERT_EQ(a.losses.size(), b.losses.size());
+  for (size_t i = 0; i < a.losses.size(); ++i)
+    EXPECT_EQ(bits(a.losses[i].second), bits(b.losses[i].second)) << "step " << a.losses[i].first;
+  ASSERT_TRUE(a.val_loss && b.val_loss);
+  EXPECT_EQ(bits(*a.val_loss), bits(*b.val_loss));
+  for (const char* file : {"/model.safetensors", "/optimizer.safetensors"})
+    EXPECT_EQ(train::read_file(a.last_checkpoint + file), train::read_file(b.last_checkpoint + file)) << file;
+}
+
+struct ResumeRuns {
+  train::TrainSummary full, interrupted, resumed;
+};
+
+// Runs `c` uninterrupted into ROOT/full, then into ROOT/interrupted stopped after step
+// `stop_after` (as if killed) and resumed from its newest checkpoint.
+inline ResumeRuns run_interrupted_and_resumed(train::RunConfig c, const std::string& root, int64_t stop_after) {
+  ResumeRuns r;
+  c.train.out_dir = root + "/full";
+  r.full = train::run_training(c, {.quiet = true});
+  c.train.out_dir = root + "/interrupted";
+  r.interrupted = train::run_training(c, {.quiet = true, .stop_after_step = stop_after});
+  r.resumed = train::run_training(c, {.resume = true, .quiet = true});
+  return r;
+}
+
+// The resumed run redid the steps after `checkpoint_step` exactly as the uninterrupted one.
+inline void expect_resumed_run_identical(const ResumeRuns& r, int64_t checkpoint_step) {
+  ASSERT_FALSE(r.resumed.losses.empty());
+  EXPECT_EQ(r.resumed.losses.front().first, checkpoint_step + 1);
+  EXPECT_EQ(r.resumed.steps_done, r.full.steps_done);
+  train::TrainSummary tail = r.full;
+  tail.losses.erase(tail.losses.begin(), tail.losses.begin() + checkpoint_step);
+  expect_identical_runs(r.resumed, tail);
 }
 
 }  // namespace lmforge::test

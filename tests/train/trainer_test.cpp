@@ -3,8 +3,6 @@
 // or rolled back, bad shards are rejected before training.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "train/checkpoint.h"
 #include "train/file_util.h"
 #include "train/train_test_util.h"
@@ -14,12 +12,6 @@ namespace lmforge::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-uint64_t bits(double v) {
-  uint64_t b;
-  std::memcpy(&b, &v, 8);
-  return b;
-}
 
 class TrainerTest : public ::testing::Test {
  protected:
@@ -41,12 +33,8 @@ TEST_F(TrainerTest, LossFallsAndRunIsReproducible) {
   c.train.out_dir = root_ + "/b";
   const TrainSummary b = run_training(c, {.quiet = true});
   ASSERT_EQ(a.losses.size(), 12u);
-  ASSERT_EQ(a.losses.size(), b.losses.size());
-  for (size_t i = 0; i < a.losses.size(); ++i)
-    EXPECT_EQ(bits(a.losses[i].second), bits(b.losses[i].second)) << "step " << a.losses[i].first;
-  EXPECT_EQ(bits(*a.val_loss), bits(*b.val_loss));
+  test::expect_identical_runs(a, b);
   EXPECT_LT(a.losses.back().second, a.losses.front().second - 0.3);
-  EXPECT_EQ(read_file(a.last_checkpoint + "/model.safetensors"), read_file(b.last_checkpoint + "/model.safetensors"));
   // metrics.jsonl: a training line per step, validation lines, checkpoint events.
   const std::string m = read_file(root_ + "/a/metrics.jsonl");
   EXPECT_NE(m.find("\"step\":12,\"loss\":"), std::string::npos) << m;
@@ -62,25 +50,16 @@ TEST_F(TrainerTest, LossFallsAndRunIsReproducible) {
 TEST_F(TrainerTest, ResumedRunIsBitIdentical) {
   RunConfig c = run("full");
   c.model.dropout = 0.1;  // exercises the dropout generator's saved state
-  const TrainSummary full = run_training(c, {.quiet = true});
-  c.train.out_dir = root_ + "/interrupted";
   // Killed after step 6: the newest checkpoint is step 4, so steps 5 and 6 are redone.
-  const TrainSummary first = run_training(c, {.quiet = true, .stop_after_step = 6});
-  EXPECT_EQ(first.steps_done, 6);
-  const TrainSummary resumed = run_training(c, {.resume = true, .quiet = true});
-  ASSERT_EQ(resumed.losses.size(), 8u);
-  EXPECT_EQ(resumed.losses.front().first, 5);
-  for (const auto& [step, loss] : resumed.losses)
-    EXPECT_EQ(bits(loss), bits(full.losses[size_t(step - 1)].second)) << "step " << step;
-  EXPECT_EQ(bits(*resumed.val_loss), bits(*full.val_loss));
-  EXPECT_EQ(read_file(resumed.last_checkpoint + "/model.safetensors"),
-            read_file(full.last_checkpoint + "/model.safetensors"));
-  EXPECT_EQ(read_file(resumed.last_checkpoint + "/optimizer.safetensors"),
-            read_file(full.last_checkpoint + "/optimizer.safetensors"));
+  const test::ResumeRuns r = test::run_interrupted_and_resumed(c, root_, 6);
+  EXPECT_EQ(r.interrupted.steps_done, 6);
+  ASSERT_EQ(r.resumed.losses.size(), 8u);
+  test::expect_resumed_run_identical(r, 4);
   // The metrics file reads as one run: no step logged twice.
   const std::string m = read_file(root_ + "/interrupted/metrics.jsonl");
   EXPECT_EQ(m.find("\"step\":5,\"loss\""), m.rfind("\"step\":5,\"loss\""));
   // A resume with another model is refused naming the key.
+  c.train.out_dir = root_ + "/interrupted";
   c.model.n_layers = 3;
   try {
     run_training(c, {.resume = true, .quiet = true});
@@ -88,6 +67,28 @@ TEST_F(TrainerTest, ResumedRunIsBitIdentical) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("n_layers"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(TrainerTest, CheckpointAtEndCanBeTurnedOff) {
+  RunConfig c = run("periodic");
+  c.train.peak_tflops = 1;  // no matmul-peak measurement at start
+  c.checkpoint.every = 5;
+  c.checkpoint.at_end = false;
+  const TrainSummary periodic = run_training(c, {.quiet = true});
+  EXPECT_EQ(periodic.steps_done, 12);
+  std::vector<int64_t> steps;
+  for (const auto& [step, dir] : list_checkpoints(root_ + "/periodic")) steps.push_back(step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{5, 10}));  // none at step 12
+  EXPECT_EQ(periodic.last_checkpoint, list_checkpoints(root_ + "/periodic").back().second);
+
+  c.train.out_dir = root_ + "/none";
+  c.checkpoint.every = 0;
+  const TrainSummary none = run_training(c, {.quiet = true});
+  EXPECT_EQ(none.steps_done, 12);
+  EXPECT_TRUE(none.last_checkpoint.empty());
+  EXPECT_TRUE(list_checkpoints(root_ + "/none").empty());
+  EXPECT_EQ(read_file(root_ + "/none/metrics.jsonl").find("\"event\":\"checkpoint\""), std::string::npos);
+  EXPECT_TRUE(none.val_loss.has_value());  // validation at the end is unaffected
 }
 
 TEST_F(TrainerTest, NonFiniteLossIsSkipped) {

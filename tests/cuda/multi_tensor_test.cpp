@@ -92,16 +92,16 @@ TEST(CudaMultiTensor, SumOfSquaresMatchesCpuAndIsDeterministic) {
     be.multi_sum_of_squares(xs, out);
     return out.to(Device::cpu()).item();
   };
-  const double cpu = run(cpu_be(), cpu_xs, Device::cpu());
-  const double gpu = run(gpu_be(), gpu_xs, gpu());
-  EXPECT_NEAR(gpu, cpu, 1e-5 * cpu);
-  EXPECT_NEAR(gpu, ref64, 1e-5 * ref64);
-  EXPECT_EQ(run(gpu_be(), gpu_xs, gpu()), gpu);  // same inputs, same bits
+  const double on_cpu = run(cpu_be(), cpu_xs, Device::cpu());
+  const double on_gpu = run(gpu_be(), gpu_xs, gpu());
+  EXPECT_NEAR(on_gpu, on_cpu, 1e-5 * on_cpu);
+  EXPECT_NEAR(on_gpu, ref64, 1e-5 * ref64);
+  EXPECT_EQ(run(gpu_be(), gpu_xs, gpu()), on_gpu);  // same inputs, same bits
   // No tensors, and only empty ones: zero.
   EXPECT_EQ(run(gpu_be(), {}, gpu()), 0.0);
   EXPECT_EQ(run(gpu_be(), {zeros({0}, DType::F32, gpu())}, gpu()), 0.0);
   // Through the op that clipping uses: one call for the whole list.
-  EXPECT_NEAR(sum_of_squares(gpu_xs), cpu, 1e-5 * cpu);
+  EXPECT_NEAR(sum_of_squares(gpu_xs), on_cpu, 1e-5 * on_cpu);
 }
 
 }  // namespace

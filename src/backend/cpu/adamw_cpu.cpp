@@ -9,9 +9,9 @@
 //   param's dtype or f32, exp_avg / exp_avg_sq [n] f32 (f64 for f64 params); all contiguous.
 //   Elementwise, so the result does not depend on the thread count.
 //
-// adamw_multi_step runs the same loop over each tensor of the list, writing the optional compute
-// copy (bf16 / f16) from the updated value in compute precision: store<C>(p) of the f32 value
-// is exactly cast(store<T>(p)) for an f32 parameter.
+// adamw_multi_step runs the same loop over each tensor of the list (so each update is bit for bit
+// adamw_step's), writing the optional compute copy (bf16 / f16) from the stored parameter: the
+// copy is exactly cast(param).
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/nn_kernel_util.h"
 #include "backend/cpu/strided_loop.h"

@@ -86,10 +86,12 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
     m.by_kind.push_back({fmt::format("activations ({})", dtype_name(opt.compute_dtype)),
                          c.n_layers * BT * (per_token * ab + stats + qk_norm) + BT * d * ab * 2});
-    // Logits kept for the loss and the gradient of the logits during backward (f32).
-    m.by_kind.push_back({"logits and their gradient (f32)", 2 * BT * c.vocab_size * 4});
+    // Logits kept for the loss and the gradient of the logits during backward, both in the
+    // compute dtype (the loss itself is computed in f32 row by row).
+    m.by_kind.push_back({fmt::format("logits and their gradient ({})", dtype_name(opt.compute_dtype)),
+                         2 * BT * c.vocab_size * ab});
   } else {
-    m.by_kind.push_back({"logits (f32)", BT * c.vocab_size * 4});
+    m.by_kind.push_back({fmt::format("logits ({})", dtype_name(opt.compute_dtype)), BT * c.vocab_size * ab});
   }
   for (const auto& comp : m.by_kind) m.total += comp.count;
   return m;

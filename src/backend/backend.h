@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -81,6 +82,16 @@ struct AdamWArgs {
   double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0;
   double bias_correction1 = 1, bias_correction2 = 1;  // 1 - beta^step
   double grad_scale = 1;  // gradient multiplied by this first (clipping, loss-scale unscaling)
+};
+
+// One tensor of a multi-tensor AdamW step (Backend::adamw_multi_step): the single-tensor
+// adamw_step's operands plus its own weight decay and an optional compute copy (bf16 or f16,
+// the parameter's shape, contiguous) that receives the updated parameter rounded to its dtype
+// in the same pass, bit-equal to casting the updated parameter.
+struct AdamWTensor {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+  double weight_decay = 0;
+  Tensor compute_copy;  // undefined: none
 };
 
 struct RandomArgs {
@@ -174,6 +185,14 @@ class Backend {
   // ---- optimizer: all contiguous f32 (param may be bf16 with master elsewhere: see optim/) ----
   virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                           const AdamWArgs& args) = 0;
+  // Every tensor's AdamW step in few launches (one for all f32 parameters with f32 gradients on
+  // the GPU). Each tensor gets exactly adamw_step's update with args.weight_decay replaced by its
+  // own; the other AdamWArgs are shared. Accepts whatever adamw_step accepts.
+  virtual void adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) = 0;
+  // out (f64 scalar) = Σ over tensors of Σ x², for contiguous floating tensors (a gradient
+  // norm in one pass). Deterministic: each tensor is summed in fixed chunks whose f32 partials
+  // are added in a fixed order in f64.
+  virtual void multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) = 0;
 };
 
 // The backend for a device (the CPU backend always exists; CUDA when built in and a GPU is there).

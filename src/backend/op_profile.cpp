@@ -247,4 +247,11 @@ void ProfilingBackend::adamw_step(const Tensor& param, const Tensor& grad, const
   timed("adamw_step " + dt(param), [&] { inner_.adamw_step(param, grad, exp_avg, exp_avg_sq, args); });
 }
 
+void ProfilingBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) {
+  timed("adamw_multi_step", [&] { inner_.adamw_multi_step(tensors, args); });
+}
+void ProfilingBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {
+  timed("multi_sum_of_squares", [&] { inner_.multi_sum_of_squares(tensors, out); });
+}
+
 }  // namespace lmforge

@@ -66,6 +66,8 @@ class ProfilingBackend final : public Backend {
                           const Tensor& dk, const Tensor& dv) override;
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                   const AdamWArgs& args) override;
+  void adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) override;
+  void multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) override;
 
  private:
   template <class F>

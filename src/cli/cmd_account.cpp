@@ -19,12 +19,13 @@ struct AccountArgs {
 void run_account(const AccountArgs& a) {
   train::RunConfig rc = train::load_run_config(a.config, a.overrides);
   accounting::MemoryOptions mo{.micro_batch_size = a.batch > 0 ? a.batch : rc.train.micro_batch_size,
-                               .seq_len = rc.seq_len()};
+                               .seq_len = rc.seq_len(), .compute_dtype = rc.compute_dtype()};
   double peak = a.peak_tflops > 0 ? a.peak_tflops * 1e12 : rc.train.peak_tflops * 1e12;
   if (a.measure_peak || peak <= 0) {
     Device dev = Device::parse(rc.train.device);
-    peak = accounting::measure_matmul_peak(dev);
-    std::printf("measured matmul peak on %s: %.1f GFLOP/s (f32)\n", dev.str().c_str(), peak / 1e9);
+    peak = accounting::measure_matmul_peak(dev, rc.compute_dtype());
+    std::printf("measured matmul peak on %s: %.1f GFLOP/s (%s)\n", dev.str().c_str(), peak / 1e9,
+                std::string(dtype_name(rc.compute_dtype())).c_str());
   }
   // Tokens per optimizer step: the (possibly overridden) micro-batch times the accumulation.
   const int64_t tokens = mo.micro_batch_size * rc.seq_len() * rc.accumulation_steps();

@@ -58,8 +58,9 @@ Attention::Attention(const ModelConfig& c, TensorOptions opt)
 }
 
 LayerKVCache Attention::make_cache(int64_t batch, int64_t capacity) const {
-  return {zeros({batch, capacity, n_kv_heads_, head_dim_}, opt_.dtype, opt_.device),
-          zeros({batch, capacity, n_kv_heads_, head_dim_}, opt_.dtype, opt_.device)};
+  const DType dt = compute_dtype().value_or(opt_.dtype);  // keys and values are computed in it
+  return {zeros({batch, capacity, n_kv_heads_, head_dim_}, dt, opt_.device),
+          zeros({batch, capacity, n_kv_heads_, head_dim_}, dt, opt_.device)};
 }
 
 Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
@@ -68,9 +69,10 @@ Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache
   // One GEMM for the three projections: the weights [q; k; v] stacked along out (a copy of the
   // weights only), so x is read once forward and dx is one GEMM backward instead of three GEMMs
   // and two adds. q, k, v are strided views of the result.
-  const Tensor w = cat({q_proj_->weight(), k_proj_->weight(), v_proj_->weight()}, 0);  // [qd + 2·kvd, C]
+  const Tensor w = cat({q_proj_->compute_weight(), k_proj_->compute_weight(), v_proj_->compute_weight()},
+                       0);  // [qd + 2·kvd, C]
   const Tensor bias = q_proj_->bias().defined()
-                          ? cat({q_proj_->bias(), k_proj_->bias(), v_proj_->bias()}, 0)
+                          ? cat({q_proj_->compute_bias(), k_proj_->compute_bias(), v_proj_->compute_bias()}, 0)
                           : Tensor();
   const TensorList qkv = split_last(linear(x, w, bias), {qd, kvd, kvd});  // [B, T, qd + 2·kvd] -> 3 views
   Tensor q = qkv[0].view({b, t, n_heads_, head_dim_});     // [B, T, H, D]

@@ -9,7 +9,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, ParamKind k
   if (bias) bias_ = register_parameter("bias", Tensor::empty({out_features}, opt.dtype, opt.device), ParamKind::Bias);
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight_, bias_); }
+Tensor Linear::forward(const Tensor& x) const { return linear(x, compute_weight(), compute_bias()); }
 
 Embedding::Embedding(int64_t num, int64_t dim, TensorOptions opt) {
   weight_ = register_parameter("weight", Tensor::empty({num, dim}, opt.dtype, opt.device), ParamKind::Embedding);
@@ -24,7 +24,8 @@ Norm::Norm(NormKind kind, int64_t dim, bool bias, double eps, TensorOptions opt)
 }
 
 Tensor Norm::forward(const Tensor& x) const {
-  return kind_ == NormKind::RmsNorm ? rms_norm(x, weight_, eps_) : layer_norm(x, weight_, bias_, eps_);
+  const Tensor w = compute_copy(weight_);
+  return kind_ == NormKind::RmsNorm ? rms_norm(x, w, eps_) : layer_norm(x, w, compute_copy(bias_), eps_);
 }
 
 }  // namespace lmforge::nn

@@ -2,6 +2,9 @@
 //
 // Parameters are created uninitialised on the given device and dtype; nn/init.h fills them.
 // Shapes follow PyTorch: Linear weight [out, in], Embedding weight [num, dim].
+// Under a compute dtype (Module::set_compute_dtype) Linear and Norm read their weights as compute
+// copies; Embedding looks rows up in the master and returns them in its dtype (the model casts
+// the summed embeddings once).
 #pragma once
 
 #include "nn/model_config.h"
@@ -22,6 +25,9 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) const;
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
+  // The weight and bias as the forward pass reads them (compute copies under mixed precision).
+  Tensor compute_weight() const { return compute_copy(weight_); }
+  Tensor compute_bias() const { return compute_copy(bias_); }
 
  private:
   Tensor weight_, bias_;

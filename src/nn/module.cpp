@@ -5,12 +5,12 @@ namespace lmforge::nn {
 Tensor Module::register_parameter(const std::string& name, Tensor value, ParamKind kind) {
   for (const auto& p : params_) LF_ASSERT(p.name != name, "parameter '{}' registered twice", name);
   value.set_requires_grad(true);
-  params_.push_back({name, value, kind});
+  params_.push_back({name, value, kind, std::make_shared<ComputeCopy>()});
   return value;
 }
 
 void Module::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
-  for (const auto& p : params_) out.push_back({prefix + p.name, p.tensor, p.kind});
+  for (const auto& p : params_) out.push_back({prefix + p.name, p.tensor, p.kind, p.compute_copy});
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
 }
 
@@ -33,6 +33,22 @@ void Module::zero_grad() const {
 void Module::set_training(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->set_training(on);
+}
+
+void Module::set_compute_dtype(DType dtype) {
+  LF_CHECK(is_floating(dtype), "set_compute_dtype: the compute dtype must be floating, got {}", dtype_name(dtype));
+  compute_dtype_ = dtype;
+  for (auto& p : params_)
+    if (p.compute_copy->tensor.defined() && p.compute_copy->tensor.dtype() != dtype) *p.compute_copy = {};
+  for (auto& [name, child] : children_) child->set_compute_dtype(dtype);
+}
+
+Tensor Module::compute_copy(const Tensor& param) const {
+  if (!param.defined() || !compute_dtype_ || *compute_dtype_ == param.dtype()) return param;
+  for (const auto& p : params_)
+    if (p.tensor.impl_ptr() == param.impl_ptr()) return compute_copy_of(p.tensor, *p.compute_copy, *compute_dtype_);
+  LF_ASSERT(false, "compute_copy: {} is not a parameter of this module", param.str());
+  return param;
 }
 
 }  // namespace lmforge::nn

@@ -8,13 +8,20 @@
 //
 // Parameters are Tensor handles: the module keeps one, the optimizer another, and loading a
 // checkpoint copies values into the existing storage (copy_), so every holder sees them.
+//
+// Mixed precision: set_compute_dtype(bf16) makes the modules read their weights through
+// compute_copy(), a cached bf16 copy of each f32 parameter (nn/compute_copy.h). The copy lives
+// with the parameter's entry and is shared with whoever holds the NamedParameter (the optimizer
+// writes it during its update).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/compute_copy.h"
 
 namespace lmforge::nn {
 
@@ -31,6 +38,7 @@ struct NamedParameter {
   std::string name;
   Tensor tensor;
   ParamKind kind = ParamKind::Matrix;
+  std::shared_ptr<ComputeCopy> compute_copy = nullptr;  // the parameter's cached compute-dtype copy
 };
 
 class Module {
@@ -48,6 +56,13 @@ class Module {
   // Training mode (dropout on) or evaluation mode, for this module and its children.
   void set_training(bool on);
   bool training() const { return training_; }
+  // The dtype the forward pass computes in, for this module and its children; cached copies of
+  // another dtype are dropped. Unset (the default): each parameter's own dtype.
+  void set_compute_dtype(DType dtype);
+  std::optional<DType> compute_dtype() const { return compute_dtype_; }
+  // `param`, one of this module's own parameters, in the compute dtype (compute_copy_of): the
+  // parameter itself when no compute dtype is set or it is the parameter's dtype.
+  Tensor compute_copy(const Tensor& param) const;
 
  protected:
   // Marks `value` as a parameter (requires grad) and keeps a handle to it under `name`.
@@ -65,6 +80,7 @@ class Module {
   std::vector<NamedParameter> params_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
   bool training_ = true;
+  std::optional<DType> compute_dtype_;
 };
 
 // A module that only groups children under one name ("model", "layers").

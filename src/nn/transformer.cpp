@@ -51,6 +51,7 @@ Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
     Tensor pos = arange(t, DType::I64, opt_.device, double(offset));
     x = x + embed_positions_->forward(pos);  // [T, C] broadcast over B
   }
+  x = cast(x, activation_dtype());  // the summed embeddings, rounded once (a no-op without mixed precision)
   if (config_.dropout > 0 && training()) x = dropout(x, config_.dropout, true, dropout_gen_);
   for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, offset, cache ? &cache->layers[i] : nullptr);
   if (norm_) x = norm_->forward(x);
@@ -58,7 +59,9 @@ Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
   return x;
 }
 
-Tensor Transformer::logits_of(const Tensor& h) const { return linear(h, output_weight()); }
+Tensor Transformer::logits_of(const Tensor& h) const {
+  return lm_head_ ? lm_head_->forward(h) : linear(h, embed_tokens_->compute_copy(embed_tokens_->weight()));
+}
 
 Tensor Transformer::forward(const Tensor& ids, KVCache* cache) const { return logits_of(hidden(ids, cache)); }
 

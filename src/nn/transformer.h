@@ -11,6 +11,12 @@
 //
 // Every tensor is created on the model's device through ops, so the same code runs on any
 // backend. Build in f64 (TensorOptions{.dtype = DType::F64}) for finite-difference checks.
+//
+// Mixed precision: set_compute_dtype(bf16 or f16) keeps the parameters in their dtype (f32
+// masters) and runs the forward pass in the compute dtype: weights are read as cached compute
+// copies (nn/compute_copy.h), the summed embeddings are cast once, and everything after them
+// (norms, RoPE, attention, MLP, logits) is computed in the compute dtype, GEMMs accumulating in
+// f32 inside the kernels. The loss is computed in f32 from the low-precision logits.
 #pragma once
 
 #include <memory>
@@ -30,6 +36,8 @@ class Transformer : public Module {
   const ModelConfig& config() const { return config_; }
   const TensorOptions& options() const { return opt_; }
   Device device() const { return opt_.device; }
+  // The dtype activations are computed in: set_compute_dtype()'s, else the parameters' dtype.
+  DType activation_dtype() const { return compute_dtype().value_or(opt_.dtype); }
 
   // Fills every parameter from `gen` (nn/init.h), in named_parameters() order.
   void init_parameters(Generator& gen);

@@ -246,4 +246,19 @@ double sum_of_squares(const Tensor& x) {
   return out.item();
 }
 
+double sum_of_squares(const TensorList& xs) {
+  TensorList cs;
+  for (const Tensor& x : xs) {
+    if (!x.defined()) continue;
+    LF_CHECK(is_floating(x.dtype()), "sum_of_squares: tensors must be floating, got {}", x.str());
+    LF_CHECK(cs.empty() || x.device() == cs[0].device(), "sum_of_squares: tensors on {} and {}",
+             cs[0].device().str(), x.device().str());
+    cs.push_back(contiguous(x.detach()));
+  }
+  if (cs.empty()) return 0.0;
+  Tensor out = Tensor::empty({}, DType::F64, cs[0].device());
+  backend_for(cs[0]).multi_sum_of_squares(cs, out);
+  return out.item();
+}
+
 }  // namespace lmforge

@@ -22,5 +22,9 @@ Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 Tensor cumsum(const Tensor& x, int64_t dim);
 // Sum of squares of all elements in f64 (for gradient norms); no autograd.
 double sum_of_squares(const Tensor& x);
+// The same over every tensor of the list together (all on one device): one backend call and one
+// read of the result, however many tensors (Backend::multi_sum_of_squares). Undefined tensors are
+// skipped.
+double sum_of_squares(const TensorList& xs);
 
 }  // namespace lmforge

@@ -30,7 +30,7 @@ AdamW::AdamW(const std::vector<nn::NamedParameter>& params, AdamWOptions options
     const DType state_dtype = p.tensor.dtype() == DType::F64 ? DType::F64 : DType::F32;
     slots_.push_back({p.name, p.tensor, zeros(p.tensor.shape(), state_dtype, p.tensor.device()),
                       zeros(p.tensor.shape(), state_dtype, p.tensor.device()),
-                      kind_decays(p.kind, options) ? options.weight_decay : 0.0});
+                      kind_decays(p.kind, options) ? options.weight_decay : 0.0, p.compute_copy});
   }
 }
 
@@ -45,15 +45,33 @@ void AdamW::step(double lr, double grad_scale) {
   ++step_;
   const double bc1 = 1.0 - std::pow(options_.beta1, double(step_));
   const double bc2 = 1.0 - std::pow(options_.beta2, double(step_));
+  std::vector<AdamWTensor> tensors;
+  std::vector<Slot*> updated;
   for (auto& s : slots_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
     if (!g.is_contiguous()) g = contiguous(g);
-    const AdamWArgs args{.lr = lr, .beta1 = options_.beta1, .beta2 = options_.beta2, .eps = options_.eps,
-                         .weight_decay = s.weight_decay, .bias_correction1 = bc1, .bias_correction2 = bc2,
-                         .grad_scale = grad_scale};
-    backend_for(s.param).adamw_step(s.param, g, s.exp_avg, s.exp_avg_sq, args);
-    s.param.bump_version();
+    // A compute copy in use is written by the update itself; one not made yet is left for the
+    // next forward pass to create.
+    Tensor copy;
+    if (s.compute_copy && s.compute_copy->tensor.defined() && s.compute_copy->tensor.dtype() != s.param.dtype() &&
+        s.compute_copy->tensor.shape() == s.param.shape())
+      copy = s.compute_copy->tensor;
+    tensors.push_back({.param = s.param, .grad = g, .exp_avg = s.exp_avg, .exp_avg_sq = s.exp_avg_sq,
+                       .weight_decay = s.weight_decay, .compute_copy = copy});
+    updated.push_back(&s);
+  }
+  if (tensors.empty()) return;
+  const AdamWArgs args{.lr = lr, .beta1 = options_.beta1, .beta2 = options_.beta2, .eps = options_.eps,
+                       .weight_decay = 0, .bias_correction1 = bc1, .bias_correction2 = bc2,
+                       .grad_scale = grad_scale};
+  backend_for(tensors[0].param).adamw_multi_step(tensors, args);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    tensors[i].param.bump_version();
+    if (tensors[i].compute_copy.defined()) {
+      tensors[i].compute_copy.bump_version();
+      updated[i]->compute_copy->mark_fresh(tensors[i].param);
+    }
   }
 }
 

@@ -1,7 +1,10 @@
 // AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization"), as torch.optim.AdamW:
 // bias-corrected moments, weight decay applied to the parameter (p -= lr·wd·p) rather than
-// added to the gradient. The update itself is one fused kernel per parameter
-// (Backend::adamw_step), so it runs on whatever device the parameters live on.
+// added to the gradient. The update of all parameters is one multi-tensor backend call
+// (Backend::adamw_multi_step: a single launch for f32 parameters on the GPU), so it runs on
+// whatever device the parameters live on. Under mixed precision the same pass writes each
+// parameter's compute copy (nn/compute_copy.h) and marks it fresh, so the next forward pass
+// needs no cast.
 //
 // Parameter groups: matrices decay; norms, biases and embeddings do not unless the options say
 // so (decaying a norm gain pulls it toward zero, which only fights the norm). A tied output
@@ -11,6 +14,7 @@
 // the step count. state_tensors()/load_state() move it in and out of checkpoints.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,6 +59,7 @@ class AdamW {
     std::string name;
     Tensor param, exp_avg, exp_avg_sq;
     double weight_decay = 0;
+    std::shared_ptr<nn::ComputeCopy> compute_copy;  // may be null
   };
   std::vector<Slot> slots_;
   AdamWOptions options_;

@@ -7,11 +7,9 @@
 namespace lmforge::optim {
 
 ClipResult clip_grad_norm(const std::vector<nn::NamedParameter>& params, double max_norm, double grad_scale) {
-  double sq = 0;
-  for (const auto& p : params) {
-    const Tensor g = p.tensor.grad();
-    if (g.defined()) sq += sum_of_squares(g);
-  }
+  TensorList grads;
+  for (const auto& p : params) grads.push_back(p.tensor.grad());
+  const double sq = sum_of_squares(grads);  // one pass over all gradients, one read of the result
   ClipResult r;
   r.norm = std::sqrt(sq) * std::abs(grad_scale);
   r.scale = grad_scale;

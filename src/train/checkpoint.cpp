@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
@@ -60,6 +61,7 @@ std::string trainer_state_json(const TrainerState& s, const optim::LrSchedule& s
   j["loss"] = s.loss;
   j["elapsed_seconds"] = s.elapsed_seconds;
   j["bad_steps"] = s.bad_steps;
+  if (s.loss_scale > 0) j["loss_scale"] = {{"scale", s.loss_scale}, {"clean_steps", s.loss_scale_clean_steps}};
   j["schedule"] = {{"kind", optim::to_string(sched.kind)}, {"lr", sched.lr}, {"min_lr", sched.min_lr},
                    {"warmup_steps", sched.warmup_steps}, {"decay_steps", sched.decay_steps},
                    {"next_lr", sched.at(s.step)}};
@@ -83,10 +85,16 @@ TrainerState parse_trainer_state(const std::string& text, const std::string& sou
     s.loss = j.at("loss").is_number() ? j.at("loss").get<double>() : 0.0;
     s.elapsed_seconds = j.at("elapsed_seconds").get<double>();
     s.bad_steps = j.at("bad_steps").get<int64_t>();
+    if (j.contains("loss_scale")) {  // absent before f16 loss scaling, and in f32 / bf16 runs
+      s.loss_scale = j.at("loss_scale").at("scale").get<double>();
+      s.loss_scale_clean_steps = j.at("loss_scale").at("clean_steps").get<int64_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: malformed trainer state ({}); the file is corrupted", source, e.what()));
   }
   LF_CHECK(s.step >= 0, "{}: negative step {}", source, s.step);
+  LF_CHECK(s.loss_scale >= 0 && std::isfinite(s.loss_scale) && s.loss_scale_clean_steps >= 0,
+           "{}: bad loss scale {} (clean steps {})", source, s.loss_scale, s.loss_scale_clean_steps);
   return s;
 }
 

@@ -40,6 +40,11 @@ struct TrainerState {
   double loss = 0;                 // training loss of the last step
   double elapsed_seconds = 0;      // training time so far (across resumes)
   int64_t bad_steps = 0;           // non-finite steps so far
+  // f16 dynamic loss scaling (train.precision = f16): the current scale and the clean steps since
+  // it last changed. A state written before loss scaling existed loads with these defaults
+  // (scale 0: the trainer starts from train.loss_scale_init).
+  double loss_scale = 0;
+  int64_t loss_scale_clean_steps = 0;
 };
 
 std::string trainer_state_json(const TrainerState& state, const optim::LrSchedule& schedule);

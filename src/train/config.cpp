@@ -19,6 +19,24 @@ void parse_enum(std::string_view s, std::string_view key, OnNan& out) {
   else throw Error(fmt::format("{}: unknown value \"{}\" (expected skip | rollback)", key, s));
 }
 
+std::string_view to_string(Precision v) {
+  switch (v) {
+    case Precision::Auto: return "auto";
+    case Precision::F32: return "f32";
+    case Precision::BF16: return "bf16";
+    case Precision::F16: return "f16";
+  }
+  return "auto";
+}
+void parse_enum(std::string_view s, std::string_view key, Precision& out) {
+  for (Precision p : {Precision::Auto, Precision::F32, Precision::BF16, Precision::F16})
+    if (s == to_string(p)) {
+      out = p;
+      return;
+    }
+  throw Error(fmt::format("{}: unknown value \"{}\" (expected auto | f32 | bf16 | f16)", key, s));
+}
+
 namespace {
 
 const char* type_name(const ConfigValue& v) {
@@ -161,6 +179,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       enum_field("train.on_nan", &c.train.on_nan, "skip | rollback: what a non-finite loss does"),
       int_field("train.max_bad_steps", &c.train.max_bad_steps, "stop after this many non-finite steps in a row"),
       float_field("train.peak_tflops", &c.train.peak_tflops, "device peak TFLOP/s for MFU (0: measure the matmul peak at start)"),
+      enum_field("train.precision", &c.train.precision, "auto | f32 | bf16 | f16: compute dtype, f32 master weights (auto: bf16 on cuda, f32 on cpu)"),
+      float_field("train.loss_scale_init", &c.train.loss_scale_init, "f16 only: initial dynamic loss scale"),
+      int_field("train.loss_scale_growth_interval", &c.train.loss_scale_growth_interval, "f16 only: clean steps before the loss scale doubles"),
       float_field("optim.lr", &c.optim.lr, "peak learning rate"),
       float_field("optim.min_lr", &c.optim.min_lr, "learning-rate floor at the end of the decay"),
       enum_field("optim.schedule", &c.optim.schedule, "cosine | linear | constant"),
@@ -293,6 +314,12 @@ void RunConfig::validate() {
   LF_CHECK(train.max_bad_steps > 0, "train.max_bad_steps must be > 0, got {}", train.max_bad_steps);
   LF_CHECK(train.peak_tflops >= 0, "train.peak_tflops must be >= 0, got {}", train.peak_tflops);
   LF_CHECK(!train.out_dir.empty(), "train.out_dir must not be empty");
+  if (train.precision == Precision::Auto)
+    train.precision = train.device.starts_with("cuda") ? Precision::BF16 : Precision::F32;
+  LF_CHECK(train.loss_scale_init >= 1 && std::isfinite(train.loss_scale_init),
+           "train.loss_scale_init must be a finite number >= 1, got {}", train.loss_scale_init);
+  LF_CHECK(train.loss_scale_growth_interval > 0, "train.loss_scale_growth_interval must be > 0, got {}",
+           train.loss_scale_growth_interval);
   LF_CHECK(optim.lr > 0 && std::isfinite(optim.lr), "optim.lr must be > 0, got {}", optim.lr);
   LF_CHECK(optim.min_lr >= 0 && optim.min_lr <= optim.lr, "optim.min_lr ({}) must be in [0, optim.lr = {}]",
            optim.min_lr, optim.lr);
@@ -310,6 +337,16 @@ void RunConfig::validate() {
   LF_CHECK(eval.batch_size >= 0, "eval.batch_size must be >= 0, got {}", eval.batch_size);
   LF_CHECK(checkpoint.every >= 0, "checkpoint.every must be >= 0, got {}", checkpoint.every);
   LF_CHECK(checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", checkpoint.keep_last);
+}
+
+DType RunConfig::compute_dtype() const {
+  switch (train.precision) {
+    case Precision::BF16: return DType::BF16;
+    case Precision::F16: return DType::F16;
+    case Precision::F32: return DType::F32;
+    case Precision::Auto: break;
+  }
+  return train.device.starts_with("cuda") ? DType::BF16 : DType::F32;
 }
 
 int64_t RunConfig::accumulation_steps() const {

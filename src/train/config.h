@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/dtype.h"
 #include "nn/model_config.h"
 #include "optim/schedule.h"
 
@@ -21,6 +22,14 @@ namespace lmforge::train {
 enum class OnNan { Skip, Rollback };
 std::string_view to_string(OnNan v);
 void parse_enum(std::string_view s, std::string_view key, OnNan& out);
+
+// train.precision: the dtype of the forward and backward pass. Parameters, gradients and
+// optimizer states are f32 in every case; bf16 / f16 compute from cached copies of the weights
+// (nn/compute_copy.h), f16 with dynamic loss scaling. Auto resolves in validate(): bf16 on a GPU,
+// f32 on the CPU.
+enum class Precision { Auto, F32, BF16, F16 };
+std::string_view to_string(Precision v);
+void parse_enum(std::string_view s, std::string_view key, Precision& out);
 
 struct DataConfig {
   std::string path;       // a directory from `lmforge tokenize` (train_*.bin, val_*.bin) or one shard
@@ -40,6 +49,11 @@ struct TrainSection {
   OnNan on_nan = OnNan::Skip;
   int64_t max_bad_steps = 10;       // stop after this many non-finite steps in a row
   double peak_tflops = 0;           // the device's peak for MFU; 0: measured at start
+  Precision precision = Precision::Auto;
+  // f16 dynamic loss scaling: the loss is multiplied by the scale before backward; a non-finite
+  // gradient skips the step and halves the scale, growth_interval clean steps in a row double it.
+  double loss_scale_init = 65536;
+  int64_t loss_scale_growth_interval = 2000;
 };
 
 struct OptimConfig {
@@ -86,6 +100,8 @@ struct RunConfig {
   int64_t accumulation_steps() const;
   int64_t decay_steps() const { return optim.decay_steps > 0 ? optim.decay_steps : train.steps; }
   int64_t eval_batch_size() const { return eval.batch_size > 0 ? eval.batch_size : train.micro_batch_size; }
+  // The dtype train.precision computes in (after validate(): f32, bf16 or f16).
+  DType compute_dtype() const;
 };
 
 // Reads `path`, applies each "key=value" override in order, validates.

@@ -11,6 +11,7 @@
 #include "ops/ops.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
+#include "optim/loss_scale.h"
 #include "optim/schedule.h"
 #include "train/checkpoint.h"
 #include "train/data_loader.h"
@@ -93,8 +94,9 @@ class Trainer {
   void restore(const std::string& dir, bool keep_sampler);
   void save();
   void validate_now(int64_t step);
-  // Runs one optimizer step's micro-batches; false when the loss or gradient is not finite.
-  bool train_step(int64_t step, double lr, double& loss, double& grad_norm);
+  // Runs one optimizer step's micro-batches and the update.
+  enum class StepResult { Done, NonFinite, LossScaleOverflow };
+  StepResult train_step(int64_t step, double lr, double& loss, double& grad_norm);
   void handle_bad_step(int64_t step, int& consecutive);
 
   RunConfig cfg_;
@@ -109,6 +111,7 @@ class Trainer {
   std::unique_ptr<nn::Transformer> model_;
   std::vector<nn::NamedParameter> params_;
   std::unique_ptr<optim::AdamW> optimizer_;
+  std::optional<optim::DynamicLossScaler> loss_scaler_;  // f16 only
   optim::LrSchedule schedule_;
   std::unique_ptr<RandomWindowSampler> sampler_;
   std::unique_ptr<MetricsLog> metrics_;
@@ -160,6 +163,11 @@ void Trainer::build() {
   model_->init_parameters(init_gen);
   model_->dropout_generator().set_state({derive_seed(seed, kDropoutStream), 0});
   model_->set_training(true);
+  model_->set_compute_dtype(cfg_.compute_dtype());
+  if (cfg_.compute_dtype() == DType::F16) {
+    loss_scaler_.emplace(cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
+    state_.loss_scale = loss_scaler_->scale();
+  }
   params_ = model_->named_parameters();
   const auto& o = cfg_.optim;
   optimizer_ = std::make_unique<optim::AdamW>(
@@ -189,6 +197,13 @@ void Trainer::restore(const std::string& dir, bool keep_sampler) {
   sampler_->set_position(keep_sampler ? position : s.sampler_position);
   state_.sampler_position = sampler_->position();
   model_->dropout_generator().set_state(s.dropout_rng);
+  if (loss_scaler_) {
+    // A checkpoint without a loss scale (f32 / bf16 runs, older states) starts from the configured one.
+    if (s.loss_scale > 0) loss_scaler_->set_state(s.loss_scale, s.loss_scale_clean_steps);
+    else loss_scaler_->set_state(cfg_.train.loss_scale_init, 0);
+    state_.loss_scale = loss_scaler_->scale();
+    state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
+  }
   LF_CHECK(optimizer_->step_count() == s.step, "checkpoint {}: optimizer step {} but trainer step {}", dir,
            optimizer_->step_count(), s.step);
 }
@@ -224,8 +239,11 @@ void Trainer::validate_now(int64_t step) {
       seconds_since(t0));
 }
 
-bool Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
+Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
   const int64_t accum = cfg_.accumulation_steps(), b = cfg_.train.micro_batch_size, t = cfg_.seq_len();
+  // f16: the loss is multiplied by the loss scale before backward and the gradients divided by it
+  // inside the optimizer (grad_scale), so the update is the unscaled one.
+  const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
   double loss_sum = 0;
   for (int64_t m = 0; m < accum; ++m) {
     sampler_->next_batch(b, x_, y_);
@@ -236,17 +254,30 @@ bool Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad
     const double l = loss.item();
     if (!std::isfinite(l)) {
       loss_out = l;
-      return false;
+      return StepResult::NonFinite;
     }
     loss_sum += l;
-    (accum > 1 ? loss * (1.0 / double(accum)) : loss).backward();
+    const double factor = loss_scale / double(accum);
+    (factor != 1.0 ? loss * factor : loss).backward();
   }
   loss_out = loss_sum / double(accum);
-  const optim::ClipResult clip = optim::clip_grad_norm(params_, cfg_.optim.grad_clip);
+  const optim::ClipResult clip = optim::clip_grad_norm(params_, cfg_.optim.grad_clip, 1.0 / loss_scale);
   grad_norm = clip.norm;
-  if (!std::isfinite(clip.norm)) return false;
+  if (loss_scaler_) {
+    const auto outcome = loss_scaler_->update(clip.norm);
+    state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
+    if (loss_scaler_->scale() != state_.loss_scale) {
+      state_.loss_scale = loss_scaler_->scale();
+      metrics_->write({{"step", step + 1}, {"event", "loss_scale"}, {"scale", state_.loss_scale},
+                       {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
+    }
+    if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) return StepResult::LossScaleOverflow;
+    if (outcome == optim::DynamicLossScaler::Outcome::NonFinite) return StepResult::NonFinite;
+  } else if (!std::isfinite(clip.norm)) {
+    return StepResult::NonFinite;
+  }
   optimizer_->step(lr, clip.scale);
-  return true;
+  return StepResult::Done;
 }
 
 void Trainer::handle_bad_step(int64_t step, int& consecutive) {
@@ -300,15 +331,17 @@ TrainSummary Trainer::run() {
   const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
   const double flops_per_token = accounting::count_flops(model_->config(), cfg_.seq_len()).training_per_token;
   // MFU's denominator: the configured peak, else this machine's matmul peak measured now.
+  // The peak is measured in the dtype the GEMMs run in (bf16 tensor cores under bf16 training).
   double peak = cfg_.train.peak_tflops * 1e12;
   if (peak <= 0) {
-    peak = accounting::measure_matmul_peak(model_->device());
-    say("measured matmul peak on {}: {:.1f} GFLOP/s (f32); MFU is reported against it\n", model_->device().str(),
-        peak / 1e9);
+    peak = accounting::measure_matmul_peak(model_->device(), cfg_.compute_dtype());
+    say("measured matmul peak on {}: {:.1f} GFLOP/s ({}); MFU is reported against it\n", model_->device().str(),
+        peak / 1e9, dtype_name(cfg_.compute_dtype()));
   }
   const int64_t predicted_memory =
       accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
-                                                     .seq_len = cfg_.seq_len()}).total;
+                                                     .seq_len = cfg_.seq_len(),
+                                                     .compute_dtype = cfg_.compute_dtype()}).total;
   say("model: {} parameters; predicted {:.3g} training FLOPs per token, {} peak memory\n",
       model_->parameter_count(), flops_per_token, accounting::human_bytes(double(predicted_memory)));
   say("data: {} training tokens in {} shard(s), {} validation tokens; unigram entropy {:.4f} nats/token\n",
@@ -325,7 +358,15 @@ TrainSummary Trainer::run() {
     const auto t0 = Clock::now();
     const double lr = schedule_.at(step);
     double loss = 0, grad_norm = 0;
-    if (!train_step(step, lr, loss, grad_norm)) {
+    const StepResult result = train_step(step, lr, loss, grad_norm);
+    if (result == StepResult::LossScaleOverflow) {
+      // Not a bad step: the gradients are dropped and the same step is tried again with the
+      // next batch at half the scale.
+      model_->zero_grad();
+      say("step {}: gradient overflow in f16; loss scale lowered to {}\n", step + 1, state_.loss_scale);
+      continue;
+    }
+    if (result == StepResult::NonFinite) {
       handle_bad_step(step, consecutive_bad);
       step = state_.step;
       continue;

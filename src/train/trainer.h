@@ -13,6 +13,12 @@
 // generator's state next to weights and optimizer moments, so a resumed run performs exactly
 // the operations the uninterrupted one would: its losses are bit-identical.
 //
+// Precision (train.precision): the model computes in f32, bf16 or f16 from f32 master weights
+// (nn/compute_copy.h); under f16 the loss is scaled before backward by a dynamic loss scale
+// (optim/loss_scale.h), unscaled inside the update, and a gradient overflow skips the step and
+// halves the scale (a metrics event "loss_scale", not a non-finite step). The scale and its count
+// of clean steps are part of the checkpoint, so resuming stays bit-identical.
+//
 // A non-finite loss or gradient norm stops the step before the update (the step number is
 // logged); train.on_nan = skip drops the batch and tries the step again with the next one,
 // rollback restores the newest checkpoint (weights, optimizer, schedule; the sampler keeps

@@ -56,35 +56,43 @@ TEST(Accounting, FlopsFollowTwoMnkPerMatmul) {
   EXPECT_NEAR(g.training_per_token, g.six_n_plus_attention, 1e-6 * g.training_per_token);
 }
 
+// The allocator's peak over a training step (the second: the first creates the optimizer state,
+// the gradients and the compute copies), less what the process held before.
+double measured_step_peak(const nn::ModelConfig& c, int64_t B, int64_t T, DType compute_dtype) {
+  Allocator& alloc = allocator_for(Device::cpu());
+  const int64_t before = alloc.stats().bytes_in_use;  // whatever else the process holds
+  double measured = 0;
+  nn::Transformer model(c, {});
+  Generator gen(3);
+  model.init_parameters(gen);
+  model.set_compute_dtype(compute_dtype);
+  optim::AdamW opt(model.named_parameters(), {});
+  for (int step = 0; step < 2; ++step) {
+    Tensor ids = randint({B, T + 1}, 0, c.vocab_size, gen);
+    Tensor x = ids.narrow(1, 0, T).contiguous(), y = ids.narrow(1, 1, T).contiguous();
+    alloc.reset_peak();
+    model.zero_grad();
+    Tensor loss = model.loss(x, y);
+    loss.backward();
+    opt.step(1e-3);
+    measured = double(alloc.stats().peak_bytes_in_use - before);
+  }
+  return measured;
+}
+
 TEST(Accounting, PredictedPeakMemoryWithinTenPercentOfMeasured) {
   nn::ModelConfig c = small(false);
   c.vocab_size = 2048;
   c.context_length = 128;
   c.resolve();
   const int64_t B = 8, T = 128;
-  Allocator& alloc = allocator_for(Device::cpu());
-  const int64_t before = alloc.stats().bytes_in_use;  // whatever else the process holds
-  double measured = 0;
-  {
-    nn::Transformer model(c, {});
-    Generator gen(3);
-    model.init_parameters(gen);
-    optim::AdamW opt(model.named_parameters(), {});
-    // The first step creates the optimizer state and the gradients; the second is measured.
-    for (int step = 0; step < 2; ++step) {
-      Tensor ids = randint({B, T + 1}, 0, c.vocab_size, gen);
-      Tensor x = ids.narrow(1, 0, T).contiguous(), y = ids.narrow(1, 1, T).contiguous();
-      alloc.reset_peak();
-      model.zero_grad();
-      Tensor loss = model.loss(x, y);
-      loss.backward();
-      opt.step(1e-3);
-      measured = double(alloc.stats().peak_bytes_in_use - before);
-    }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const double measured = measured_step_peak(c, B, T, dt);
+    const auto est = accounting::estimate_memory(c, {.micro_batch_size = B, .seq_len = T, .compute_dtype = dt});
+    EXPECT_NEAR(double(est.total), measured, 0.10 * measured)
+        << "predicted " << est.total << " bytes, measured peak " << measured << " bytes";
   }
-  const auto est = accounting::estimate_memory(c, {.micro_batch_size = B, .seq_len = T});
-  EXPECT_NEAR(double(est.total), measured, 0.10 * measured)
-      << "predicted " << est.total << " bytes, measured peak " << measured << " bytes";
 }
 
 }  // namespace

@@ -146,6 +146,31 @@ TEST_F(CheckpointTest, SaveLoadRoundTripAndKeepLast) {
   EXPECT_EQ(opt2.step_count(), 30);
 }
 
+TEST(TrainerStateJson, LossScaleRoundTripsAndIsOptional) {
+  const optim::LrSchedule sched{.kind = optim::ScheduleKind::Cosine, .lr = 1e-3, .min_lr = 1e-4, .warmup_steps = 2,
+                                .decay_steps = 10};
+  TrainerState s;
+  s.step = 7;
+  s.loss_scale = 8192;
+  s.loss_scale_clean_steps = 13;
+  const std::string text = trainer_state_json(s, sched);
+  TrainerState r = parse_trainer_state(text, "state.json");
+  EXPECT_EQ(r.loss_scale, 8192.0);
+  EXPECT_EQ(r.loss_scale_clean_steps, 13);
+  // A state without loss scaling (f32 / bf16 runs, or written before f16 existed) has no field
+  // and loads with scale 0, which the trainer replaces by train.loss_scale_init.
+  s.loss_scale = 0;
+  const std::string plain = trainer_state_json(s, sched);
+  EXPECT_EQ(plain.find("loss_scale"), std::string::npos) << plain;
+  r = parse_trainer_state(plain, "state.json");
+  EXPECT_EQ(r.loss_scale, 0.0);
+  EXPECT_EQ(r.loss_scale_clean_steps, 0);
+  std::string bad = text;
+  bad.replace(bad.find("8192.0"), 6, "-1.0");
+  EXPECT_NE(error_of([&] { parse_trainer_state(bad, "bad.json"); }).find("bad.json: bad loss scale"),
+            std::string::npos);
+}
+
 TEST_F(CheckpointTest, TruncatedCheckpointIsRejectedNamingTheFile) {
   Fixture fx;
   fx.state.step = 5;

@@ -105,6 +105,30 @@ TEST(RunConfig, InvalidCombinationsAreRejectedBeforeTraining) {
   EXPECT_NE(e.find("train.on_nan"), std::string::npos) << e;
 }
 
+TEST(RunConfig, PrecisionResolvesAutoByDeviceAndRejectsUnknownSpellings) {
+  RunConfig c = parse_run_config(kBase, "b");
+  EXPECT_EQ(c.train.precision, Precision::F32);  // auto on the CPU
+  EXPECT_EQ(c.compute_dtype(), DType::F32);
+  EXPECT_NE(to_toml(c).find("precision = \"f32\""), std::string::npos) << to_toml(c);
+  c = parse_run_config(kBase, "b", {"train.device=cuda:1"});
+  EXPECT_EQ(c.train.precision, Precision::BF16);  // auto on a GPU
+  EXPECT_NE(to_toml(c).find("precision = \"bf16\""), std::string::npos) << to_toml(c);
+  c = parse_run_config(kBase, "b", {"train.device=cuda", "train.precision=f32"});
+  EXPECT_EQ(c.compute_dtype(), DType::F32);
+  c = parse_run_config(kBase, "b", {"train.precision=f16", "train.loss_scale_init=1024",
+                                    "train.loss_scale_growth_interval=10"});
+  EXPECT_EQ(c.compute_dtype(), DType::F16);
+  EXPECT_EQ(c.train.loss_scale_init, 1024);
+  EXPECT_EQ(c.train.loss_scale_growth_interval, 10);
+  std::string e = error_of([] { parse_run_config(kBase, "b", {"train.precision=fp16"}); });
+  EXPECT_NE(e.find("train.precision"), std::string::npos) << e;
+  EXPECT_NE(e.find("auto | f32 | bf16 | f16"), std::string::npos) << e;
+  e = error_of([] { parse_run_config(kBase, "b", {"train.loss_scale_init=0"}); });
+  EXPECT_NE(e.find("train.loss_scale_init"), std::string::npos) << e;
+  e = error_of([] { parse_run_config(kBase, "b", {"train.loss_scale_growth_interval=0"}); });
+  EXPECT_NE(e.find("train.loss_scale_growth_interval"), std::string::npos) << e;
+}
+
 TEST(RunConfig, ResolvedTomlRoundTrips) {
   const RunConfig c = parse_run_config(kBase, "base.toml", {"optim.lr=0.000123456789", "model.rope_theta=500000"});
   const std::string text = to_toml(c);

@@ -8,6 +8,10 @@
 //   param [n] f32 or f64 (bf16/f16 also accepted: updated in f32 and rounded once), grad [n] of the
 //   param's dtype or f32, exp_avg / exp_avg_sq [n] f32 (f64 for f64 params); all contiguous.
 //   Elementwise, so the result does not depend on the thread count.
+//
+// adamw_multi_step runs the same loop over each tensor of the list (so each update is bit for bit
+// adamw_step's), writing the optional compute copy (bf16 / f16) from the stored parameter: the
+// copy is exactly cast(param).
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/nn_kernel_util.h"
 #include "backend/cpu/strided_loop.h"
@@ -17,9 +21,12 @@ using namespace cpu;
 
 namespace {
 
-template <class T, class G>
+struct NoCopy {};
+
+// C: the compute copy's element type, or NoCopy.
+template <class T, class G, class C = NoCopy>
 void adamw_impl(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWArgs& a) {
+                const AdamWArgs& a, const Tensor& copy = Tensor()) {
   using A = compute_t<T>;
   T* p = static_cast<T*>(param.data_ptr());
   const G* g = static_cast<const G*>(grad.data_ptr());
@@ -29,6 +36,8 @@ void adamw_impl(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   const A b1 = A(a.beta1), b2 = A(a.beta2), c1 = A(1.0 - a.beta1), c2 = A(1.0 - a.beta2);
   const A step = A(a.lr / a.bias_correction1), inv_bc2 = A(1.0 / a.bias_correction2), eps = A(a.eps);
   const A scale = A(a.grad_scale);
+  [[maybe_unused]] C* c = nullptr;
+  if constexpr (!std::is_same_v<C, NoCopy>) c = static_cast<C*>(copy.data_ptr());
   parallel_for(param.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
@@ -38,7 +47,46 @@ void adamw_impl(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
       m[i] = mi;
       v[i] = vi;
       const A pi = A(load(p[i])) * decay;
-      p[i] = store<T>(pi - step * mi / (std::sqrt(vi * inv_bc2) + eps));
+      const A updated = pi - step * mi / (std::sqrt(vi * inv_bc2) + eps);
+      p[i] = store<T>(updated);
+      if constexpr (!std::is_same_v<C, NoCopy>) c[i] = store<C>(A(load(p[i])));
+    }
+  });
+}
+
+// Validates one tensor's operands and runs the loop with the element types they have.
+void adamw_one(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+               const AdamWArgs& args, const Tensor& copy) {
+  LF_ASSERT(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() && exp_avg_sq.is_contiguous());
+  LF_ASSERT(grad.numel() == param.numel() && exp_avg.numel() == param.numel() &&
+            exp_avg_sq.numel() == param.numel());
+  LF_CHECK(param.dtype() == DType::F64 || param.dtype() == DType::F32 || param.dtype() == DType::BF16 ||
+               param.dtype() == DType::F16,
+           "adamw_step: parameter dtype {} is not supported (expected f32, f64, bf16 or f16)",
+           dtype_name(param.dtype()));
+  if (copy.defined()) {
+    LF_ASSERT(copy.is_contiguous() && copy.numel() == param.numel());
+    LF_CHECK(copy.dtype() == DType::BF16 || copy.dtype() == DType::F16,
+             "adamw_multi_step: compute copy dtype {} is not supported (expected bf16 or f16)",
+             dtype_name(copy.dtype()));
+  }
+  dispatch_float(param.dtype(), "adamw_step", [&](auto t0) {
+    using T = decltype(t0);
+    check_stat<T>(exp_avg, "adamw exp_avg");
+    check_stat<T>(exp_avg_sq, "adamw exp_avg_sq");
+    auto run = [&](auto g0) {
+      using G = decltype(g0);
+      if (!copy.defined()) adamw_impl<T, G>(param, grad, exp_avg, exp_avg_sq, args);
+      else if (copy.dtype() == DType::BF16) adamw_impl<T, G, bf16>(param, grad, exp_avg, exp_avg_sq, args, copy);
+      else adamw_impl<T, G, f16>(param, grad, exp_avg, exp_avg_sq, args, copy);
+    };
+    if (grad.dtype() == param.dtype()) {
+      run(T{});
+    } else {
+      LF_CHECK(grad.dtype() == DType::F32, "adamw_step: gradient dtype {} does not match parameter dtype {} "
+               "(expected {} or f32)", dtype_name(grad.dtype()), dtype_name(param.dtype()),
+               dtype_name(param.dtype()));
+      run(float{});
     }
   });
 }
@@ -47,26 +95,15 @@ void adamw_impl(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 
 void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                             const AdamWArgs& args) {
-  LF_ASSERT(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() && exp_avg_sq.is_contiguous());
-  LF_ASSERT(grad.numel() == param.numel() && exp_avg.numel() == param.numel() &&
-            exp_avg_sq.numel() == param.numel());
-  LF_CHECK(param.dtype() == DType::F64 || param.dtype() == DType::F32 || param.dtype() == DType::BF16 ||
-               param.dtype() == DType::F16,
-           "adamw_step: parameter dtype {} is not supported (expected f32, f64, bf16 or f16)",
-           dtype_name(param.dtype()));
-  dispatch_float(param.dtype(), "adamw_step", [&](auto t0) {
-    using T = decltype(t0);
-    check_stat<T>(exp_avg, "adamw exp_avg");
-    check_stat<T>(exp_avg_sq, "adamw exp_avg_sq");
-    if (grad.dtype() == param.dtype()) {
-      adamw_impl<T, T>(param, grad, exp_avg, exp_avg_sq, args);
-    } else {
-      LF_CHECK(grad.dtype() == DType::F32, "adamw_step: gradient dtype {} does not match parameter dtype {} "
-               "(expected {} or f32)", dtype_name(grad.dtype()), dtype_name(param.dtype()),
-               dtype_name(param.dtype()));
-      adamw_impl<T, float>(param, grad, exp_avg, exp_avg_sq, args);
-    }
-  });
+  adamw_one(param, grad, exp_avg, exp_avg_sq, args, Tensor());
+}
+
+void CpuBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) {
+  for (const AdamWTensor& t : tensors) {
+    AdamWArgs a = args;
+    a.weight_decay = t.weight_decay;
+    adamw_one(t.param, t.grad, t.exp_avg, t.exp_avg_sq, a, t.compute_copy);
+  }
 }
 
 }  // namespace lmforge

@@ -48,6 +48,24 @@ struct Reducer {
   }
 };
 
+// The whole of xs[0, r) in fixed blocks whose partials are merged in block order.
+template <class T, class A>
+A reduce_all(const T* xs, int64_t r, const Reducer<A>& red) {
+  const int64_t nb = (r + kReduceBlock - 1) / kReduceBlock;
+  std::vector<A> partial(std::max<int64_t>(nb, 1), red.init());
+  parallel_for(nb, 4, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      A acc = red.init();
+      const int64_t lo = blk * kReduceBlock, hi = std::min(r, lo + kReduceBlock);
+      for (int64_t i = lo; i < hi; ++i) acc = red.combine(acc, load(xs[i]));
+      partial[blk] = acc;
+    }
+  });
+  A acc = red.init();
+  for (int64_t blk = 0; blk < nb; ++blk) acc = blk == 0 ? partial[0] : red.merge(acc, partial[blk]);
+  return acc;
+}
+
 }  // namespace
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
@@ -68,19 +86,7 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t
         });
       };
       if (outer * inner == 1) {
-        const int64_t nb = (r + kReduceBlock - 1) / kReduceBlock;
-        std::vector<A> partial(std::max<int64_t>(nb, 1), red.init());
-        parallel_for(nb, 4, [&](int64_t b, int64_t e) {
-          for (int64_t blk = b; blk < e; ++blk) {
-            A acc = red.init();
-            const int64_t lo = blk * kReduceBlock, hi = std::min(r, lo + kReduceBlock);
-            for (int64_t i = lo; i < hi; ++i) acc = red.combine(acc, load(xs[i]));
-            partial[blk] = acc;
-          }
-        });
-        A acc = red.init();
-        for (int64_t blk = 0; blk < nb; ++blk) acc = blk == 0 ? partial[0] : red.merge(acc, partial[blk]);
-        write(0, acc);
+        write(0, reduce_all(xs, r, red));
         return;
       }
       if (inner == 1) {
@@ -110,6 +116,23 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t
       });
     }
   });
+}
+
+// Each tensor as reduce(SumSquares) over all of it (f32 blocks, merged in order), the totals added
+// in f64 in list order: the same value as summing sum_of_squares() of each tensor.
+void CpuBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {
+  LF_ASSERT(out.dtype() == DType::F64 && out.numel() == 1);
+  double total = 0;
+  for (const Tensor& t : tensors) {
+    LF_ASSERT(t.is_contiguous());
+    if (t.numel() == 0) continue;
+    dispatch_float(t.dtype(), "multi_sum_of_squares", [&](auto t0) {
+      using T = decltype(t0);
+      using A = compute_t<T>;
+      total += double(reduce_all(static_cast<const T*>(t.data_ptr()), t.numel(), Reducer<A>{ReduceOp::SumSquares}));
+    });
+  }
+  *out.data<double>() = total;
 }
 
 void CpuBackend::argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {

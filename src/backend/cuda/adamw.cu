@@ -3,6 +3,11 @@
 //   p -= lr·(m / bc1) / (sqrt(v / bc2) + eps)
 // param f64 / f32 / bf16 / f16 (low precision updated in f32, rounded once), grad of the param's
 // dtype or f32, moments in the compute type.
+//
+// adamw_multi_kernel: the same update for a list of f32 parameters with f32 gradients in one
+// launch (kernels.h: one block per 64K-element chunk of one tensor, found through the table).
+// 16-byte loads and stores where the tensor's four arrays are 16-byte aligned; the compute copy
+// (bf16 / f16) is written from the stored f32 value, so it equals casting the parameter.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
@@ -32,7 +37,90 @@ __global__ void adamw_kernel(T* __restrict__ p, const G* __restrict__ g, compute
   }
 }
 
+struct AdamWMultiConst {
+  double lr;  // the decay 1 - lr·wd is formed per tensor in f64 and rounded, as the CPU does
+  float b1, b2, c1, c2, step, inv_bc2, eps, scale;
+};
+
+__device__ __forceinline__ float adamw_update(float p, float g, float& m, float& v, float decay,
+                                              const AdamWMultiConst& k) {
+  const float gi = g * k.scale;
+  const float mi = k.b1 * m + k.c1 * gi;
+  const float vi = k.b2 * v + k.c2 * gi * gi;
+  m = mi;
+  v = vi;
+  return p * decay - k.step * mi / (m_sqrt(vi * k.inv_bc2) + k.eps);
+}
+
+__device__ __forceinline__ void store_copy(void* copy, MultiTensorKind kind, int64_t i, float p) {
+  if (kind == MultiTensorKind::BF16) static_cast<bf16*>(copy)[i] = store<bf16>(p);
+  else if (kind == MultiTensorKind::F16) static_cast<f16*>(copy)[i] = store<f16>(p);
+}
+
+__global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
+                                   const MultiTensorChunk* __restrict__ chunks, AdamWMultiConst k) {
+  const MultiTensorChunk ch = chunks[blockIdx.x];
+  const MultiTensorEntry e = entries[ch.tensor];
+  const int64_t lo = ch.start, hi = min(e.n, lo + kMultiTensorChunk);
+  const float decay = float(1.0 - k.lr * e.weight_decay);
+  float* p = static_cast<float*>(e.param);
+  const float* g = static_cast<const float*>(e.x);
+  float* m = e.exp_avg;
+  float* v = e.exp_avg_sq;
+  const bool has_copy = e.copy_kind != MultiTensorKind::None;
+  // Chunk starts are multiples of 4 elements, so aligned bases keep every float4 aligned; the
+  // copy's 4 elements are 8 bytes.
+  const bool vec = ((reinterpret_cast<uintptr_t>(p) | reinterpret_cast<uintptr_t>(g) | reinterpret_cast<uintptr_t>(m) |
+                     reinterpret_cast<uintptr_t>(v)) & 15) == 0 &&
+                   (!has_copy || (reinterpret_cast<uintptr_t>(e.copy) & 7) == 0);
+  int64_t tail = lo;
+  if (vec) {
+    const int64_t nvec = (hi - lo) / 4;
+    for (int64_t j = threadIdx.x; j < nvec; j += blockDim.x) {
+      const int64_t i = lo + 4 * j;
+      float4 pv = *reinterpret_cast<const float4*>(p + i);
+      const float4 gv = *reinterpret_cast<const float4*>(g + i);
+      float4 mv = *reinterpret_cast<const float4*>(m + i);
+      float4 vv = *reinterpret_cast<const float4*>(v + i);
+      pv.x = adamw_update(pv.x, gv.x, mv.x, vv.x, decay, k);
+      pv.y = adamw_update(pv.y, gv.y, mv.y, vv.y, decay, k);
+      pv.z = adamw_update(pv.z, gv.z, mv.z, vv.z, decay, k);
+      pv.w = adamw_update(pv.w, gv.w, mv.w, vv.w, decay, k);
+      *reinterpret_cast<float4*>(p + i) = pv;
+      *reinterpret_cast<float4*>(m + i) = mv;
+      *reinterpret_cast<float4*>(v + i) = vv;
+      if (has_copy) {
+        store_copy(e.copy, e.copy_kind, i, pv.x);
+        store_copy(e.copy, e.copy_kind, i + 1, pv.y);
+        store_copy(e.copy, e.copy_kind, i + 2, pv.z);
+        store_copy(e.copy, e.copy_kind, i + 3, pv.w);
+      }
+    }
+    tail = lo + 4 * nvec;
+  }
+  for (int64_t i = tail + threadIdx.x; i < hi; i += blockDim.x) {
+    float mi = m[i], vi = v[i];
+    const float pi = adamw_update(p[i], g[i], mi, vi, decay, k);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+    if (has_copy) store_copy(e.copy, e.copy_kind, i, pi);
+  }
+}
+
 }  // namespace
+
+void launch_adamw_multi(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
+                        const AdamWArgs& a) {
+  if (n_chunks == 0) return;
+  const auto* entries = static_cast<const MultiTensorEntry*>(table);
+  const auto* chunks = reinterpret_cast<const MultiTensorChunk*>(entries + n_tensors);
+  const AdamWMultiConst k{a.lr, float(a.beta1), float(a.beta2), float(1.0 - a.beta1), float(1.0 - a.beta2),
+                          float(a.lr / a.bias_correction1), float(1.0 / a.bias_correction2), float(a.eps),
+                          float(a.grad_scale)};
+  adamw_multi_kernel<<<unsigned(n_chunks), kThreads, 0, ctx.stream>>>(entries, chunks, k);
+  LF_CUDA_CHECK_LAUNCH("adamw_multi_kernel");
+}
 
 void launch_adamw(const CudaContext& ctx, DType param_t, DType grad_t, void* param, const void* grad, void* exp_avg,
                   void* exp_avg_sq, int64_t n, const AdamWArgs& a) {

@@ -7,10 +7,14 @@
 // The methods are defined across cuda_backend_*.cpp, by kernel family.
 #pragma once
 
+#include <memory>
+
 #include "backend/backend.h"
 #include "backend/cuda/cuda_context.h"
 
 namespace lmforge::cuda {
+
+class MultiTensorTable;
 
 class CudaBackend final : public Backend {
  public:
@@ -69,6 +73,8 @@ class CudaBackend final : public Backend {
 
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                   const AdamWArgs& args) override;
+  void adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) override;
+  void multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) override;
 
  private:
   // Throws Error naming `op` unless every defined tensor lives on this GPU; activates the device.
@@ -78,6 +84,8 @@ class CudaBackend final : public Backend {
   void throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const;
 
   CudaContext& ctx_;
+  // Device tables of the multi-tensor launches, kept between calls (multi_tensor_table.h).
+  std::shared_ptr<MultiTensorTable> adamw_table_, sum_of_squares_table_;
 };
 
 // gemm_cublas.cpp: C = alpha·op(A)·op(B) + beta·C (and the epilogue, bias and tanh-GELU, fused

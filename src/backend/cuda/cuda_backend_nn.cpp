@@ -4,6 +4,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/multi_tensor_table.h"
 #include "backend/cuda/scratch.h"
 
 namespace lmforge::cuda {
@@ -316,6 +317,84 @@ void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tens
            dtype_name(grad.dtype()), dtype_name(param.dtype()), dtype_name(param.dtype()));
   launch_adamw(ctx_, param.dtype(), grad.dtype(), param.data_ptr(), grad.data_ptr(), exp_avg.data_ptr(),
                exp_avg_sq.data_ptr(), param.numel(), args);
+}
+
+namespace {
+MultiTensorKind multi_tensor_kind(DType t) {
+  switch (t) {
+    case DType::F32: return MultiTensorKind::F32;
+    case DType::BF16: return MultiTensorKind::BF16;
+    case DType::F16: return MultiTensorKind::F16;
+    default: return MultiTensorKind::None;
+  }
+}
+}  // namespace
+
+void CudaBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) {
+  // f32 parameters with f32 gradients (every master weight) go into one launch; anything else
+  // takes the single-tensor kernel, its compute copy written by a cast.
+  std::vector<MultiTensorEntry> entries;
+  for (const AdamWTensor& t : tensors) {
+    AdamWArgs a = args;
+    a.weight_decay = t.weight_decay;
+    if (t.compute_copy.defined()) {
+      LF_ASSERT(t.compute_copy.is_contiguous() && t.compute_copy.numel() == t.param.numel());
+      LF_CHECK(t.compute_copy.dtype() == DType::BF16 || t.compute_copy.dtype() == DType::F16,
+               "adamw_multi_step: compute copy dtype {} is not supported (expected bf16 or f16)",
+               dtype_name(t.compute_copy.dtype()));
+    }
+    if (t.param.dtype() != DType::F32 || t.grad.dtype() != DType::F32) {
+      adamw_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, a);
+      if (t.compute_copy.defined()) copy(t.param, t.compute_copy);
+      continue;
+    }
+    LF_ASSERT(t.param.is_contiguous() && t.grad.is_contiguous() && t.exp_avg.is_contiguous() &&
+              t.exp_avg_sq.is_contiguous());
+    LF_ASSERT(t.grad.numel() == t.param.numel() && t.exp_avg.numel() == t.param.numel() &&
+              t.exp_avg_sq.numel() == t.param.numel());
+    check_device("adamw_multi_step", {&t.param, &t.grad, &t.exp_avg, &t.exp_avg_sq, &t.compute_copy});
+    check_stat(t.exp_avg, DType::F32, "adamw exp_avg");
+    check_stat(t.exp_avg_sq, DType::F32, "adamw exp_avg_sq");
+    if (t.param.numel() == 0) continue;
+    entries.push_back({.param = t.param.data_ptr(), .x = t.grad.data_ptr(),
+                       .exp_avg = static_cast<float*>(t.exp_avg.data_ptr()),
+                       .exp_avg_sq = static_cast<float*>(t.exp_avg_sq.data_ptr()),
+                       .copy = t.compute_copy.defined() ? t.compute_copy.data_ptr() : nullptr, .n = t.param.numel(),
+                       .weight_decay = t.weight_decay, .x_kind = MultiTensorKind::F32,
+                       .copy_kind = t.compute_copy.defined() ? multi_tensor_kind(t.compute_copy.dtype())
+                                                             : MultiTensorKind::None});
+  }
+  if (entries.empty()) return;
+  if (!adamw_table_) adamw_table_ = std::make_shared<MultiTensorTable>(ctx_);
+  int64_t n_chunks = 0;
+  const void* table = adamw_table_->upload(entries, n_chunks);
+  launch_adamw_multi(ctx_, table, int64_t(entries.size()), n_chunks, args);
+}
+
+void CudaBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {
+  LF_ASSERT(out.dtype() == DType::F64 && out.numel() == 1);
+  check_device("multi_sum_of_squares", {&out});
+  std::vector<MultiTensorEntry> entries;
+  std::vector<Tensor> f32_copies;  // f64 (or other) tensors summed as f32 copies
+  for (const Tensor& t0 : tensors) {
+    LF_ASSERT(t0.is_contiguous());
+    check_device("multi_sum_of_squares", {&t0});
+    LF_CHECK(is_floating(t0.dtype()), "multi_sum_of_squares: tensors must be floating, got {}", t0.str());
+    if (t0.numel() == 0) continue;
+    Tensor t = t0;
+    if (multi_tensor_kind(t.dtype()) == MultiTensorKind::None) {
+      t = Tensor::empty(t0.shape(), DType::F32, t0.device());
+      copy(t0, t);
+      f32_copies.push_back(t);
+    }
+    entries.push_back({.x = t.data_ptr(), .n = t.numel(), .x_kind = multi_tensor_kind(t.dtype())});
+  }
+  if (!sum_of_squares_table_) sum_of_squares_table_ = std::make_shared<MultiTensorTable>(ctx_);
+  int64_t n_chunks = 0;
+  const void* table = entries.empty() ? nullptr : sum_of_squares_table_->upload(entries, n_chunks);
+  Scratch partials(ctx_.device, size_t(n_chunks) * sizeof(float));
+  launch_multi_sum_of_squares(ctx_, table, int64_t(entries.size()), n_chunks, partials.get<float>(),
+                              static_cast<double*>(out.data_ptr()));
 }
 
 }  // namespace lmforge::cuda

@@ -113,6 +113,36 @@ void launch_swiglu_backward(const CudaContext& ctx, DType t, const void* gate, c
 void launch_adamw(const CudaContext& ctx, DType param_t, DType grad_t, void* param, const void* grad, void* exp_avg,
                   void* exp_avg_sq, int64_t n, const AdamWArgs& args);
 
+// ---- multi-tensor launches (adamw.cu, multi_tensor_reduce.cu) ----
+// One launch covers a list of tensors: block b handles chunk b, kMultiTensorChunk elements of one
+// tensor. The table (multi_tensor_table.h) is in device memory: n_tensors MultiTensorEntry, then
+// n_chunks MultiTensorChunk.
+inline constexpr int64_t kMultiTensorChunk = 65536;
+enum class MultiTensorKind : int32_t { None = 0, F32 = 1, BF16 = 2, F16 = 3 };
+struct MultiTensorEntry {
+  void* param = nullptr;       // AdamW: f32 parameter
+  const void* x = nullptr;     // AdamW: f32 gradient; sum of squares: the tensor (kind x_kind)
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+  void* copy = nullptr;        // AdamW: compute copy (kind copy_kind) or null
+  int64_t n = 0;
+  double weight_decay = 0;
+  MultiTensorKind x_kind = MultiTensorKind::F32;
+  MultiTensorKind copy_kind = MultiTensorKind::None;
+};
+struct MultiTensorChunk {
+  int64_t tensor = 0;          // index into the entries
+  int64_t start = 0;           // first element of the chunk
+};
+// AdamW on f32 parameters with f32 gradients (the update of launch_adamw, each tensor with its
+// weight decay), writing the compute copies.
+void launch_adamw_multi(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
+                        const AdamWArgs& args);
+// *out (f64, device) = Σ x² over every entry's x: f32 partial per chunk (partials: n_chunks
+// floats of scratch), then one block adds the partials in f64 in a fixed order.
+void launch_multi_sum_of_squares(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
+                                 float* partials, double* out);
+
 // ---- attention.cu ----
 // Element (b, i, h, p) of q/k/v/out/dout/dq/dk/dv at base + b·s0 + i·s1 + h·s2 + p.
 struct AttnOperand {

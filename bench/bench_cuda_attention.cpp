@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
       });
       std::printf("| %lld | forward | %.3f | %.1f |\n", (long long)D, f, fwd_flops / (f * 1e9));
       std::printf("| %lld | backward | %.3f | %.1f |\n", (long long)D, b, 2.5 * fwd_flops / (b * 1e9));
-      std::printf("| %lld | forward+backward | %.3f | %.1f |\n", (long long)D, f + b, 3.5 * fwd_flops / ((f + b) * 1e9));
+      std::printf("| %lld | forward+backward | %.3f | %.1f |\n", (long long)D, f + b,
+                  3.5 * fwd_flops / ((f + b) * 1e9));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_attention: %s\n", e.what());

@@ -8,14 +8,16 @@
 //   transpose of the operand the instruction wants); cp.async global→shared, double-buffered;
 //   shared tiles of W = 64 or 128 elements per row stored in 16-byte chunks whose index is XORed
 //   with (row & 7), so the 8 row addresses of an ldmatrix hit 8 different bank groups.
-//   Each warp owns 16 rows of the output tile; two warp-level products cover every step:
-//     gemm_ss: C[16×N] += A·Bᵀ, A rows and B rows both in shared memory (Q·Kᵀ, dO·Vᵀ, K·Qᵀ, V·dOᵀ);
-//     gemm_rs: C[16×N] += A·B,  A in registers (P or dS, as bf16/f16), B rows = k in shared memory.
+//   Each warp owns 16 rows of the output tile; three warp-level products cover every step:
+//     gemm_ss:   C[16×N] += A·Bᵀ, A rows and B rows in shared memory (dO·Vᵀ, K·Qᵀ, V·dOᵀ, Q·Kᵀ in dQ);
+//     gemm_rs_t: the same with A in registers (the forward's Q, loaded once);
+//     gemm_rs:   C[16×N] += A·B, A in registers (P or dS, as bf16/f16), B rows = k in shared memory.
 //
 // Forward (FlashAttention-2): one CTA per (query tile, head, batch), the longest causal tiles
 // launched first. Per key tile: S = Q·Kᵀ; scores pre-scaled by scale·log2(e) so the softmax uses
-// exp2f; running row max / sum in registers; O = α·O + P·V. Causal tiles above the diagonal are
-// never visited and only tiles crossing the diagonal (or the end of the keys) are masked.
+// one ex2.approx per score; running row max / sum in registers; O = α·O + P·V. Causal tiles above
+// the diagonal are never visited and only tiles crossing the diagonal (or the end of the keys) are
+// masked.
 //
 // Backward, deterministic (no atomics; every output element written by one thread):
 //   Δ = rowsum(dO∘O) (attention.cu's kernel);
@@ -45,6 +47,10 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 // 16 bytes global → shared; bytes = 0 writes zeros (rows past the end of the sequence).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+// 4 bytes global → shared (.ca: the only cp.async that copies fewer than 16); bytes = 0 writes zeros.
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -81,6 +87,14 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
   }
 }
 
+// 2^x in one MUFU instruction (exp2f adds a denormal range fix-up the softmax does not need);
+// 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats as a packed pair of the element type, x in the low half (the lower column).
 template <bool BF16>
 __device__ __forceinline__ uint32_t pack2(float x, float y) {
@@ -112,6 +126,19 @@ __device__ __forceinline__ void load_tile(uint16_t* s, const uint16_t* g, int64_
   }
 }
 
+// c[16×N] += A·Bᵀ over k columns [16·kk, 16·kk + 16): A fragment a, B = rows [0, N) of sb (K wide).
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void mma_bt_step(float (&c)[N / 8][4], const uint32_t (&a)[4], const uint16_t* sb, int kk) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int nn = 0; nn < N / 16; ++nn) {
+    uint32_t b[4];
+    ldmatrix_x4(b, sb + swz<K>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
+    mma16816<BF16>(c[2 * nn], a, b[0], b[1]);
+    mma16816<BF16>(c[2 * nn + 1], a, b[2], b[3]);
+  }
+}
+
 // c[16×N] += A·Bᵀ: A = rows [a0, a0+16) of sa, B = rows [0, N) of sb, both K wide (K == W).
 template <bool BF16, int N, int K>
 __device__ __forceinline__ void gemm_ss(float (&c)[N / 8][4], const uint16_t* sa, int a0, const uint16_t* sb) {
@@ -120,14 +147,23 @@ __device__ __forceinline__ void gemm_ss(float (&c)[N / 8][4], const uint16_t* sa
   for (int kk = 0; kk < K / 16; ++kk) {
     uint32_t a[4];
     ldmatrix_x4(a, sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
-#pragma unroll
-    for (int nn = 0; nn < N / 16; ++nn) {
-      uint32_t b[4];
-      ldmatrix_x4(b, sb + swz<K>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
-      mma16816<BF16>(c[2 * nn], a, b[0], b[1]);
-      mma16816<BF16>(c[2 * nn + 1], a, b[2], b[3]);
-    }
+    mma_bt_step<BF16, N, K>(c, a, sb, kk);
   }
+}
+
+// The A fragments of rows [a0, a0+16) of sa (K wide), for products that reuse them.
+template <int K>
+__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[K / 16][4], const uint16_t* sa, int a0) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) ldmatrix_x4(a[kk], sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
+}
+
+// c[16×N] += A·Bᵀ: A[16×K] in registers, B = rows [0, N) of sb (K wide).
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void gemm_rs_t(float (&c)[N / 8][4], const uint32_t (&a)[K / 16][4], const uint16_t* sb) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) mma_bt_step<BF16, N, K>(c, a[kk], sb, kk);
 }
 
 // c[16×N] += A·B: A[16×K] in registers (K/16 fragments), B = rows [0, K) of sb, N == W wide.
@@ -198,14 +234,17 @@ __device__ __forceinline__ int64_t visible_keys(const AttnParams& p, int64_t t0,
 // ---- forward ----
 template <int D>
 struct FwdTiles {
-  // 4 warps and at most 80 KB of shared memory: two CTAs share an SM, so one computes while the
-  // other waits at a barrier or for its next tile.
-  static constexpr int kBr = 64, kBc = D == 64 ? 128 : 64, kWarps = kBr / 16, kThreads = kWarps * 32;
+  // 4 warps, 40 / 80 KB of shared memory: three (head dim 64) or two (128) CTAs share an SM, so
+  // one computes while another waits at a barrier or for its next tile. At head dim 64 this beat
+  // 128-key tiles with two CTAs per SM.
+  static constexpr int kBr = 64, kBc = 64, kWarps = kBr / 16, kThreads = kWarps * 32;
+  static constexpr int kCtasPerSm = D == 64 ? 3 : 2;
   static constexpr size_t kSmem = sizeof(uint16_t) * (size_t(kBr) * D + 4 * size_t(kBc) * D);
 };
 
 template <bool BF16, int D>
-__global__ void __launch_bounds__(FwdTiles<D>::kThreads, 2) attention_mma_forward_kernel(AttnParams p) {
+__global__ void __launch_bounds__(FwdTiles<D>::kThreads, FwdTiles<D>::kCtasPerSm)
+    attention_mma_forward_kernel(AttnParams p) {
   using Cfg = FwdTiles<D>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -235,6 +274,7 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, 2) attention_mma_forwar
   zero(o);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int64_t row0 = t0 + warp * 16 + gid;  // this thread's rows: row0, row0 + 8
+  uint32_t qa[D / 16][4];  // this warp's Q rows, loaded once the first tiles have landed
 
   for (int j = 0; j < ntiles; ++j) {
     const int buf = j & 1;
@@ -250,9 +290,10 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, 2) attention_mma_forwar
     }
     __syncthreads();
 
+    if (j == 0) load_a_fragments<D>(qa, qs, warp * 16);
     float s[Bc / 8][4];
     zero(s);
-    gemm_ss<BF16, Bc, D>(s, qs, warp * 16, ks + buf * Bc * D);
+    gemm_rs_t<BF16, Bc, D>(s, qa, ks + buf * Bc * D);
 
     // Only tiles that cross the diagonal or the end of the keys are masked.
     if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset)) {
@@ -275,13 +316,13 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, 2) attention_mma_forwar
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float ref = mx == -INFINITY ? 0.f : mx * sl2;
-      alpha[r] = exp2f(m[r] * sl2 - ref);
+      alpha[r] = fast_exp2(m[r] * sl2 - ref);
       m[r] = mx;
       float sum = 0.f;
 #pragma unroll
       for (int jj = 0; jj < Bc / 8; ++jj) {
-        s[jj][2 * r] = exp2f(fmaf(s[jj][2 * r], sl2, -ref));
-        s[jj][2 * r + 1] = exp2f(fmaf(s[jj][2 * r + 1], sl2, -ref));
+        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref));
+        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref));
         sum += s[jj][2 * r] + s[jj][2 * r + 1];
       }
       l[r] = l[r] * alpha[r] + sum;
@@ -316,23 +357,29 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, 2) attention_mma_forwar
 // ---- backward: dK, dV ----
 template <int D>
 struct DkvTiles {
-  static constexpr int kBc = 128, kBr = D == 64 ? 64 : 32, kWarps = kBc / 16, kThreads = kWarps * 32;
+  // 64 keys and 4 warps: two CTAs share an SM (measured faster than one CTA of 128 keys, which
+  // reads Q and dO half as often but leaves the SM idle at each barrier).
+  static constexpr int kBc = 64, kBr = D == 64 ? 64 : 32, kWarps = kBc / 16, kThreads = kWarps * 32;
   static constexpr size_t kSmem =
       sizeof(uint16_t) * (2 * size_t(kBc) * D + 4 * size_t(kBr) * D) + sizeof(float) * 4 * kBr;
 };
 
-// lse·log2(e) (+inf for queries that see no key or lie past the end: P = 0) and Δ of rows [t0, t0+n).
-__device__ __forceinline__ void load_row_stats(float* lse2, float* dl, const AttnParams& p, const float* delta,
+// lse and Δ of rows [t0, t0 + n), copied asynchronously with the Q and dO tiles (a plain load
+// would stall the CTA at its next barrier). Rows past the end read 0: their q and dO are zero
+// too, so P = 1 there meets dO = 0 and dS = 0, and they add nothing.
+__device__ __forceinline__ void load_row_stats(float* lse, float* dl, const AttnParams& p, const float* delta,
                                                int64_t b, int64_t h, int64_t t0, int n) {
-  const float* lse = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
-  const float* dd = delta + (b * p.nh + h) * p.nt;
+  const float* lg = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
+  const float* dg = delta + (b * p.nh + h) * p.nt;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const int64_t t = t0 + i;
-    const float v = t < p.nt ? lse[t] : -INFINITY;
-    lse2[i] = v == -INFINITY ? INFINITY : v * kLog2e;
-    dl[i] = t < p.nt ? dd[t] : 0.f;
+    const bool ok = t0 + i < p.nt;
+    cp_async4(lse + i, ok ? lg + t0 + i : lg, ok ? 4 : 0);
+    cp_async4(dl + i, ok ? dg + t0 + i : dg, ok ? 4 : 0);
   }
 }
+
+// lse·log2(e), with +inf for a query that sees no key (lse = -inf), so that P = 2^(s - that) = 0.
+__device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? INFINITY : lse * kLog2e; }
 
 template <bool BF16, int D>
 __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_kernel(AttnParams p, const float* delta) {
@@ -343,8 +390,8 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
   uint16_t* vs = ks + Bc * D;
   uint16_t* qs = vs + Bc * D;      // [2][Br·D]
   uint16_t* gs = qs + 2 * Br * D;  // dO, [2][Br·D]
-  float* lse2s = reinterpret_cast<float*>(gs + 2 * Br * D);  // [2][Br]
-  float* dls = lse2s + 2 * Br;                                // [2][Br]
+  float* lses = reinterpret_cast<float*>(gs + 2 * Br * D);  // [2][Br]
+  float* dls = lses + 2 * Br;                                // Δ, [2][Br]
 
   const int64_t hk = blockIdx.x % p.nhkv, b = blockIdx.x / p.nhkv;
   const int64_t s0 = int64_t(blockIdx.y) * Bc, group = p.nh / p.nhkv, offset = p.ns - p.nt;
@@ -363,7 +410,7 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
     const int rows = int(min(int64_t(Br), p.nt - t0));
     load_tile<Br, D, NT>(qs + buf * Br * D, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
     load_tile<Br, D, NT>(gs + buf * Br * D, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
-    load_row_stats(lse2s + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
+    load_row_stats(lses + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
   };
   if (iters > 0) issue(0, 0);
   cp_async_commit();
@@ -386,7 +433,7 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
     const int64_t t0 = t_first + (it % nqt) * Br;
     const uint16_t* q = qs + buf * Br * D;
     const uint16_t* g = gs + buf * Br * D;
-    const float* lse2 = lse2s + buf * Br;
+    const float* lse = lses + buf * Br;
     const float* dl = dls + buf * Br;
 
     float st[Br / 8][4];  // Sᵀ: keys × queries
@@ -400,7 +447,7 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
         const int col = jj * 8 + 2 * tq + (e & 1);
         const int64_t key = key0 + 8 * (e >> 1);
         const float x = masked && key > t0 + col + offset ? -INFINITY : st[jj][e];
-        st[jj][e] = exp2f(fmaf(x, sl2, -lse2[col]));
+        st[jj][e] = fast_exp2(fmaf(x, sl2, -lse_log2(lse[col])));
       }
     float dpt[Br / 8][4];
     zero(dpt);
@@ -466,8 +513,7 @@ __global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kern
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int64_t row = row0 + 8 * r;
-      const float v = row < p.nt ? lse[row] : -INFINITY;
-      lse2[r] = v == -INFINITY ? INFINITY : v * kLog2e;
+      lse2[r] = lse_log2(row < p.nt ? lse[row] : -INFINITY);
       dl[r] = row < p.nt ? dd[row] : 0.f;
     }
   }
@@ -499,7 +545,7 @@ __global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kern
       for (int e = 0; e < 4; ++e) {
         const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 8 * (e >> 1);
         const bool out = masked && (key >= p.ns || (p.causal && key > row + offset));
-        s[jj][e] = exp2f(fmaf(out ? -INFINITY : s[jj][e], sl2, -lse2[e >> 1]));
+        s[jj][e] = fast_exp2(fmaf(out ? -INFINITY : s[jj][e], sl2, -lse2[e >> 1]));
       }
     float dp[Bc / 8][4];
     zero(dp);

@@ -4,7 +4,8 @@
 //   bench_cuda_attention [--iters N]
 //
 // FLOPs as FlashAttention counts them: forward 4·B·H·T²·D, halved for causal; backward 2.5×
-// forward. Timing: the stream is synchronised around N back-to-back calls after a warm-up.
+// forward (forward+backward: the sum of the two times, 3.5× forward). Timing: the stream is
+// synchronised around N back-to-back calls after a warm-up.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
       });
       std::printf("| %lld | forward | %.3f | %.1f |\n", (long long)D, f, fwd_flops / (f * 1e9));
       std::printf("| %lld | backward | %.3f | %.1f |\n", (long long)D, b, 2.5 * fwd_flops / (b * 1e9));
+      std::printf("| %lld | forward+backward | %.3f | %.1f |\n", (long long)D, f + b,
+                  3.5 * fwd_flops / ((f + b) * 1e9));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_attention: %s\n", e.what());

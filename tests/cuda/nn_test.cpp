@@ -1,5 +1,5 @@
-// The fused ops: cross-entropy, RMSNorm / LayerNorm, RoPE, SwiGLU, attention and AdamW, forward
-// and backward, against the CPU twins; determinism of every accumulating backward.
+// The fused ops: cross-entropy, RMSNorm / LayerNorm, RoPE, SwiGLU and AdamW, forward and backward,
+// against the CPU twins; determinism of every accumulating backward (attention: attention_test.cpp).
 #include "cuda_test_util.h"
 
 namespace lmforge {
@@ -158,81 +158,6 @@ TEST(CudaNN, AdamW) {
       EXPECT_TRUE(close(p.gpu, p.cpu, pt == DType::F64 ? 1e-12 : tol_for(pt) / 10)) << dtype_name(pt);
       EXPECT_TRUE(close(m.gpu, m.cpu, pt == DType::F64 ? 1e-12 : 1e-6));
       EXPECT_TRUE(close(v.gpu, v.cpu, pt == DType::F64 ? 1e-12 : 1e-6));
-    }
-  }
-}
-
-struct AttnCase {
-  int64_t b, t, s, h, hkv, d, dv;
-  bool causal, mask, strided;
-};
-
-TEST(CudaNN, AttentionForwardBackward) {
-  LF_REQUIRE_GPU();
-  Generator g(76);
-  const AttnCase cases[] = {
-      {2, 100, 100, 4, 4, 64, 64, true, false, false},   // MHA causal
-      {1, 77, 77, 8, 2, 128, 128, true, false, true},    // GQA, strided q/k/v (fused projection)
-      {2, 5, 40, 4, 1, 32, 16, true, true, false},       // MQA, decode-like causal offset, mask, Dv != D
-      {1, 65, 130, 2, 2, 48, 48, false, true, false},    // not causal, mask
-      {1, 40, 20, 2, 1, 16, 16, true, false, false},     // T > S: the first queries see no key
-      {1, 33, 33, 1, 1, 256, 256, true, false, false},   // large head dim
-  };
-  for (const AttnCase& c : cases) {
-    for (DType t : nn_dtypes()) {
-      SCOPED_TRACE(fmt::format("B{} T{} S{} H{} Hkv{} D{} Dv{} causal{} mask{} strided{} {}", c.b, c.t, c.s, c.h,
-                               c.hkv, c.d, c.dv, c.causal, c.mask, c.strided, dtype_name(t)));
-      const DType st = stat_dtype(t);
-      Pair q, k, v;
-      if (c.strided) {
-        // One [B, T, H + 2·Hkv, D] buffer, sliced along heads (D == Dv here).
-        Pair qkv = random_pair(g, {c.b, c.t, c.h + 2 * c.hkv, c.d}, t);
-        q = view(qkv, [&](const Tensor& a) { return narrow(a, 2, 0, c.h); });
-        k = view(qkv, [&](const Tensor& a) { return narrow(a, 2, c.h, c.hkv); });
-        v = view(qkv, [&](const Tensor& a) { return narrow(a, 2, c.h + c.hkv, c.hkv); });
-      } else {
-        q = random_pair(g, {c.b, c.t, c.h, c.d}, t);
-        k = random_pair(g, {c.b, c.s, c.hkv, c.d}, t);
-        v = random_pair(g, {c.b, c.s, c.hkv, c.dv}, t);
-      }
-      Pair mask;
-      if (c.mask) {
-        // [1, H, T, S] broadcast over B, with some -inf entries.
-        Tensor mh = random_host(g, {1, c.h, c.t, c.s}, st, -1, 1);
-        auto mv = to_vector<double>(mh);
-        for (size_t i = 0; i < mv.size(); i += 7) mv[i] = -INFINITY;
-        mh = from_vector<double>(mv, mh.shape()).to(st);
-        Pair m1 = on_both(mh);
-        mask = view(m1, [&](const Tensor& a) { return expand(a, {c.b, c.h, c.t, c.s}); });
-      }
-      const AttentionArgs args{.scale = 0.0, .causal = c.causal};
-      Pair out = poisoned_pair({c.b, c.t, c.h, c.dv}, t), lse = poisoned_pair({c.b, c.h, c.t}, st);
-      cpu_be().attention_forward(q.cpu, k.cpu, v.cpu, mask.cpu, args, out.cpu, lse.cpu);
-      gpu_be().attention_forward(q.gpu, k.gpu, v.gpu, mask.gpu, args, out.gpu, lse.gpu);
-      EXPECT_TRUE(close(out.gpu, out.cpu, tol_for(t)));
-      EXPECT_TRUE(close(lse.gpu, lse.cpu, t == DType::F64 ? 1e-12 : 1e-5));
-
-      Pair dout = random_pair(g, {c.b, c.t, c.h, c.dv}, t);
-      Pair dq = poisoned_pair(q.cpu.shape(), t), dk = poisoned_pair(k.cpu.shape(), t),
-           dv = poisoned_pair(v.cpu.shape(), t);
-      // The same forward results on both sides.
-      Tensor out_g = out.cpu.to(gpu()), lse_g = lse.cpu.to(gpu());
-      cpu_be().attention_backward(q.cpu, k.cpu, v.cpu, mask.cpu, out.cpu, lse.cpu, dout.cpu, args, dq.cpu, dk.cpu,
-                                  dv.cpu);
-      gpu_be().attention_backward(q.gpu, k.gpu, v.gpu, mask.gpu, out_g, lse_g, dout.gpu, args, dq.gpu, dk.gpu,
-                                  dv.gpu);
-      const double tb = t == DType::F64 ? 1e-11 : (t == DType::F32 ? 1e-5 : tol_for(t));
-      EXPECT_TRUE(close(dq.gpu, dq.cpu, tb));
-      EXPECT_TRUE(close(dk.gpu, dk.cpu, tb));
-      EXPECT_TRUE(close(dv.gpu, dv.cpu, tb));
-      // Determinism.
-      Pair dq2 = poisoned_pair(q.cpu.shape(), t), dk2 = poisoned_pair(k.cpu.shape(), t),
-           dv2 = poisoned_pair(v.cpu.shape(), t);
-      gpu_be().attention_backward(q.gpu, k.gpu, v.gpu, mask.gpu, out_g, lse_g, dout.gpu, args, dq2.gpu, dk2.gpu,
-                                  dv2.gpu);
-      EXPECT_TRUE(bit_equal(dq2.gpu, dq.gpu));
-      EXPECT_TRUE(bit_equal(dk2.gpu, dk.gpu));
-      EXPECT_TRUE(bit_equal(dv2.gpu, dv.gpu));
     }
   }
 }

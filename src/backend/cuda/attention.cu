@@ -19,8 +19,8 @@
 //   Pass 2, one block per (b, kv head, key tile): dk and dv, summing the query heads of the
 //   group and the query tiles in a fixed order. No atomics: deterministic.
 // Tile sizes are chosen at run time from D, Dv and the element size so that any head dim up to a
-// few hundred fits in shared memory; the kernels are instantiated once per dtype. (A tensor-core
-// kernel for bf16 / f16 would be the fast path; this one is the correct general one.)
+// few hundred fits in shared memory; the kernels are instantiated once per dtype. This is the
+// general path; bf16 / f16 with head dim 64 or 128 and no mask run attention_mma.cu instead.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
@@ -370,15 +370,22 @@ void launch_attention_forward(const CudaContext& ctx, DType t, const AttnParams&
   LF_CUDA_CHECK_LAUNCH("attention_forward_kernel");
 }
 
+void launch_attention_delta(const CudaContext& ctx, DType t, const AttnParams& p, void* delta) {
+  dispatch_nn(t, "attention_backward", [&](auto t0) {
+    using T = decltype(t0);
+    attention_delta_kernel<T><<<grid_for(ctx, p.nb * p.nh * p.nt * 32), kThreads, 0, ctx.stream>>>(
+        p, static_cast<compute_t<T>*>(delta));
+  });
+  LF_CUDA_CHECK_LAUNCH("attention_delta_kernel");
+}
+
 void launch_attention_backward(const CudaContext& ctx, DType t, const AttnParams& p) {
   dispatch_nn(t, "attention_backward", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
     Scratch delta(ctx.device, size_t(p.nb * p.nh * p.nt) * sizeof(A));
     if (p.nb * p.nh * p.nt > 0) {
-      attention_delta_kernel<T><<<grid_for(ctx, p.nb * p.nh * p.nt * 32), kThreads, 0, ctx.stream>>>(p,
-                                                                                                    delta.get<A>());
-      LF_CUDA_CHECK_LAUNCH("attention_delta_kernel");
+      launch_attention_delta(ctx, t, p, delta.get());
       size_t smem = 0;
       const Tiles tiles = pick_tiles(ctx, p, sizeof(A), dq_smem, smem);
       LF_CUDA_CHECK(cudaFuncSetAttribute(attention_dq_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -92,6 +92,18 @@ AttnParams make_attention(const Tensor& q, const Tensor& k, const Tensor& v, con
   return p;
 }
 
+// The tensor-core kernels (attention_mma.cu) take bf16 / f16, head dim 64 or 128 with D == Dv, no
+// mask, and operands whose base and strides are whole 16-byte chunks (cp.async copies 16 bytes).
+bool aligned16(const AttnOperand& op) {
+  return reinterpret_cast<uintptr_t>(op.base) % 16 == 0 && op.s0 % 8 == 0 && op.s1 % 8 == 0 && op.s2 % 8 == 0;
+}
+bool tensor_core_attention(DType t, const AttnParams& p, std::initializer_list<const AttnOperand*> ops) {
+  if ((t != DType::BF16 && t != DType::F16) || p.mask || p.d != p.dv_dim || (p.d != 64 && p.d != 128)) return false;
+  for (const AttnOperand* op : ops)
+    if (!aligned16(*op)) return false;
+  return true;
+}
+
 }  // namespace
 
 // ---- matrix products ----
@@ -272,7 +284,8 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
   LF_ASSERT(lse.numel() == p.nb * p.nh * p.nt);
   p.out = operand(out);
   p.lse = lse.data_ptr();
-  launch_attention_forward(ctx_, q.dtype(), p);
+  if (tensor_core_attention(q.dtype(), p, {&p.q, &p.k, &p.v, &p.out})) launch_attention_mma_forward(ctx_, q.dtype(), p);
+  else launch_attention_forward(ctx_, q.dtype(), p);
 }
 
 void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
@@ -295,7 +308,9 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
   p.dk = operand(dk);
   p.dv = operand(dv);
   p.lse = lse.data_ptr();
-  launch_attention_backward(ctx_, q.dtype(), p);
+  if (tensor_core_attention(q.dtype(), p, {&p.q, &p.k, &p.v, &p.out, &p.dout, &p.dq, &p.dk, &p.dv}))
+    launch_attention_mma_backward(ctx_, q.dtype(), p);
+  else launch_attention_backward(ctx_, q.dtype(), p);
 }
 
 // ---- optimizer ----

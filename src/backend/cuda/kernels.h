@@ -160,5 +160,12 @@ struct AttnParams {
 };
 void launch_attention_forward(const CudaContext& ctx, DType t, const AttnParams& p);
 void launch_attention_backward(const CudaContext& ctx, DType t, const AttnParams& p);
+// Δ [B, H, T] (compute type) = Σ_c dO·O, the row term of the softmax gradient; both backward paths use it.
+void launch_attention_delta(const CudaContext& ctx, DType t, const AttnParams& p, void* delta);
+
+// ---- attention_mma.cu: tensor cores, bf16 / f16, head dim 64 or 128 (D == Dv), no mask, every
+// operand's base and strides 16-byte aligned (the backend checks; attention.cu takes the rest) ----
+void launch_attention_mma_forward(const CudaContext& ctx, DType t, const AttnParams& p);
+void launch_attention_mma_backward(const CudaContext& ctx, DType t, const AttnParams& p);
 
 }  // namespace lmforge::cuda

@@ -1,0 +1,630 @@
+// Tensor-core attention for bf16 / f16 with head dim 64 or 128 (D == Dv), forward and backward:
+// the fast path of attention.cu (same contract, same CPU twin backend/cpu/attention_cpu.cpp), taken
+// by the backend when there is no mask and q/k/v/out/dout/dq/dk/dv have 16-byte aligned bases and
+// strides (cuda_backend_nn.cpp decides; everything else runs the general kernel).
+//
+// Building blocks (sm_80+ PTX, used on sm_90):
+//   mma.sync.m16n8k16 with f32 accumulators; ldmatrix (.trans where the shared-memory tile is the
+//   transpose of the operand the instruction wants); cp.async global→shared, double-buffered;
+//   shared tiles of W = 64 or 128 elements per row stored in 16-byte chunks whose index is XORed
+//   with (row & 7), so the 8 row addresses of an ldmatrix hit 8 different bank groups.
+//   Each warp owns 16 rows of the output tile; three warp-level products cover every step:
+//     gemm_ss:   C[16×N] += A·Bᵀ, A rows and B rows in shared memory (dO·Vᵀ, K·Qᵀ, V·dOᵀ, Q·Kᵀ in dQ);
+//     gemm_rs_t: the same with A in registers (the forward's Q, loaded once);
+//     gemm_rs:   C[16×N] += A·B, A in registers (P or dS, as bf16/f16), B rows = k in shared memory.
+//
+// Forward (FlashAttention-2): one CTA per (query tile, head, batch), the longest causal tiles
+// launched first. Per key tile: S = Q·Kᵀ; scores pre-scaled by scale·log2(e) so the softmax uses
+// one ex2.approx per score; running row max / sum in registers; O = α·O + P·V. Causal tiles above
+// the diagonal are never visited and only tiles crossing the diagonal (or the end of the keys) are
+// masked.
+//
+// Backward, deterministic (no atomics; every output element written by one thread):
+//   Δ = rowsum(dO∘O) (attention.cu's kernel);
+//   dK/dV: one CTA per (key tile, kv head, batch); its warps own 16 keys and walk the group's query
+//     heads and query tiles in a fixed order: Sᵀ = K·Qᵀ, Pᵀ = exp2(Sᵀ·c − lse·log2e), dPᵀ = V·dOᵀ,
+//     dSᵀ = Pᵀ∘(dPᵀ − Δ), dV += Pᵀ·dO, dK += dSᵀ·Q;
+//   dQ: one CTA per (query tile, head, batch) over the key tiles: S, P, dP, dS again, dQ += dS·K.
+//   7 tile products instead of the 5 of an atomic-dQ backward: 1.4× its matrix FLOPs.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/scratch.h"
+
+namespace lmforge::cuda {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// ---- PTX wrappers ----
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global → shared; bytes = 0 writes zeros (rows past the end of the sequence).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+// 4 bytes global → shared (.ca: the only cp.async that copies fewer than 16); bytes = 0 writes zeros.
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// c[16×8] += a[16×16]·b[16×8], f32 accumulators.
+template <bool BF16>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (BF16) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// 2^x in one MUFU instruction (exp2f adds a denormal range fix-up the softmax does not need);
+// 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Two floats as a packed pair of the element type, x in the low half (the lower column).
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack2(float x, float y) {
+  if constexpr (BF16) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+    return *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __half2 v = __floats2half2_rn(x, y);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+}
+
+// ---- shared tiles: W elements a row, 16-byte chunks swizzled by (row & 7) ----
+template <int W>
+__device__ __forceinline__ int swz(int row, int col) {
+  static_assert(W >= 64 && W % 64 == 0, "the swizzle needs at least 8 chunks a row");
+  return row * W + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7);
+}
+
+// Rows [0, ROWS) of a tile whose row 0 is at g (row stride `stride` elements); rows >= valid are zeros.
+template <int ROWS, int W, int NT>
+__device__ __forceinline__ void load_tile(uint16_t* s, const uint16_t* g, int64_t stride, int valid) {
+  constexpr int kChunks = W / 8;
+#pragma unroll
+  for (int i = threadIdx.x; i < ROWS * kChunks; i += NT) {
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    const bool ok = r < valid;
+    cp_async16(s + swz<W>(r, c), ok ? g + r * stride + c : g, ok ? 16 : 0);
+  }
+}
+
+// c[16×N] += A·Bᵀ over k columns [16·kk, 16·kk + 16): A fragment a, B = rows [0, N) of sb (K wide).
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void mma_bt_step(float (&c)[N / 8][4], const uint32_t (&a)[4], const uint16_t* sb, int kk) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int nn = 0; nn < N / 16; ++nn) {
+    uint32_t b[4];
+    ldmatrix_x4(b, sb + swz<K>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
+    mma16816<BF16>(c[2 * nn], a, b[0], b[1]);
+    mma16816<BF16>(c[2 * nn + 1], a, b[2], b[3]);
+  }
+}
+
+// c[16×N] += A·Bᵀ: A = rows [a0, a0+16) of sa, B = rows [0, N) of sb, both K wide (K == W).
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void gemm_ss(float (&c)[N / 8][4], const uint16_t* sa, int a0, const uint16_t* sb) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
+    mma_bt_step<BF16, N, K>(c, a, sb, kk);
+  }
+}
+
+// The A fragments of rows [a0, a0+16) of sa (K wide), for products that reuse them.
+template <int K>
+__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[K / 16][4], const uint16_t* sa, int a0) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) ldmatrix_x4(a[kk], sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
+}
+
+// c[16×N] += A·Bᵀ: A[16×K] in registers, B = rows [0, N) of sb (K wide).
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void gemm_rs_t(float (&c)[N / 8][4], const uint32_t (&a)[K / 16][4], const uint16_t* sb) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) mma_bt_step<BF16, N, K>(c, a[kk], sb, kk);
+}
+
+// c[16×N] += A·B: A[16×K] in registers (K/16 fragments), B = rows [0, K) of sb, N == W wide.
+template <bool BF16, int N, int K>
+__device__ __forceinline__ void gemm_rs(float (&c)[N / 8][4], const uint32_t (&a)[K / 16][4], const uint16_t* sb) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+#pragma unroll
+    for (int nn = 0; nn < N / 16; ++nn) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, sb + swz<N>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, nn * 16 + (lane >> 4) * 8));
+      mma16816<BF16>(c[2 * nn], a[kk], b[0], b[1]);
+      mma16816<BF16>(c[2 * nn + 1], a[kk], b[2], b[3]);
+    }
+  }
+}
+
+// Accumulator fragments of a 16×K product as the A fragments of the next product.
+template <bool BF16, int K>
+__device__ __forceinline__ void to_a_fragments(uint32_t (&a)[K / 16][4], const float (&c)[K / 8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    a[kk][0] = pack2<BF16>(c[2 * kk][0], c[2 * kk][1]);
+    a[kk][1] = pack2<BF16>(c[2 * kk][2], c[2 * kk][3]);
+    a[kk][2] = pack2<BF16>(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[kk][3] = pack2<BF16>(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float (&c)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.f;
+}
+
+__device__ __forceinline__ const uint16_t* head_ptr(const AttnOperand& op, int64_t b, int64_t h) {
+  return static_cast<const uint16_t*>(op.base) + b * op.s0 + h * op.s2;
+}
+__device__ __forceinline__ uint16_t* head_ptr_mut(const AttnOperand& op, int64_t b, int64_t h) {
+  return static_cast<uint16_t*>(const_cast<void*>(op.base)) + b * op.s0 + h * op.s2;
+}
+
+// Writes the accumulator fragments of rows [r0, r0+16) (times `scale`) to rows i0 + r of an operand.
+template <bool BF16, int N>
+__device__ __forceinline__ void store_rows(const float (&c)[N / 8][4], uint16_t* g, int64_t stride, int64_t i0,
+                                           int r0, int64_t rows, const float (&scale)[2]) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t row = i0 + r0 + gid + 8 * half;
+    if (row >= rows) continue;
+    uint16_t* dst = g + row * stride + 2 * t;
+#pragma unroll
+    for (int j = 0; j < N / 8; ++j)
+      *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+          pack2<BF16>(c[j][2 * half] * scale[half], c[j][2 * half + 1] * scale[half]);
+  }
+}
+
+// The key range [0, end) some query of [t0, t0 + rows) sees.
+__device__ __forceinline__ int64_t visible_keys(const AttnParams& p, int64_t t0, int rows) {
+  if (!p.causal) return p.ns;
+  const int64_t e = t0 + rows + (p.ns - p.nt);
+  return e < 0 ? 0 : (e > p.ns ? p.ns : e);
+}
+
+// ---- forward ----
+template <int D>
+struct FwdTiles {
+  // 4 warps, 40 / 80 KB of shared memory: three (head dim 64) or two (128) CTAs share an SM, so
+  // one computes while another waits at a barrier or for its next tile. At head dim 64 this beat
+  // 128-key tiles with two CTAs per SM.
+  static constexpr int kBr = 64, kBc = 64, kWarps = kBr / 16, kThreads = kWarps * 32;
+  static constexpr int kCtasPerSm = D == 64 ? 3 : 2;
+  static constexpr size_t kSmem = sizeof(uint16_t) * (size_t(kBr) * D + 4 * size_t(kBc) * D);
+};
+
+template <bool BF16, int D>
+__global__ void __launch_bounds__(FwdTiles<D>::kThreads, FwdTiles<D>::kCtasPerSm)
+    attention_mma_forward_kernel(AttnParams p) {
+  using Cfg = FwdTiles<D>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem_raw);
+  uint16_t* ks = qs + Br * D;  // [2][Bc·D]
+  uint16_t* vs = ks + 2 * Bc * D;
+
+  const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
+  const int64_t tile = gridDim.y - 1 - blockIdx.y;  // the longest causal rows first
+  const int64_t t0 = tile * Br, hk = h / (p.nh / p.nhkv), offset = p.ns - p.nt;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  const uint16_t* qg = head_ptr(p.q, b, h);
+  const uint16_t* kg = head_ptr(p.k, b, hk);
+  const uint16_t* vg = head_ptr(p.v, b, hk);
+  load_tile<Br, D, NT>(qs, qg + t0 * p.q.s1, p.q.s1, int(min(int64_t(Br), p.nt - t0)));
+  const int64_t kend = visible_keys(p, t0, Br);
+  const int ntiles = int((kend + Bc - 1) / Bc);
+  if (ntiles > 0) {
+    load_tile<Bc, D, NT>(ks, kg, p.k.s1, int(min(int64_t(Bc), p.ns)));
+    load_tile<Bc, D, NT>(vs, vg, p.v.s1, int(min(int64_t(Bc), p.ns)));
+  }
+  cp_async_commit();
+
+  float o[D / 8][4];
+  zero(o);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int64_t row0 = t0 + warp * 16 + gid;  // this thread's rows: row0, row0 + 8
+  uint32_t qa[D / 16][4];  // this warp's Q rows, loaded once the first tiles have landed
+
+  for (int j = 0; j < ntiles; ++j) {
+    const int buf = j & 1;
+    const int64_t s0 = int64_t(j) * Bc;
+    if (j + 1 < ntiles) {
+      const int64_t s1 = s0 + Bc;
+      load_tile<Bc, D, NT>(ks + (buf ^ 1) * Bc * D, kg + s1 * p.k.s1, p.k.s1, int(min(int64_t(Bc), p.ns - s1)));
+      load_tile<Bc, D, NT>(vs + (buf ^ 1) * Bc * D, vg + s1 * p.v.s1, p.v.s1, int(min(int64_t(Bc), p.ns - s1)));
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+
+    if (j == 0) load_a_fragments<D>(qa, qs, warp * 16);
+    float s[Bc / 8][4];
+    zero(s);
+    gemm_rs_t<BF16, Bc, D>(s, qa, ks + buf * Bc * D);
+
+    // Only tiles that cross the diagonal or the end of the keys are masked.
+    if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset)) {
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 8 * (e >> 1);
+          if (key >= p.ns || (p.causal && key > row + offset)) s[jj][e] = -INFINITY;
+        }
+    }
+
+    // Online softmax on rows gid and gid + 8 (four threads share a row).
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = m[r];
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj) mx = fmaxf(mx, fmaxf(s[jj][2 * r], s[jj][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float ref = mx == -INFINITY ? 0.f : mx * sl2;
+      alpha[r] = fast_exp2(m[r] * sl2 - ref);
+      m[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj) {
+        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref));
+        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref));
+        sum += s[jj][2 * r] + s[jj][2 * r + 1];
+      }
+      l[r] = l[r] * alpha[r] + sum;
+    }
+#pragma unroll
+    for (int jj = 0; jj < D / 8; ++jj) {
+      o[jj][0] *= alpha[0];
+      o[jj][1] *= alpha[0];
+      o[jj][2] *= alpha[1];
+      o[jj][3] *= alpha[1];
+    }
+    uint32_t pa[Bc / 16][4];
+    to_a_fragments<BF16, Bc>(pa, s);
+    gemm_rs<BF16, D, Bc>(o, pa, vs + buf * Bc * D);
+    __syncthreads();  // the buffer is refilled by the next-but-one iteration
+  }
+  cp_async_wait<0>();
+
+  float inv[2];
+  float* lse = static_cast<float*>(p.lse) + (b * p.nh + h) * p.nt;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    inv[r] = l[r] == 0.f ? 0.f : 1.f / l[r];
+    const int64_t row = row0 + 8 * r;
+    if (tq == 0 && row < p.nt) lse[row] = l[r] == 0.f ? -INFINITY : m[r] * float(p.scale) + logf(l[r]);
+  }
+  store_rows<BF16, D>(o, head_ptr_mut(p.out, b, h), p.out.s1, t0, warp * 16, p.nt, inv);
+}
+
+// ---- backward: dK, dV ----
+template <int D>
+struct DkvTiles {
+  // 64 keys and 4 warps: two CTAs share an SM (measured faster than one CTA of 128 keys, which
+  // reads Q and dO half as often but leaves the SM idle at each barrier).
+  static constexpr int kBc = 64, kBr = D == 64 ? 64 : 32, kWarps = kBc / 16, kThreads = kWarps * 32;
+  static constexpr size_t kSmem =
+      sizeof(uint16_t) * (2 * size_t(kBc) * D + 4 * size_t(kBr) * D) + sizeof(float) * 4 * kBr;
+};
+
+// lse and Δ of rows [t0, t0 + n), copied asynchronously with the Q and dO tiles (a plain load
+// would stall the CTA at its next barrier). Rows past the end read 0: their q and dO are zero
+// too, so P = 1 there meets dO = 0 and dS = 0, and they add nothing.
+__device__ __forceinline__ void load_row_stats(float* lse, float* dl, const AttnParams& p, const float* delta,
+                                               int64_t b, int64_t h, int64_t t0, int n) {
+  const float* lg = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
+  const float* dg = delta + (b * p.nh + h) * p.nt;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const bool ok = t0 + i < p.nt;
+    cp_async4(lse + i, ok ? lg + t0 + i : lg, ok ? 4 : 0);
+    cp_async4(dl + i, ok ? dg + t0 + i : dg, ok ? 4 : 0);
+  }
+}
+
+// lse·log2(e), with +inf for a query that sees no key (lse = -inf), so that P = 2^(s - that) = 0.
+__device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? INFINITY : lse * kLog2e; }
+
+template <bool BF16, int D>
+__global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_kernel(AttnParams p, const float* delta) {
+  using Cfg = DkvTiles<D>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* ks = reinterpret_cast<uint16_t*>(smem_raw);
+  uint16_t* vs = ks + Bc * D;
+  uint16_t* qs = vs + Bc * D;      // [2][Br·D]
+  uint16_t* gs = qs + 2 * Br * D;  // dO, [2][Br·D]
+  float* lses = reinterpret_cast<float*>(gs + 2 * Br * D);  // [2][Br]
+  float* dls = lses + 2 * Br;                                // Δ, [2][Br]
+
+  const int64_t hk = blockIdx.x % p.nhkv, b = blockIdx.x / p.nhkv;
+  const int64_t s0 = int64_t(blockIdx.y) * Bc, group = p.nh / p.nhkv, offset = p.ns - p.nt;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  load_tile<Bc, D, NT>(ks, head_ptr(p.k, b, hk) + s0 * p.k.s1, p.k.s1, int(min(int64_t(Bc), p.ns - s0)));
+  load_tile<Bc, D, NT>(vs, head_ptr(p.v, b, hk) + s0 * p.v.s1, p.v.s1, int(min(int64_t(Bc), p.ns - s0)));
+  // Causal: queries before t_first see no key of this tile.
+  int64_t t_first = p.causal ? s0 - offset : 0;
+  t_first = t_first < 0 ? 0 : (t_first / Br) * Br;
+  const int64_t nqt = t_first < p.nt ? (p.nt - t_first + Br - 1) / Br : 0;
+  const int64_t iters = nqt * group;
+  auto issue = [&](int64_t it, int buf) {
+    const int64_t h = hk * group + it / nqt, t0 = t_first + (it % nqt) * Br;
+    const int rows = int(min(int64_t(Br), p.nt - t0));
+    load_tile<Br, D, NT>(qs + buf * Br * D, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
+    load_tile<Br, D, NT>(gs + buf * Br * D, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
+    load_row_stats(lses + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
+  };
+  if (iters > 0) issue(0, 0);
+  cp_async_commit();
+
+  float dk[D / 8][4], dv[D / 8][4];
+  zero(dk);
+  zero(dv);
+  const int64_t key0 = s0 + warp * 16 + gid;  // this thread's keys: key0, key0 + 8
+
+  for (int64_t it = 0; it < iters; ++it) {
+    const int buf = int(it & 1);
+    if (it + 1 < iters) {
+      issue(it + 1, buf ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const int64_t t0 = t_first + (it % nqt) * Br;
+    const uint16_t* q = qs + buf * Br * D;
+    const uint16_t* g = gs + buf * Br * D;
+    const float* lse = lses + buf * Br;
+    const float* dl = dls + buf * Br;
+
+    float st[Br / 8][4];  // Sᵀ: keys × queries
+    zero(st);
+    gemm_ss<BF16, Br, D>(st, ks, warp * 16, q);
+    const bool masked = p.causal && s0 + Bc - 1 > t0 + offset;
+#pragma unroll
+    for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = jj * 8 + 2 * tq + (e & 1);
+        const int64_t key = key0 + 8 * (e >> 1);
+        const float x = masked && key > t0 + col + offset ? -INFINITY : st[jj][e];
+        st[jj][e] = fast_exp2(fmaf(x, sl2, -lse_log2(lse[col])));
+      }
+    float dpt[Br / 8][4];
+    zero(dpt);
+    gemm_ss<BF16, Br, D>(dpt, vs, warp * 16, g);
+    uint32_t pa[Br / 16][4];
+    to_a_fragments<BF16, Br>(pa, st);
+    gemm_rs<BF16, D, Br>(dv, pa, g);
+#pragma unroll
+    for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dpt[jj][e] = st[jj][e] * (dpt[jj][e] - dl[jj * 8 + 2 * tq + (e & 1)]);
+    to_a_fragments<BF16, Br>(pa, dpt);
+    gemm_rs<BF16, D, Br>(dk, pa, q);
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  const float one[2] = {1.f, 1.f}, sc[2] = {float(p.scale), float(p.scale)};
+  store_rows<BF16, D>(dk, head_ptr_mut(p.dk, b, hk), p.dk.s1, s0, warp * 16, p.ns, sc);
+  store_rows<BF16, D>(dv, head_ptr_mut(p.dv, b, hk), p.dv.s1, s0, warp * 16, p.ns, one);
+}
+
+// ---- backward: dQ ----
+template <int D>
+struct DqTiles {
+  static constexpr int kBr = 64, kBc = 64, kWarps = kBr / 16, kThreads = kWarps * 32;
+  static constexpr size_t kSmem = sizeof(uint16_t) * (2 * size_t(kBr) * D + 4 * size_t(kBc) * D);
+};
+
+template <bool BF16, int D>
+__global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kernel(AttnParams p, const float* delta) {
+  using Cfg = DqTiles<D>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem_raw);
+  uint16_t* gs = qs + Br * D;
+  uint16_t* ks = gs + Br * D;  // [2][Bc·D]
+  uint16_t* vs = ks + 2 * Bc * D;
+
+  const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
+  const int64_t tile = gridDim.y - 1 - blockIdx.y;
+  const int64_t t0 = tile * Br, hk = h / (p.nh / p.nhkv), offset = p.ns - p.nt;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  const uint16_t* kg = head_ptr(p.k, b, hk);
+  const uint16_t* vg = head_ptr(p.v, b, hk);
+  const int rows = int(min(int64_t(Br), p.nt - t0));
+  load_tile<Br, D, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
+  load_tile<Br, D, NT>(gs, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
+  const int64_t kend = visible_keys(p, t0, Br);
+  const int ntiles = int((kend + Bc - 1) / Bc);
+  if (ntiles > 0) {
+    load_tile<Bc, D, NT>(ks, kg, p.k.s1, int(min(int64_t(Bc), p.ns)));
+    load_tile<Bc, D, NT>(vs, vg, p.v.s1, int(min(int64_t(Bc), p.ns)));
+  }
+  cp_async_commit();
+
+  const int64_t row0 = t0 + warp * 16 + gid;
+  float lse2[2], dl[2];
+  {
+    const float* lse = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
+    const float* dd = delta + (b * p.nh + h) * p.nt;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = row0 + 8 * r;
+      lse2[r] = lse_log2(row < p.nt ? lse[row] : -INFINITY);
+      dl[r] = row < p.nt ? dd[row] : 0.f;
+    }
+  }
+  float dq[D / 8][4];
+  zero(dq);
+
+  for (int j = 0; j < ntiles; ++j) {
+    const int buf = j & 1;
+    const int64_t s0 = int64_t(j) * Bc;
+    if (j + 1 < ntiles) {
+      const int64_t s1 = s0 + Bc;
+      load_tile<Bc, D, NT>(ks + (buf ^ 1) * Bc * D, kg + s1 * p.k.s1, p.k.s1, int(min(int64_t(Bc), p.ns - s1)));
+      load_tile<Bc, D, NT>(vs + (buf ^ 1) * Bc * D, vg + s1 * p.v.s1, p.v.s1, int(min(int64_t(Bc), p.ns - s1)));
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const uint16_t* k = ks + buf * Bc * D;
+
+    float s[Bc / 8][4];
+    zero(s);
+    gemm_ss<BF16, Bc, D>(s, qs, warp * 16, k);
+    const bool masked = s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset);
+#pragma unroll
+    for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 8 * (e >> 1);
+        const bool out = masked && (key >= p.ns || (p.causal && key > row + offset));
+        s[jj][e] = fast_exp2(fmaf(out ? -INFINITY : s[jj][e], sl2, -lse2[e >> 1]));
+      }
+    float dp[Bc / 8][4];
+    zero(dp);
+    gemm_ss<BF16, Bc, D>(dp, gs, warp * 16, vs + buf * Bc * D);
+#pragma unroll
+    for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp[jj][e] = s[jj][e] * (dp[jj][e] - dl[e >> 1]);
+    uint32_t da[Bc / 16][4];
+    to_a_fragments<BF16, Bc>(da, dp);
+    gemm_rs<BF16, D, Bc>(dq, da, k);
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  const float sc[2] = {float(p.scale), float(p.scale)};
+  store_rows<BF16, D>(dq, head_ptr_mut(p.dq, b, h), p.dq.s1, t0, warp * 16, p.nt, sc);
+}
+
+// ---- launchers ----
+template <class F>
+void dispatch_mma(DType t, int64_t d, const char* op, F&& f) {
+  LF_CHECK(d == 64 || d == 128, "{}: the tensor-core kernel takes head dim 64 or 128, got {}", op, d);
+  if (t == DType::BF16) {
+    if (d == 64) f(std::true_type{}, std::integral_constant<int, 64>{});
+    else f(std::true_type{}, std::integral_constant<int, 128>{});
+  } else if (t == DType::F16) {
+    if (d == 64) f(std::false_type{}, std::integral_constant<int, 64>{});
+    else f(std::false_type{}, std::integral_constant<int, 128>{});
+  } else {
+    throw_unsupported_dtype(t, op);
+  }
+}
+
+template <class K>
+void set_smem(K kernel, size_t bytes) {
+  LF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
+
+}  // namespace
+
+void launch_attention_mma_forward(const CudaContext& ctx, DType t, const AttnParams& p) {
+  if (p.nb * p.nh * p.nt == 0) return;
+  dispatch_mma(t, p.d, "attention (tensor cores)", [&](auto bf, auto dc) {
+    constexpr bool BF16 = decltype(bf)::value;
+    constexpr int D = decltype(dc)::value;
+    using Cfg = FwdTiles<D>;
+    auto kernel = attention_mma_forward_kernel<BF16, D>;
+    set_smem(kernel, Cfg::kSmem);
+    const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+    kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
+  });
+  LF_CUDA_CHECK_LAUNCH("attention_mma_forward_kernel");
+}
+
+void launch_attention_mma_backward(const CudaContext& ctx, DType t, const AttnParams& p) {
+  Scratch delta(ctx.device, size_t(p.nb * p.nh * p.nt) * sizeof(float));
+  if (p.nb * p.nh * p.nt > 0) launch_attention_delta(ctx, t, p, delta.get<float>());
+  dispatch_mma(t, p.d, "attention_backward (tensor cores)", [&](auto bf, auto dc) {
+    constexpr bool BF16 = decltype(bf)::value;
+    constexpr int D = decltype(dc)::value;
+    if (p.nb * p.nh * p.nt > 0) {
+      using Cfg = DqTiles<D>;
+      auto kernel = attention_mma_dq_kernel<BF16, D>;
+      set_smem(kernel, Cfg::kSmem);
+      const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      LF_CUDA_CHECK_LAUNCH("attention_mma_dq_kernel");
+    }
+    if (p.nb * p.nhkv * p.ns > 0) {
+      using Cfg = DkvTiles<D>;
+      auto kernel = attention_mma_dkv_kernel<BF16, D>;
+      set_smem(kernel, Cfg::kSmem);
+      const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      LF_CUDA_CHECK_LAUNCH("attention_mma_dkv_kernel");
+    }
+  });
+}
+
+}  // namespace lmforge::cuda

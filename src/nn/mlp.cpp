@@ -15,7 +15,7 @@ MLP::MLP(const ModelConfig& c, TensorOptions opt) : kind_(c.ffn) {
 Tensor MLP::forward(const Tensor& x) const {
   if (kind_ == FfnKind::SwiGLU) return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
   // The GELU (and bias) in the up projection's GEMM epilogue.
-  return down_proj_->forward(linear_gelu(x, up_proj_->weight(), up_proj_->bias()));
+  return down_proj_->forward(linear_gelu(x, up_proj_->compute_weight(), up_proj_->compute_bias()));
 }
 
 }  // namespace lmforge::nn

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "accounting/accounting.h"
+#include "backend/op_profile.h"
 #include "core/allocator.h"
 #include "data/shard.h"
 #include "ops/ops.h"
@@ -337,6 +338,9 @@ int main(int argc, char** argv) try {
       {"steps_done", summary.steps_done},
   };
   std::printf("RESULT %s\n", result.dump().c_str());
+  // LMFORGE_PROFILE=1: where the time went, by kernel (every call synchronised, so the step
+  // times above are then not the throughput).
+  if (op_profile::enabled()) std::printf("\n%s", op_profile::report(50).c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

@@ -69,6 +69,11 @@ Trainee make_trainee(const nn::ModelConfig& c, Device device) {
   return t;
 }
 
+// The key projection's bias adds q·b to every score of a query's row, which the softmax
+// ignores: its true gradient is exactly zero, so both devices hold rounding noise of opposite
+// luck, and AdamW turns that noise into ±lr steps. It never affects the loss.
+bool has_zero_true_gradient(const std::string& name) { return name.find("k_proj.bias") != std::string::npos; }
+
 void expect_training_steps_match(const nn::ModelConfig& c, const std::string& label) {
   SCOPED_TRACE(label);
   Trainee cpu = make_trainee(c, Device::cpu()), gpu = make_trainee(c, cuda_test::gpu());
@@ -87,10 +92,15 @@ void expect_training_steps_match(const nn::ModelConfig& c, const std::string& la
     EXPECT_LE(std::abs(lg - lc), 1e-5 * std::abs(lc)) << "loss: gpu " << lg << ", cpu " << lc;
     loss_cpu.backward();
     loss_gpu.backward();
+    // Step 1 starts from bit-identical weights: every gradient within 1e-4. Step 2 starts from
+    // weights that already differ by the first update's rounding, which AdamW amplifies where a
+    // gradient element is near zero (its first update is about lr·sign(g)): 1e-3 there.
+    const double grad_tol = step == 1 ? 1e-4 : 1e-3;
     for (size_t i = 0; i < cpu.params.size(); ++i) {
       const Tensor gc = cpu.params[i].tensor.grad(), gg = gpu.params[i].tensor.grad();
       ASSERT_TRUE(gc.defined() && gg.defined()) << "no gradient for " << cpu.params[i].name;
-      EXPECT_TRUE(close(gg, gc, 1e-4)) << "gradient of " << cpu.params[i].name;
+      if (has_zero_true_gradient(cpu.params[i].name)) continue;
+      EXPECT_TRUE(close(gg, gc, grad_tol)) << "gradient of " << cpu.params[i].name;
     }
 
     // Clip at half the norm so the scale takes part in the update.
@@ -112,8 +122,9 @@ void expect_training_steps_match(const nn::ModelConfig& c, const std::string& la
     cpu.optimizer->step(lr, clip_cpu.scale);
     gpu.optimizer->step(lr, clip_gpu.scale);
     for (size_t i = 0; i < cpu.params.size(); ++i) {
+      if (has_zero_true_gradient(cpu.params[i].name)) continue;
       const Tensor after_cpu = cpu.params[i].tensor.detach(), after_gpu = gpu.params[i].tensor.detach();
-      EXPECT_TRUE(close(after_gpu - before_gpu[i], after_cpu - before_cpu[i], 1e-4))
+      EXPECT_TRUE(close(after_gpu - before_gpu[i], after_cpu - before_cpu[i], 1e-3))
           << "AdamW update of " << cpu.params[i].name;
       EXPECT_TRUE(close(after_gpu, after_cpu, 1e-5)) << "parameter " << cpu.params[i].name;
     }

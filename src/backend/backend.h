@@ -154,7 +154,8 @@ class Backend {
   // logits [N, V] contiguous, targets [N]; loss [N] f32 (0 where ignored), lse [N] f32.
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
                                      const Tensor& loss, const Tensor& lse) = 0;
-  // dlogits [N, V] = dloss[n] * d(loss[n])/d(logits[n, :]).
+  // dlogits [N, V] = dloss[n] * d(loss[n])/d(logits[n, :]). dlogits may be logits itself (the op
+  // then overwrites dead logits in place): read each element before writing it.
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& dloss, const CrossEntropyArgs& args, const Tensor& dlogits) = 0;
   // x, y [N, C] contiguous; weight [C] or undefined; rstd [N] f32.

@@ -98,8 +98,14 @@ Tensor cross_entropy(const Tensor& logits0, const Tensor& targets0, const CrossE
                 if (reduction == Reduction::None) dloss = contiguous(g).reshape({n});
                 else if (reduction == Reduction::Sum) dloss = contiguous(expand(g.reshape({1}), {n}));
                 else dloss = contiguous(expand(div(g, denom).reshape({1}), {n}));
-                Tensor dlogits = Tensor::empty(lg.shape(), lg.dtype(), lg.device());
+                // When this node holds the only reference to the logits (the usual case: the model
+                // keeps no logits for the loss), their gradient overwrites them: the backward
+                // kernels read each element before writing it, and at the loss the logits are the
+                // largest tensor of a step. The version bump makes any later reader fail loudly.
+                const bool reuse = lg.storage().use_count() == 1 && lg.is_contiguous();
+                Tensor dlogits = reuse ? lg : Tensor::empty(lg.shape(), lg.dtype(), lg.device());
                 backend_for(lg).cross_entropy_backward(lg, st.get(), sse.get(), dloss, args, dlogits);
+                if (reuse) dlogits.bump_version();
                 return {dlogits.reshape(shape)};
               });
   return out;

@@ -278,6 +278,30 @@ TEST(NnOps, CrossEntropyAllIgnoredMeanIsZero) {
   for (double v : to_vector<double>(logits.grad())) EXPECT_EQ(v, 0.0);
 }
 
+// The logits' gradient overwrites the logits when only the loss holds them; the gradient that
+// flows on is the same as when the caller keeps the logits alive (a separate buffer).
+TEST(NnOps, CrossEntropyGradientInPlaceOfDeadLogitsIsExact) {
+  Generator gen(21);
+  const Tensor x0 = randn({6, 8}, gen), w0 = randn({11, 8}, gen);
+  const Tensor targets = from_vector<int64_t>(std::vector<int64_t>{3, 0, 10, -100, 7, 3}, {6});
+  Tensor grads[2];
+  Tensor kept;
+  for (int keep = 0; keep < 2; ++keep) {
+    Tensor x = x0.detach().set_requires_grad(true);
+    Tensor loss;
+    {
+      Tensor logits = linear(x, w0);
+      if (keep) kept = logits;  // a second holder: the op must not overwrite
+      loss = cross_entropy(logits, targets, {.label_smoothing = 0.1, .z_loss = 1e-3});
+    }
+    const Tensor before = keep ? clone(kept.detach()) : Tensor();
+    loss.backward();
+    grads[keep] = x.grad();
+    if (keep) EXPECT_EQ(to_vector<float>(kept), to_vector<float>(before)) << "kept logits were overwritten";
+  }
+  EXPECT_EQ(to_vector<float>(grads[0]), to_vector<float>(grads[1]));
+}
+
 TEST(NnOps, AttentionMultiTileF32MatchesF64) {
   Generator gen(4);
   const Tensor q = randn({2, 150, 4, 32}, gen, DType::F64), k = randn({2, 200, 2, 32}, gen, DType::F64);

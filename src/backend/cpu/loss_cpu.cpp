@@ -114,9 +114,10 @@ void ce_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
       }
       const A g = gs[r], l = es[r];
       const A gp = g * (A(1) + A(2) * z * l), off = g * eps / A(v);
+      const A xt = load(xr[t]);  // read first: dlogits may overwrite the logits in place
 #pragma omp simd
       for (int64_t i = 0; i < v; ++i) dr[i] = store<T>(gp * exp_fast(load(xr[i]) - l) - off);
-      dr[t] = store<T>(gp * exp_fast(load(xr[t]) - l) - off - g * (A(1) - eps));  // rounded once
+      dr[t] = store<T>(gp * exp_fast(xt - l) - off - g * (A(1) - eps));  // rounded once
     }
   });
 }

@@ -1,7 +1,7 @@
 // bf16 GEMMs of the training benchmarks' linear layers on the GPU, as the model runs them:
 // forward y = x·Wᵀ (linear), input gradient dx = dy·W and weight gradient dW = dyᵀ·x (matmul on
 // views), for every projection of the gpt2 (rows 64·1024) and llama (rows 16·2048) shapes of
-// bench_train_gpu. Prints ms and TFLOP/s per GEMM; bench/torch_gemm_shapes.py runs the same
+// bench_train_gpu; for gpt2 also the forward with the bias (and tanh-GELU) in the epilogue. Prints ms and TFLOP/s per GEMM; bench/torch_gemm_shapes.py runs the same
 // products through PyTorch for the side-by-side numbers.
 //
 //   bench_cuda_gemm [--iters N]
@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <utility>
+#include <vector>
 
 #include "backend/backend.h"
 #include "ops/ops.h"
@@ -61,7 +63,14 @@ int main(int argc, char** argv) {
       const double f = time_ms(be, iters, [&] { linear(x, w); });
       const double d = time_ms(be, iters, [&] { matmul(dy, w); });
       const double g = time_ms(be, iters, [&] { matmul(transpose(dy, 0, 1), x); });
-      for (auto [pass, ms] : {std::pair{"forward", f}, std::pair{"input grad", d}, std::pair{"weight grad", g}})
+      std::vector<std::pair<const char*, double>> passes{{"forward", f}, {"input grad", d}, {"weight grad", g}};
+      if (std::strcmp(s.model, "gpt2") == 0) {
+        const Tensor b = randn({s.out}, gen, DType::BF16, dev);
+        passes.push_back({"forward + bias", time_ms(be, iters, [&] { linear(x, w, b); })});
+        if (std::strcmp(s.layer, "up") == 0)
+          passes.push_back({"forward + bias + gelu", time_ms(be, iters, [&] { linear_gelu(x, w, b); })});
+      }
+      for (auto [pass, ms] : passes)
         std::printf("| %s | %s | %lld x %lld -> %lld | %s | %.3f | %.1f |\n", s.model, s.layer, (long long)s.rows,
                     (long long)s.in, (long long)s.out, pass, ms, flops / (ms * 1e9));
     }

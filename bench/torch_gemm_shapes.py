@@ -1,5 +1,6 @@
 """The GEMMs of bench_cuda_gemm through PyTorch (bf16, CUDA events), for side-by-side numbers:
-forward F.linear(x, w), input grad dy @ w, weight grad dy.t() @ x.
+forward F.linear(x, w), input grad dy @ w, weight grad dy.t() @ x; for gpt2 also F.linear with
+the bias and, for the up projection, followed by tanh-GELU (eager: a separate kernel).
 
     python3 bench/torch_gemm_shapes.py [--iters N]
 """
@@ -39,8 +40,14 @@ def main():
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
         dy = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
         flops = 2.0 * rows * k * n
-        for name, fn in (("forward", lambda: F.linear(x, w)), ("input grad", lambda: dy @ w),
-                         ("weight grad", lambda: dy.t() @ x)):
+        b = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+        passes = [("forward", lambda: F.linear(x, w)), ("input grad", lambda: dy @ w),
+                  ("weight grad", lambda: dy.t() @ x)]
+        if model == "gpt2":
+            passes.append(("forward + bias", lambda: F.linear(x, w, b)))
+            if layer == "up":
+                passes.append(("forward + bias + gelu", lambda: F.gelu(F.linear(x, w, b), approximate="tanh")))
+        for name, fn in passes:
             ms = time_ms(fn, a.iters)
             print(f"| {model} | {layer} | {rows} x {k} -> {n} | {name} | {ms:.3f} | {flops / (ms * 1e9):.1f} |")
 

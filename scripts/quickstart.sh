@@ -12,13 +12,14 @@
 #
 # Environment: LMFORGE (the binary; default: build/lmforge, else `lmforge` on PATH),
 # QUICKSTART_DIR (default runs/quickstart-<date>-<time>), SEED (default 1337), STEPS (default
-# from the config), DEVICE (cpu or cuda; default cpu), OMP_NUM_THREADS.
+# from the config), DEVICE (cpu, cuda or auto; default auto: cuda when nvidia-smi sees a GPU and the
+# binary was built with CUDA, else cpu), OMP_NUM_THREADS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SEED="${SEED:-1337}"
 RUN="${QUICKSTART_DIR:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}"
-DEVICE="${DEVICE:-cpu}"
+DEVICE="${DEVICE:-auto}"
 # OpenBLAS keeps its own thread count; give it the same number of threads as OpenMP.
 if [[ -n "${OMP_NUM_THREADS:-}" ]]; then export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$OMP_NUM_THREADS}"; fi
 
@@ -32,6 +33,15 @@ fi
 
 stage() { printf '\n== %s ==\n' "$*"; }
 elapsed() { printf '   (%ds)\n' "$((SECONDS - $1))"; }
+
+if [[ "$DEVICE" == auto ]]; then
+  DEVICE=cpu
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU' &&
+     ldd "$(command -v "$LMFORGE" || echo "$LMFORGE")" 2>/dev/null | grep -q libcudart; then
+    DEVICE=cuda
+  fi
+fi
+echo "device: $DEVICE"
 
 mkdir -p "$RUN"
 T0=$SECONDS
@@ -77,7 +87,7 @@ elapsed $t
 
 stage "evaluation on the whole validation split"
 t=$SECONDS
-"$LMFORGE" eval --checkpoint "$RUN/train" --data "$RUN/data"
+"$LMFORGE" eval --checkpoint "$RUN/train" --data "$RUN/data" --device "$DEVICE"
 elapsed $t
 
 stage "a sample (temperature 0.8, top-k 40)"

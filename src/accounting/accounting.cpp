@@ -86,10 +86,10 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
     m.by_kind.push_back({fmt::format("activations ({})", dtype_name(opt.compute_dtype)),
                          c.n_layers * BT * (per_token * ab + stats + qk_norm) + BT * d * ab * 2});
-    // Logits kept for the loss and the gradient of the logits during backward, both in the
-    // compute dtype (the loss itself is computed in f32 row by row).
-    m.by_kind.push_back({fmt::format("logits and their gradient ({})", dtype_name(opt.compute_dtype)),
-                         2 * BT * c.vocab_size * ab});
+    // Logits kept for the loss, in the compute dtype (the loss itself is computed in f32 row by
+    // row); their gradient is written over them in the backward (ops/nn_ops.cpp cross_entropy).
+    m.by_kind.push_back({fmt::format("logits, then their gradient in place ({})", dtype_name(opt.compute_dtype)),
+                         BT * c.vocab_size * ab});
   } else {
     m.by_kind.push_back({fmt::format("logits ({})", dtype_name(opt.compute_dtype)), BT * c.vocab_size * ab});
   }

@@ -2,6 +2,7 @@
 // which defines the semantics the GPU's f32-accumulating tensor-core GEMMs reproduce.
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -88,15 +89,25 @@ void CpuBackend::gemm_product(const GemmArgs& g) {
                   float(g.beta), c + i * g.stride_c, g.ldc);
     return;
   }
-  // Low-precision output: compute into f32 (reading C when beta != 0), round once on store.
-  Tensor c_view = g.c.as_strided({g.batch, g.m, g.n}, {g.stride_c, g.ldc, 1}, g.c.offset());
-  Tensor tmp = Tensor::empty({g.batch, g.m, g.n}, DType::F32);
-  if (g.beta != 0) copy(c_view, tmp);
+  // Low-precision output: compute into f32 (reading C when beta != 0), round once on store. The
+  // f32 buffer holds a block of rows at a time (64 rows, or more up to 1 MiB), not all of C: for
+  // the LM head C is the largest tensor of a step, and a full f32 twin of it would set the step's
+  // memory peak.
+  const int64_t block_rows =
+      std::min<int64_t>(g.m, std::max<int64_t>(64, (int64_t(256) << 10) / std::max<int64_t>(g.n, 1)));
+  Tensor tmp = Tensor::empty({block_rows, g.n}, DType::F32);
   float* c = tmp.data<float>();
   for (int64_t i = 0; i < g.batch; ++i)
-    cblas_sgemm(CblasRowMajor, ta, tb, g.m, g.n, g.k, float(g.alpha), a + i * sa, lda, b + i * sb, ldb,
-                float(g.beta), c + i * g.m * g.n, g.n);
-  copy(tmp, c_view);
+    for (int64_t r0 = 0; r0 < g.m; r0 += block_rows) {
+      const int64_t rows = std::min(block_rows, g.m - r0);
+      Tensor c_block = g.c.as_strided({rows, g.n}, {g.ldc, 1}, g.c.offset() + i * g.stride_c + r0 * g.ldc);
+      Tensor t_block = tmp.narrow(0, 0, rows);
+      if (g.beta != 0) copy(c_block, t_block);
+      const float* a_rows = a + i * sa + (g.trans_a ? r0 : r0 * lda);
+      cblas_sgemm(CblasRowMajor, ta, tb, rows, g.n, g.k, float(g.alpha), a_rows, lda, b + i * sb, ldb,
+                  float(g.beta), c, g.n);
+      copy(t_block, c_block);
+    }
 }
 
 }  // namespace lmforge

@@ -44,6 +44,12 @@ Backend& profiling_backend(Device d) {
 
 void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
   LF_ASSERT(g.batch == 1);
+  if (g.bias_grad.defined()) {
+    LF_ASSERT(!g.bias.defined() && !g.gelu_tanh && g.trans_a && g.lda == g.m);
+    // op(A) = Aᵀ with A a contiguous [k, m]: the sums run down A's columns.
+    backend.reduce(ReduceOp::Sum, g.a.as_strided({g.k, g.m}, {g.m, 1}, g.a.offset()), g.bias_grad, 1, g.k, g.m);
+    return;
+  }
   const Tensor c = g.c.as_strided({g.m, g.n}, {g.ldc, 1}, g.c.offset());
   if (g.bias.defined())
     backend.binary(BinaryOp::Add, c, g.bias.as_strided({g.m, g.n}, {0, g.bias.stride(0)}, g.bias.offset()), c);

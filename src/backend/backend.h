@@ -59,7 +59,11 @@ struct GemmArgs {
   Tensor bias;
   bool gelu_tanh = false;
   Tensor pre_gelu;
-  bool has_epilogue() const { return bias.defined() || gelu_tanh; }
+  // Alone (no bias, no GELU; batch == 1, trans_a with A contiguous: lda == m): also
+  // bias_grad[i] = Σ_p op(A)[i, p] ([m], C's dtype), the bias gradient a linear layer's
+  // weight-gradient GEMM dW = dzᵀ·x can produce on the side (cuBLASLt's BGRADB epilogue).
+  Tensor bias_grad;
+  bool has_epilogue() const { return bias.defined() || gelu_tanh || bias_grad.defined(); }
 };
 
 class Backend;

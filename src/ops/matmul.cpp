@@ -145,6 +145,23 @@ void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor
     LF_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "{}: bias {} does not match weight {}", op, b.str(), w.str());
 }
 
+// dW = dzᵀ·x and db = Σ_rows dz from one GEMM call (dz [rows, n] contiguous, x [rows, k]): the
+// bias gradient comes from the GEMM's epilogue where the backend fuses it, instead of another
+// pass over dz.
+Tensor weight_grad_and_bias_grad(const Tensor& dz, const Tensor& x, Tensor& db) {
+  const int64_t rows = dz.size(0), n = dz.size(1), k = x.size(1);
+  Tensor xb = x;
+  MatrixLayout lb = matrix_layout(xb);
+  if (!lb.ok) { xb = contiguous(xb); lb = matrix_layout(xb); }
+  Tensor dw = Tensor::empty({n, k}, dz.dtype(), dz.device());
+  db = Tensor::empty({n}, dz.dtype(), dz.device());
+  GemmArgs g{.a = dz, .b = xb, .c = dw, .trans_a = true, .trans_b = lb.trans, .m = n, .n = k, .k = rows,
+             .lda = std::max<int64_t>(n, 1), .ldb = lb.ld, .ldc = std::max<int64_t>(k, 1)};
+  g.bias_grad = db;
+  backend_for(dz).gemm(g);
+  return dw;
+}
+
 // y = x·wᵀ + b, then tanh-GELU when `gelu`, as ONE GEMM whose epilogue adds the bias and applies
 // the GELU (fused by the backend where it can): the output is written once instead of three
 // times. Backward: dz = gelu'(z)·dy from the saved pre-activation z, then dx = dz·w,
@@ -185,8 +202,12 @@ Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Te
                   dz = d;
                 }
                 if (ctx.needs_input_grad(0)) grads[0] = reshape(matmul(dz, sw.get()), x_shape);
-                if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
-                if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
+                if (ctx.needs_input_grad(1) && ctx.needs_input_grad(2)) {
+                  grads[1] = weight_grad_and_bias_grad(contiguous(dz), sx.get(), grads[2]);
+                } else {
+                  if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
+                  if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
+                }
                 return grads;
               });
   return y;

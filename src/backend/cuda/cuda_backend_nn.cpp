@@ -124,7 +124,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
   if (dt == DType::F64) LF_ASSERT(g.c.dtype() == DType::F64);
   if (g.has_epilogue()) {
     LF_ASSERT(g.batch == 1);
-    check_device("matmul", {&g.bias, &g.pre_gelu});
+    check_device("matmul", {&g.bias, &g.pre_gelu, &g.bias_grad});
   }
   bool epilogue_done = false;
   if (!gemm_cublas(ctx_, g, epilogue_done)) {

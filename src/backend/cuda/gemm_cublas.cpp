@@ -77,6 +77,8 @@ using GemmPlanKey = std::array<int64_t, 19>;
 
 // The cuBLASLt epilogue for g's (bias, GELU, pre-GELU output), or DEFAULT.
 cublasLtEpilogue_t lt_epilogue(const GemmArgs& g) {
+  // Our op(A) is the library's second operand (B): its sums over k are BGRADB's.
+  if (g.bias_grad.defined()) return CUBLASLT_EPILOGUE_BGRADB;
   const bool bias = g.bias.defined(), aux = g.pre_gelu.defined();
   if (!g.gelu_tanh) return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   if (bias) return aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
@@ -125,8 +127,8 @@ std::unique_ptr<GemmPlan> make_plan(const CudaContext& ctx, const GemmArgs& g, c
       LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
                                                      sizeof(aux_ld)));
     }
-    if (g.bias.defined()) {
-      const cudaDataType_t bias_type = cuda_type(g.bias.dtype());
+    if (g.bias.defined() || g.bias_grad.defined()) {
+      const cudaDataType_t bias_type = cuda_type((g.bias.defined() ? g.bias : g.bias_grad).dtype());
       LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                      sizeof(bias_type)));
     }
@@ -154,6 +156,7 @@ GemmArgs without_epilogue(const GemmArgs& g) {
   p.bias = Tensor();
   p.gelu_tanh = false;
   p.pre_gelu = Tensor();
+  p.bias_grad = Tensor();
   return p;
 }
 
@@ -177,7 +180,9 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
                     (!g.bias.defined() || (g.bias.dtype() == ct && g.bias.stride(0) == 1 &&
                                            alignment(g.bias.data_ptr()) >= 16)) &&
                     (!g.pre_gelu.defined() || (g.pre_gelu.dtype() == ct && g.ldc % 8 == 0 &&
-                                               alignment(g.pre_gelu.data_ptr()) >= 16));
+                                               alignment(g.pre_gelu.data_ptr()) >= 16)) &&
+                    (!g.bias_grad.defined() || (g.bias_grad.dtype() == ct && ct != DType::F32 &&
+                                                alignment(g.bias_grad.data_ptr()) >= 16));
   const cublasLtEpilogue_t epilogue = fuse ? lt_epilogue(g) : CUBLASLT_EPILOGUE_DEFAULT;
   // Unfused, the plan is the product's alone and the caller applies the epilogue.
   const GemmArgs plain = g.has_epilogue() && !fuse ? without_epilogue(g) : GemmArgs{};
@@ -208,8 +213,8 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
     // The cached descriptor is shared by calls of this shape: set this call's pointers, then
     // launch, under the lock so no other thread changes them in between.
     std::lock_guard<std::mutex> lock(cache.mutex);
-    if (g.bias.defined()) {
-      const void* bias = g.bias.data_ptr();
+    if (g.bias.defined() || g.bias_grad.defined()) {
+      const void* bias = (g.bias.defined() ? g.bias : g.bias_grad).data_ptr();
       LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                      sizeof(bias)));
     }

@@ -5,15 +5,29 @@
 //   LayerNorm: rstd = 1/sqrt(var(x) + eps) (two passes), xhat = (x - mean)·rstd, y = xhat·w + b
 //              dx   = rstd·(g - mean_c(g) - xhat·mean_c(g·xhat)),  g = w·dy
 //   dweight = Σ_rows dy·xhat, dbias = Σ_rows dy.
-// One block per row (block tree reductions, fixed order). Weight and bias arrive in the compute
-// type (the backend converts them). dweight / dbias are deterministic without atomics: the rows
-// are cut into at most kMaxBlocks fixed blocks (the cut depends on N only, as on the CPU); each
-// block owns a partial row of the sums and adds its rows in order, then one thread per column
-// adds the partials in block order.
+// Weight and bias arrive in the compute type (the backend converts them).
+//
+// Two paths compute the same function:
+// - norm_warp.cuh, one warp per row, the row in registers, 16-byte vectors: f32 / bf16 / f16
+//   with C a multiple of the vector width (4 / 8 / 8), at most 16 vectors per lane forward (C ≤ 4096
+//   bf16 / f16, 2048 f32; 12 for f16 LayerNorm) and 8 backward (C ≤ 2048 bf16 / f16, 1024 f32:
+//   the lane's dweight / dbias partials live in registers too), and 16-byte aligned x / y / dy /
+//   dx / weight / bias. The model widths up to 2048 take it on both passes.
+// - the kernels below, one block per row (block tree reductions, fixed order): everything else
+//   (f64, odd C, misaligned views, wider rows).
+// dweight / dbias are deterministic without atomics on both paths: each block owns a partial row
+// of the sums and adds its rows in a fixed order (here: the rows are cut into at most kMaxBlocks
+// fixed blocks, the cut depends on N only, as on the CPU), then one thread per column adds the
+// partials in block order.
+#include <type_traits>
+#include <utility>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
+#include "backend/cuda/norm_warp.cuh"
 #include "backend/cuda/scratch.h"
+#include "backend/cuda/vec_util.cuh"
 
 namespace lmforge::cuda {
 
@@ -168,6 +182,118 @@ unsigned row_grid(int64_t rows) { return unsigned(std::max<int64_t>(1, std::min<
 // The CPU's row blocking: the partial sums then match its grouping.
 int64_t rows_per_block(int64_t n) { return std::max(kMinRowsPerBlock, (n + kMaxBlocks - 1) / kMaxBlocks); }
 
+// ---- choosing the warp-per-row path ----
+// Vectors per lane the warp kernels are built for; a row takes the smallest that holds it. The
+// forward holds the packed row: NV = 16 (C = 4096 bf16 / f16, 2048 f32) is the widest that
+// compiles without spilling (ptxas -v; f16's exact software rounding costs the most registers:
+// its LayerNorm spills from NV = 16, so it stops at 12). The backward holds x, dy (packed) and up
+// to two [NV · W] f32 partials per lane: NV = 8 is about 250 registers for bf16 / f16.
+using FwdVectors = std::integer_sequence<int, 1, 2, 3, 4, 6, 8, 12, 16>;
+using FwdVectorsF16Ln = std::integer_sequence<int, 1, 2, 3, 4, 6, 8, 12>;
+using BwdVectors = std::integer_sequence<int, 1, 2, 3, 4, 6, 8>;
+
+// Calls f(std::integral_constant<int, NV>) for the smallest listed NV >= needed; false if none
+// (or needed is 0: the row cannot take the warp path).
+template <class F, int... NVs>
+bool with_vectors_per_lane(int64_t needed, std::integer_sequence<int, NVs...>, F&& f) {
+  return needed > 0 && ((needed <= NVs ? (f(std::integral_constant<int, NVs>{}), true) : false) || ...);
+}
+
+// Vectors per lane a row of c elements of T needs on the warp path, or 0 when the path cannot
+// take it: f64 (its statistics are f64), c not a whole number of 16-byte vectors, or a pointer off
+// the 16-byte grid (with c a multiple of the vector width, every row then starts on it too).
+template <class T>
+int64_t warp_vectors(int64_t c, std::initializer_list<const void*> ptrs) {
+  if constexpr (std::is_same_v<T, double>) return 0;
+  constexpr int64_t w = kVecWidth<T>;
+  if (c <= 0 || c % w != 0) return 0;
+  for (const void* p : ptrs)
+    if (p && !aligned16(p)) return 0;
+  return (c / w + 31) / 32;
+}
+
+// Forward: enough blocks to cover every row once, capped (each warp then walks several rows).
+unsigned warp_fwd_grid(const CudaContext& ctx, int64_t n) {
+  const int64_t want = (n + norm_warp::kWarps - 1) / norm_warp::kWarps;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(ctx.sm_count) * 16)));
+}
+
+// Backward: two blocks per SM fill the GPU; fewer for small N. The grid (and so the assignment of
+// rows to warps and the partial rows) depends on N and the SM count only.
+unsigned warp_bwd_grid(const CudaContext& ctx, int64_t n) {
+  const int64_t want = (n + norm_warp::kWarps - 1) / norm_warp::kWarps;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(ctx.sm_count) * 2)));
+}
+
+template <class A>
+void column_sum(const CudaContext& ctx, const A* partial, int64_t blocks, int64_t c, void* out) {
+  column_sum_kernel<A><<<grid_for(ctx, c), kThreads, 0, ctx.stream>>>(partial, blocks, c, static_cast<A*>(out));
+  LF_CUDA_CHECK_LAUNCH("column_sum_kernel");
+}
+
+// ---- warp-path launches: false when the row does not fit the path (the caller falls back) ----
+using norm_warp::kThreadsPerBlock;
+
+template <class T>
+bool warp_rms_forward(const CudaContext& ctx, const void* x, const void* w, double eps, void* y, void* rstd,
+                      int64_t n, int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, y}), FwdVectors{}, [&](auto nv) {
+    norm_warp::rms_forward<T, decltype(nv)::value><<<warp_fwd_grid(ctx, n), kThreadsPerBlock, 0, ctx.stream>>>(
+        static_cast<const T*>(x), static_cast<const float*>(w), float(eps), static_cast<T*>(y),
+        static_cast<float*>(rstd), n, int(c));
+    LF_CUDA_CHECK_LAUNCH("norm_warp::rms_forward");
+  });
+}
+
+template <class T>
+bool warp_layer_norm_forward(const CudaContext& ctx, const void* x, const void* w, const void* b, double eps,
+                             void* y, void* mean, void* rstd, int64_t n, int64_t c) {
+  using Vectors = std::conditional_t<std::is_same_v<T, f16>, FwdVectorsF16Ln, FwdVectors>;
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, b, y}), Vectors{}, [&](auto nv) {
+    norm_warp::ln_forward<T, decltype(nv)::value><<<warp_fwd_grid(ctx, n), kThreadsPerBlock, 0, ctx.stream>>>(
+        static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(b), float(eps),
+        static_cast<T*>(y), static_cast<float*>(mean), static_cast<float*>(rstd), n, int(c));
+    LF_CUDA_CHECK_LAUNCH("norm_warp::ln_forward");
+  });
+}
+
+// The partial rows are [blocks, C] f32; the kernel adds its warps in C floats of shared memory.
+template <class T>
+bool warp_rms_backward(const CudaContext& ctx, const void* x, const void* w, const void* rstd, const void* dy,
+                       void* dx, void* dweight, int64_t n, int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dx}), BwdVectors{}, [&](auto nv) {
+    const unsigned blocks = warp_bwd_grid(ctx, n);
+    const size_t row_bytes = size_t(c) * sizeof(float);
+    Scratch partial(ctx.device, dweight ? blocks * row_bytes : 0);
+    norm_warp::rms_backward<T, decltype(nv)::value>
+        <<<blocks, kThreadsPerBlock, dweight ? row_bytes : 0, ctx.stream>>>(
+            static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(rstd),
+            static_cast<const T*>(dy), static_cast<T*>(dx), partial.get<float>(), n, int(c));
+    LF_CUDA_CHECK_LAUNCH("norm_warp::rms_backward");
+    if (dweight) column_sum<float>(ctx, partial.get<float>(), blocks, c, dweight);
+  });
+}
+
+template <class T>
+bool warp_layer_norm_backward(const CudaContext& ctx, const void* x, const void* w, const void* mean,
+                              const void* rstd, const void* dy, void* dx, void* dweight, void* dbias, int64_t n,
+                              int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dx}), BwdVectors{}, [&](auto nv) {
+    const unsigned blocks = warp_bwd_grid(ctx, n);
+    const size_t row_bytes = size_t(c) * sizeof(float);
+    Scratch pdw(ctx.device, dweight ? blocks * row_bytes : 0);
+    Scratch pdb(ctx.device, dbias ? blocks * row_bytes : 0);
+    norm_warp::ln_backward<T, decltype(nv)::value>
+        <<<blocks, kThreadsPerBlock, (dweight || dbias) ? row_bytes : 0, ctx.stream>>>(
+            static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(mean),
+            static_cast<const float*>(rstd), static_cast<const T*>(dy), static_cast<T*>(dx), pdw.get<float>(),
+            pdb.get<float>(), n, int(c));
+    LF_CUDA_CHECK_LAUNCH("norm_warp::ln_backward");
+    if (dweight) column_sum<float>(ctx, pdw.get<float>(), blocks, c, dweight);
+    if (dbias) column_sum<float>(ctx, pdb.get<float>(), blocks, c, dbias);
+  });
+}
+
 }  // namespace
 
 void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, double eps, void* y,
@@ -176,10 +302,12 @@ void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, con
   dispatch_nn(t, "rms_norm", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
+    if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
+      if (warp_rms_forward<T>(ctx, x, w, eps, y, rstd, n, c)) return;
     rms_forward_kernel<T><<<row_grid(n), row_threads(c, 4), 0, ctx.stream>>>(
         static_cast<const T*>(x), static_cast<const A*>(w), A(eps), static_cast<T*>(y), static_cast<A*>(rstd), n, c);
+    LF_CUDA_CHECK_LAUNCH("rms_forward_kernel");
   });
-  LF_CUDA_CHECK_LAUNCH("rms_forward_kernel");
 }
 
 void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* rstd,
@@ -191,6 +319,8 @@ void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, co
       if (dweight) LF_CUDA_CHECK(cudaMemsetAsync(dweight, 0, size_t(c) * sizeof(A), ctx.stream));
       return;
     }
+    if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
+      if (warp_rms_backward<T>(ctx, x, w, rstd, dy, dx, dweight, n, c)) return;
     const int64_t rpb = dweight ? rows_per_block(n) : 1;
     const int64_t blocks = (n + rpb - 1) / rpb;
     Scratch partial(ctx.device, dweight ? size_t(blocks * c) * sizeof(A) : 0);
@@ -198,11 +328,7 @@ void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, co
         static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(rstd), static_cast<const T*>(dy),
         static_cast<T*>(dx), partial.get<A>(), n, c, rpb);
     LF_CUDA_CHECK_LAUNCH("rms_backward_kernel");
-    if (dweight) {
-      column_sum_kernel<A><<<grid_for(ctx, c), kThreads, 0, ctx.stream>>>(partial.get<A>(), blocks, c,
-                                                                          static_cast<A*>(dweight));
-      LF_CUDA_CHECK_LAUNCH("column_sum_kernel");
-    }
+    if (dweight) column_sum<A>(ctx, partial.get<A>(), blocks, c, dweight);
   });
 }
 
@@ -212,11 +338,13 @@ void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, c
   dispatch_nn(t, "layer_norm", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
+    if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
+      if (warp_layer_norm_forward<T>(ctx, x, w, b, eps, y, mean, rstd, n, c)) return;
     ln_forward_kernel<T><<<row_grid(n), row_threads(c, 4), 0, ctx.stream>>>(
         static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(b), A(eps), static_cast<T*>(y),
         static_cast<A*>(mean), static_cast<A*>(rstd), n, c);
+    LF_CUDA_CHECK_LAUNCH("ln_forward_kernel");
   });
-  LF_CUDA_CHECK_LAUNCH("ln_forward_kernel");
 }
 
 void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* mean,
@@ -230,6 +358,8 @@ void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, 
       if (dbias) LF_CUDA_CHECK(cudaMemsetAsync(dbias, 0, size_t(c) * sizeof(A), ctx.stream));
       return;
     }
+    if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
+      if (warp_layer_norm_backward<T>(ctx, x, w, mean, rstd, dy, dx, dweight, dbias, n, c)) return;
     const bool sums = dweight || dbias;
     const int64_t rpb = sums ? rows_per_block(n) : 1;
     const int64_t blocks = (n + rpb - 1) / rpb;
@@ -239,16 +369,8 @@ void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, 
         static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(mean), static_cast<const A*>(rstd),
         static_cast<const T*>(dy), static_cast<T*>(dx), pdw.get<A>(), pdb.get<A>(), n, c, rpb);
     LF_CUDA_CHECK_LAUNCH("ln_backward_kernel");
-    if (dweight) {
-      column_sum_kernel<A><<<grid_for(ctx, c), kThreads, 0, ctx.stream>>>(pdw.get<A>(), blocks, c,
-                                                                          static_cast<A*>(dweight));
-      LF_CUDA_CHECK_LAUNCH("column_sum_kernel");
-    }
-    if (dbias) {
-      column_sum_kernel<A><<<grid_for(ctx, c), kThreads, 0, ctx.stream>>>(pdb.get<A>(), blocks, c,
-                                                                          static_cast<A*>(dbias));
-      LF_CUDA_CHECK_LAUNCH("column_sum_kernel");
-    }
+    if (dweight) column_sum<A>(ctx, pdw.get<A>(), blocks, c, dweight);
+    if (dbias) column_sum<A>(ctx, pdb.get<A>(), blocks, c, dbias);
   });
 }
 

@@ -22,10 +22,10 @@ struct Vec {
 // True when `p` (and so every 16-byte step from it) is 16-byte aligned.
 __host__ __device__ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Loads kVecWidth<T> elements at p (16-byte aligned) and widens them.
+// Widens the kVecWidth<T> elements packed in a raw 16-byte word (kernels that keep rows in
+// registers hold them packed: half the registers of the widened form for bf16 / f16).
 template <class T>
-__device__ __forceinline__ Vec<T> load_vec(const T* __restrict__ p) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+__device__ __forceinline__ Vec<T> unpack_vec(const uint4& raw) {
   const T* e = reinterpret_cast<const T*>(&raw);
   Vec<T> out;
 #pragma unroll
@@ -33,14 +33,32 @@ __device__ __forceinline__ Vec<T> load_vec(const T* __restrict__ p) {
   return out;
 }
 
-// Rounds and stores kVecWidth<T> elements at p (16-byte aligned).
+// Rounds kVecWidth<T> compute values into a raw 16-byte word.
 template <class T>
-__device__ __forceinline__ void store_vec(T* __restrict__ p, const Vec<T>& x) {
+__device__ __forceinline__ uint4 pack_vec(const Vec<T>& x) {
   uint4 raw;
   T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
   for (int i = 0; i < kVecWidth<T>; ++i) e[i] = store<T>(x.v[i]);
-  *reinterpret_cast<uint4*>(p) = raw;
+  return raw;
+}
+
+// The raw 16 bytes at p (16-byte aligned).
+template <class T>
+__device__ __forceinline__ uint4 load_raw(const T* __restrict__ p) {
+  return *reinterpret_cast<const uint4*>(p);
+}
+
+// Loads kVecWidth<T> elements at p (16-byte aligned) and widens them.
+template <class T>
+__device__ __forceinline__ Vec<T> load_vec(const T* __restrict__ p) {
+  return unpack_vec<T>(load_raw(p));
+}
+
+// Rounds and stores kVecWidth<T> elements at p (16-byte aligned).
+template <class T>
+__device__ __forceinline__ void store_vec(T* __restrict__ p, const Vec<T>& x) {
+  *reinterpret_cast<uint4*>(p) = pack_vec<T>(x);
 }
 
 }  // namespace lmforge::cuda

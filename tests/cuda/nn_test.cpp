@@ -6,6 +6,12 @@ namespace lmforge {
 namespace {
 using namespace cuda_test;
 
+// Rows [n, v] of a flat buffer of n·v + 1 elements, starting at element 0 or 1 (contiguous either
+// way; one element off the allocation's 16-byte alignment when offset).
+Tensor view_as_rows(const Tensor& flat, bool offset, int64_t n, int64_t v) {
+  return view(narrow(flat, 0, offset ? 1 : 0, n * v), {n, v});
+}
+
 TEST(CudaNN, CrossEntropyForwardBackward) {
   LF_REQUIRE_GPU();
   Generator g(71);
@@ -47,6 +53,52 @@ TEST(CudaNN, CrossEntropyForwardBackward) {
     FAIL() << "expected an Error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("target 5 at row 1"), std::string::npos) << e.what();
+  }
+}
+
+// Both row paths of the cross-entropy kernels: 16-byte vectors (V a multiple of the vector width
+// and an aligned base: 50304, 32000, 1000) and single elements (50257, 7, and a logits view one
+// element off the allocation), with z-loss, label smoothing and ignored rows, and targets on the
+// first and last column (the first and last lane of a vector).
+TEST(CudaNN, CrossEntropyVectorAndScalarRows) {
+  LF_REQUIRE_GPU();
+  Generator g(75);
+  const CrossEntropyArgs arg_sets[] = {{}, {.label_smoothing = 0.1}, {.z_loss = 1e-4},
+                                       {.ignore_index = 5, .label_smoothing = 0.05, .z_loss = 1e-3}};
+  int case_i = 0;
+  for (int64_t v : {50304, 32000, 1000, 50257, 7}) {
+    for (int64_t n : {1, 3, 300}) {
+      for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+        for (bool offset : {false, true}) {
+          if (offset && v != 32000) continue;
+          const CrossEntropyArgs& args = arg_sets[case_i++ % 4];
+          SCOPED_TRACE(fmt::format("{}x{} {} offset {} eps {} z {}", n, v, dtype_name(t), offset,
+                                   args.label_smoothing, args.z_loss));
+          Pair buf = random_pair(g, {n * v + 1}, t, -8, 8);
+          Pair logits = view(buf, [&](const Tensor& x) { return view_as_rows(x, offset, n, v); });
+          std::vector<int64_t> tv = to_vector<int64_t>(random_index_host(g, {n}, v));
+          tv[0] = v - 1;
+          if (n > 2) tv[2] = 0;
+          for (int64_t r = 1; r < n; r += 3) tv[size_t(r)] = args.ignore_index;  // rows 1, 4, ...
+          Pair targets = on_both(from_vector<int64_t>(tv, {n}));
+          const DType st = stat_dtype(t);
+          Pair loss = poisoned_pair({n}, st), lse = poisoned_pair({n}, st);
+          cpu_be().cross_entropy_forward(logits.cpu, targets.cpu, args, loss.cpu, lse.cpu);
+          gpu_be().cross_entropy_forward(logits.gpu, targets.gpu, args, loss.gpu, lse.gpu);
+          EXPECT_TRUE(close(loss.gpu, loss.cpu, 1e-5));
+          EXPECT_TRUE(close(lse.gpu, lse.cpu, 1e-5));
+          Pair dloss = random_pair(g, {n}, st, 0.5, 1.5);
+          Pair dl = poisoned_pair({n, v}, t);
+          cpu_be().cross_entropy_backward(logits.cpu, targets.cpu, lse.cpu, dloss.cpu, args, dl.cpu);
+          gpu_be().cross_entropy_backward(logits.gpu, targets.gpu, lse.cpu.to(gpu()), dloss.gpu, args, dl.gpu);
+          EXPECT_TRUE(close(dl.gpu, dl.cpu, tol_for(t)));
+          // Ignored rows: exactly zero.
+          std::vector<double> d = host_values(dl.gpu);
+          for (int64_t r = 1; r < n; r += 3)
+            for (int64_t i = 0; i < v; ++i) ASSERT_EQ(d[size_t(r * v + i)], 0.0) << "row " << r;
+        }
+      }
+    }
   }
 }
 

@@ -1,10 +1,23 @@
 // GPU elementwise kernels: unary, binary (with broadcasting by stride-0 operands) and where.
 // Twin of backend/cpu/elementwise_cpu.cpp; the formulas below are the CPU's, term for term.
-// The op is a kernel argument switched on per element (uniform across the grid, so it costs a
-// few instructions), which keeps the instantiations to one per dtype: this file compiles fast.
+//
+// Two paths per op family, one kernel per dtype each (the op is a kernel argument):
+//   - vector: f32 / bf16 / f16 unary and arithmetic binary ops whose operands are all 16-byte
+//     aligned and walk whole 16-byte vectors (vec_util.cuh group_layout: contiguous, with a tail
+//     done element by element, or rows of whole vectors, e.g. a bias broadcast along rows). The
+//     op is turned into a template constant once per thread, so each op's loop is straight-line
+//     code over the elements of several vectors, whose loads are all issued first. This is the
+//     training case, where these kernels are bound by memory bandwidth.
+//   - strided: everything else, one element per thread and step, the op switched on per element
+//     (uniform across the grid, so it costs a few instructions).
+// Both evaluate apply_unary / apply_binary on the same loaded values and round with the same
+// store, so they produce the same bits.
+#include <type_traits>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
+#include "backend/cuda/vec_util.cuh"
 
 namespace lmforge::cuda {
 
@@ -109,6 +122,74 @@ __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, O* out,
   }
 }
 
+// ---- vector path ----
+
+// 16-byte vectors per thread and step: enough loads in flight to cover memory latency at the
+// occupancy these kernels reach.
+constexpr int kVecPerThread = 2;
+
+template <class T>
+inline constexpr bool kVectorised = std::is_same_v<T, float> || std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+
+// Calls f(std::integral_constant<int, op>) for the runtime op in [First, Last].
+template <int First, int Last, class E, class F>
+__device__ __forceinline__ void with_op(E op, F&& f) {
+  if constexpr (First <= Last) {
+    if (int(op) == First) f(std::integral_constant<int, First>{});
+    else with_op<First + 1, Last>(op, f);
+  }
+}
+
+// Runs f(in, out) over every group of V (N - 1 inputs, one output; offsets in vectors of T),
+// then the tail elements of a contiguous layout through g(element index).
+template <class T, int N, class F, class G>
+__device__ __forceinline__ void vec_loop(const Layout<N>& V, int64_t tail, const T* const (&in)[N - 1], T* out, F f,
+                                         G g) {
+  constexpr int W = kVecWidth<T>, U = kVecPerThread;
+  Vec<T> x[U][N - 1];
+  for_each_group<U, N>(
+      V,
+      [&](int u, const int64_t(&off)[N]) {
+#pragma unroll
+        for (int k = 0; k < N - 1; ++k) x[u][k] = load_vec(in[k] + off[k] * W);
+      },
+      [&](int u, const int64_t(&off)[N]) {
+        Vec<T> y;
+#pragma unroll
+        for (int e = 0; e < W; ++e) y.v[e] = f(x[u], e);
+        store_vec(out + off[N - 1] * W, y);
+      });
+  if (blockIdx.x == 0 && threadIdx.x < tail) g(V.numel * W + threadIdx.x);
+}
+
+template <class T>
+__global__ void unary_vec_kernel(UnaryOp op, const T* x, T* out, Layout<2> V, int64_t tail, double alpha_d,
+                                 double beta_d) {
+  using A = compute_t<T>;
+  const A alpha = A(alpha_d), beta = A(beta_d);
+  const T* const in[1] = {x};
+  with_op<0, int(UnaryOp::Clamp)>(op, [&](auto c) {
+    constexpr UnaryOp kOp = UnaryOp(decltype(c)::value);
+    vec_loop<T, 2>(
+        V, tail, in, out, [&](const Vec<T>(&v)[1], int e) { return apply_unary(kOp, v[0].v[e], alpha, beta); },
+        [&](int64_t i) { out[i] = store<T>(apply_unary(kOp, load(x[i]), alpha, beta)); });
+  });
+}
+
+// Arithmetic ops only: a comparison writes bool, not T.
+template <class T>
+__global__ void binary_vec_kernel(BinaryOp op, const T* a, const T* b, T* out, Layout<3> V, int64_t tail) {
+  const T* const in[2] = {a, b};
+  auto run = [&](auto c) {
+    constexpr BinaryOp kOp = BinaryOp(decltype(c)::value);
+    vec_loop<T, 3>(
+        V, tail, in, out, [&](const Vec<T>(&v)[2], int e) { return apply_binary(kOp, v[0].v[e], v[1].v[e]); },
+        [&](int64_t i) { out[i] = store<T>(apply_binary(kOp, load(a[i]), load(b[i]))); });
+  };
+  with_op<int(BinaryOp::Add), int(BinaryOp::Minimum)>(op, run);
+  with_op<int(BinaryOp::SiluBackward), int(BinaryOp::ReluBackward)>(op, run);
+}
+
 template <class E>
 __global__ void where_kernel(const bool* cond, const E* a, const E* b,
                              E* out, Layout<4> L) {
@@ -139,6 +220,15 @@ void launch_unary(const CudaContext& ctx, UnaryOp op, DType t, const void* x, vo
   if (L.numel == 0) return;
   dispatch_arith(t, "unary", [&](auto t0) {
     using T = decltype(t0);
+    if constexpr (kVectorised<T>) {
+      Layout<2> V;
+      int64_t tail = 0;
+      if (group_layout<2>(L, {x, out}, kVecWidth<T>, V, tail)) {
+        unary_vec_kernel<T><<<grid_for(ctx, V.numel, kThreads, kVecPerThread), kThreads, 0, ctx.stream>>>(
+            op, static_cast<const T*>(x), static_cast<T*>(out), V, tail, alpha, beta);
+        return;
+      }
+    }
     unary_kernel<T><<<grid_for(ctx, L.numel), kThreads, 0, ctx.stream>>>(op, static_cast<const T*>(x),
                                                                          static_cast<T*>(out), L, alpha, beta);
   });
@@ -151,6 +241,15 @@ void launch_binary(const CudaContext& ctx, BinaryOp op, DType t, const void* a, 
   const bool cmp = is_comparison(op);
   dispatch_arith(t, "binary", [&](auto t0) {
     using T = decltype(t0);
+    if constexpr (kVectorised<T>) {
+      Layout<3> V;
+      int64_t tail = 0;
+      if (!cmp && group_layout<3>(L, {a, b, out}, kVecWidth<T>, V, tail)) {
+        binary_vec_kernel<T><<<grid_for(ctx, V.numel, kThreads, kVecPerThread), kThreads, 0, ctx.stream>>>(
+            op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), V, tail);
+        return;
+      }
+    }
     const unsigned grid = grid_for(ctx, L.numel);
     if (cmp)
       binary_kernel<T, bool><<<grid, kThreads, 0, ctx.stream>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),

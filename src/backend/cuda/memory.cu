@@ -4,6 +4,7 @@
 // thread per Philox block, so the GPU draws the CPU's numbers.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/vec_util.cuh"
 #include "core/random_kernels.h"
 
 namespace lmforge::cuda {
@@ -71,6 +72,41 @@ __global__ void copy_convert_kernel(const S* __restrict__ src, D* __restrict__ d
   }
 }
 
+// The same conversions with 16-byte accesses, for operands that walk whole vectors (group_layout:
+// contiguous, e.g. the f32 <-> bf16 casts of mixed precision, or rows of whole vectors). A group
+// is one 16-byte vector of the wider type and as many of the narrower as cover the same elements;
+// each thread moves two groups a step, loads first. Every element is rounded as in
+// copy_convert_kernel: of the typed pairs, only f64 -> f32 rounds before store<D>, and there the
+// cast to float is what store<float>(double) does; the other compute-type casts are exact.
+template <class S, class D>
+__global__ void copy_convert_vec_kernel(const S* __restrict__ src, D* __restrict__ dst, Layout<2> V, int64_t tail) {
+  constexpr int G = kVecWidth<S> > kVecWidth<D> ? kVecWidth<S> : kVecWidth<D>;
+  constexpr int PS = G / kVecWidth<S>, PD = G / kVecWidth<D>, U = 2;
+  Vec<S> x[U][PS];
+  for_each_group<U, 2>(
+      V,
+      [&](int u, const int64_t(&off)[2]) {
+#pragma unroll
+        for (int p = 0; p < PS; ++p) x[u][p] = load_vec(src + off[0] * G + p * kVecWidth<S>);
+      },
+      [&](int u, const int64_t(&off)[2]) {
+#pragma unroll
+        for (int p = 0; p < PD; ++p) {
+          Vec<D> y;
+#pragma unroll
+          for (int e = 0; e < kVecWidth<D>; ++e) {
+            const int i = p * kVecWidth<D> + e;
+            y.v[e] = static_cast<compute_t<D>>(x[u][i / kVecWidth<S>].v[i % kVecWidth<S>]);
+          }
+          store_vec(dst + off[1] * G + p * kVecWidth<D>, y);
+        }
+      });
+  if (blockIdx.x == 0 && threadIdx.x < tail) {
+    const int64_t i = V.numel * G + threadIdx.x;
+    dst[i] = store<D>(load(src[i]));
+  }
+}
+
 __global__ void copy_any_kernel(DType st, const void* __restrict__ src, DType dt, void* __restrict__ dst, Layout<2> L) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < L.numel; i += step) {
@@ -99,6 +135,15 @@ __global__ void arange_kernel(DType t, void* dst, int64_t n, double start, doubl
 template <class S, class D>
 bool try_typed_copy(const CudaContext& ctx, DType st, const void* src, DType dt, void* dst, const Layout<2>& L) {
   if (st != dtype_of<S>() || dt != dtype_of<D>()) return false;
+  Layout<2> V;
+  int64_t tail = 0;
+  constexpr int64_t G = kVecWidth<S> > kVecWidth<D> ? kVecWidth<S> : kVecWidth<D>;
+  if (group_layout<2>(L, {src, dst}, G, V, tail)) {
+    copy_convert_vec_kernel<S, D><<<grid_for(ctx, V.numel, kThreads, 2), kThreads, 0, ctx.stream>>>(
+        static_cast<const S*>(src), static_cast<D*>(dst), V, tail);
+    LF_CUDA_CHECK_LAUNCH("copy_convert_vec_kernel");
+    return true;
+  }
   copy_convert_kernel<S, D><<<grid_for(ctx, L.numel), kThreads, 0, ctx.stream>>>(static_cast<const S*>(src),
                                                                                  static_cast<D*>(dst), L);
   LF_CUDA_CHECK_LAUNCH("copy_convert_kernel");
@@ -208,6 +253,16 @@ __global__ void random64_kernel(T* __restrict__ out, int64_t n, uint64_t seed, u
 void launch_copy(const CudaContext& ctx, DType st, const void* src, DType dt, void* dst, const Layout<2>& L) {
   if (L.numel == 0) return;
   if (st == dt) {
+    // Whole 16-byte vectors on every operand (rows of a strided view, e.g. a slice of a fused
+    // projection): copied as such.
+    Layout<2> V;
+    int64_t tail = 0;
+    if (group_layout<2>(L, {src, dst}, 16 / int64_t(dtype_size(st)), V, tail) && tail == 0) {
+      copy_bits_kernel<uint4><<<grid_for(ctx, V.numel), kThreads, 0, ctx.stream>>>(static_cast<const uint4*>(src),
+                                                                                 static_cast<uint4*>(dst), V);
+      LF_CUDA_CHECK_LAUNCH("copy_bits_kernel");
+      return;
+    }
     const unsigned grid = grid_for(ctx, L.numel);
     switch (dtype_size(st)) {
       case 1: copy_bits_kernel<uint8_t><<<grid, kThreads, 0, ctx.stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), L); break;

@@ -65,7 +65,13 @@ Trainee make_trainee(const nn::ModelConfig& c, Device device) {
   t.model->dropout_generator().set_state({99, 0});
   t.model->set_training(true);
   t.params = t.model->named_parameters();
-  t.optimizer = std::make_unique<optim::AdamW>(t.params, optim::AdamWOptions{.weight_decay = 0.1});
+  // eps 1e-3 rather than 1e-8: with a tiny eps Adam's first update is about lr·sign(g), so a
+  // gradient element near zero flips its whole update on a last-bit difference between the
+  // devices (seen on the H200 for a few elements of the GPT-2 style model). With eps above the
+  // gradients' rounding noise the update is a smooth function of the gradient, and comparing it
+  // tests the step rather than the luck of near-zero elements. The AdamW kernels themselves are
+  // compared with the CPU on identical inputs in multi_tensor_test.cpp.
+  t.optimizer = std::make_unique<optim::AdamW>(t.params, optim::AdamWOptions{.eps = 1e-3, .weight_decay = 0.1});
   return t;
 }
 
@@ -81,6 +87,8 @@ void expect_training_steps_match(const nn::ModelConfig& c, const std::string& la
   for (size_t i = 0; i < cpu.params.size(); ++i)
     ASSERT_TRUE(bit_equal(gpu.params[i].tensor, cpu.params[i].tensor)) << "initial " << cpu.params[i].name;
 
+  std::vector<Tensor> initial_cpu;
+  for (const auto& p : cpu.params) initial_cpu.push_back(clone(p.tensor.detach()));
   const double lr = 1e-3;
   for (int step = 1; step <= 2; ++step) {
     SCOPED_TRACE(fmt::format("step {}", step));
@@ -126,7 +134,19 @@ void expect_training_steps_match(const nn::ModelConfig& c, const std::string& la
       const Tensor after_cpu = cpu.params[i].tensor.detach(), after_gpu = gpu.params[i].tensor.detach();
       EXPECT_TRUE(close(after_gpu - before_gpu[i], after_cpu - before_cpu[i], 1e-3))
           << "AdamW update of " << cpu.params[i].name;
-      EXPECT_TRUE(close(after_gpu, after_cpu, 1e-5)) << "parameter " << cpu.params[i].name;
+      // The parameters: within f32 rounding of their size, plus the update's own tolerance of
+      // the distance they travelled from the (bit-identical) initial values — a zero-initialised
+      // bias is all update.
+      const auto pg = to_vector<double>(after_gpu), pc = to_vector<double>(after_cpu),
+                 p0 = to_vector<double>(initial_cpu[i]);
+      double diff2 = 0, size2 = 0, moved2 = 0;
+      for (size_t j = 0; j < pc.size(); ++j) {
+        diff2 += (pg[j] - pc[j]) * (pg[j] - pc[j]);
+        size2 += pc[j] * pc[j];
+        moved2 += (pc[j] - p0[j]) * (pc[j] - p0[j]);
+      }
+      EXPECT_LE(std::sqrt(diff2), 1e-5 * std::sqrt(size2) + 1e-3 * std::sqrt(moved2))
+          << "parameter " << cpu.params[i].name;
     }
     cpu.model->zero_grad();
     gpu.model->zero_grad();

@@ -6,31 +6,17 @@
 // FLOPs as FlashAttention counts them: forward 4·B·H·T²·D, halved for causal; backward 2.5×
 // forward (forward+backward: the sum of the two times, 3.5× forward). Timing: the stream is
 // synchronised around N back-to-back calls after a warm-up.
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 
 #include "backend/backend.h"
+#include "bench_timing.h"
 #include "ops/ops.h"
 
 using namespace lmforge;
-
-namespace {
-
-template <class F>
-double time_ms(Backend& be, int iters, F&& f) {
-  f();
-  be.synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) f();
-  be.synchronize();
-  const auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::milli>(t1 - t0).count() / iters;
-}
-
-}  // namespace
+using bench::time_ms;
 
 int main(int argc, char** argv) {
   int iters = 10;

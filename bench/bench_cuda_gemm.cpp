@@ -5,7 +5,6 @@
 // products through PyTorch for the side-by-side numbers.
 //
 //   bench_cuda_gemm [--iters N]
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,9 +13,11 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "bench_timing.h"
 #include "ops/ops.h"
 
 using namespace lmforge;
+using bench::time_ms;
 
 namespace {
 
@@ -33,16 +34,6 @@ constexpr Shape3 kShapes[] = {
     {"llama", "o_proj", 32768, 1024, 1024}, {"llama", "gate|up", 32768, 1024, 2816},
     {"llama", "down", 32768, 2816, 1024},  {"llama", "lm_head", 32768, 1024, 32000},
 };
-
-template <class F>
-double time_ms(Backend& be, int iters, F&& f) {
-  f();
-  be.synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) f();
-  be.synchronize();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
-}
 
 }  // namespace
 

@@ -9,6 +9,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from cuda_events import time_ms
+
 SHAPES = [
     ("gpt2", "qkv", 65536, 768, 2304), ("gpt2", "o_proj", 65536, 768, 768),
     ("gpt2", "up", 65536, 768, 3072), ("gpt2", "down", 65536, 3072, 768),
@@ -16,18 +18,6 @@ SHAPES = [
     ("llama", "o_proj", 32768, 1024, 1024), ("llama", "gate|up", 32768, 1024, 2816),
     ("llama", "down", 32768, 2816, 1024), ("llama", "lm_head", 32768, 1024, 32000),
 ]
-
-
-def time_ms(fn, iters):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def main():

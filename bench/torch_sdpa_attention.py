@@ -8,17 +8,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-
-def time_ms(fn, iters):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
+from cuda_events import time_ms
 
 
 def main():

@@ -22,6 +22,8 @@ struct Entry {
 
 void enable(bool on = true);
 bool enabled();
+// Adds one call of `name` taking `seconds` (the ProfilingBackend records every backend call).
+void record(const std::string& name, double seconds);
 // Clears the accumulated times (e.g. after warm-up steps).
 void reset();
 // Entries by decreasing time.

@@ -5,12 +5,9 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/op_profile.h"
 
 namespace lmforge {
-
-namespace op_profile {
-void record(const std::string& name, double seconds);
-}
 
 class ProfilingBackend final : public Backend {
  public:

@@ -176,7 +176,7 @@ Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Te
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   const int64_t n = w.size(0), k = w.size(1), rows = shape_numel(out_shape);
   out_shape.push_back(n);
-  const Tensor x2 = x.dim() == 2 ? xd : fold_rows(xd);
+  const Tensor x2 = fold_rows(xd);
   Tensor a = x2, wt = transpose(wd, 0, 1);
   MatrixLayout la = matrix_layout(a), lb = matrix_layout(wt);
   if (!la.ok) { a = contiguous(a); la = matrix_layout(a); }

@@ -166,7 +166,6 @@ void Trainer::build() {
   model_->set_compute_dtype(cfg_.compute_dtype());
   if (cfg_.compute_dtype() == DType::F16) {
     loss_scaler_.emplace(cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
-    state_.loss_scale = loss_scaler_->scale();
   }
   params_ = model_->named_parameters();
   const auto& o = cfg_.optim;
@@ -201,8 +200,6 @@ void Trainer::restore(const std::string& dir, bool keep_sampler) {
     // A checkpoint without a loss scale (f32 / bf16 runs, older states) starts from the configured one.
     if (s.loss_scale > 0) loss_scaler_->set_state(s.loss_scale, s.loss_scale_clean_steps);
     else loss_scaler_->set_state(cfg_.train.loss_scale_init, 0);
-    state_.loss_scale = loss_scaler_->scale();
-    state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
   }
   LF_CHECK(optimizer_->step_count() == s.step, "checkpoint {}: optimizer step {} but trainer step {}", dir,
            optimizer_->step_count(), s.step);
@@ -210,6 +207,10 @@ void Trainer::restore(const std::string& dir, bool keep_sampler) {
 
 void Trainer::save() {
   state_.sampler_position = sampler_->position();
+  if (loss_scaler_) {
+    state_.loss_scale = loss_scaler_->scale();
+    state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
+  }
   state_.dropout_rng = model_->dropout_generator().state();
   const CheckpointContents c{.model = *model_, .optimizer = *optimizer_, .state = state_, .schedule = schedule_,
                              .config = cfg_, .tokenizer = tokenizer_ ? &*tokenizer_ : nullptr, .eos_token_id = eos_id_};
@@ -265,10 +266,8 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
   grad_norm = clip.norm;
   if (loss_scaler_) {
     const auto outcome = loss_scaler_->update(clip.norm);
-    state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
-    if (loss_scaler_->scale() != state_.loss_scale) {
-      state_.loss_scale = loss_scaler_->scale();
-      metrics_->write({{"step", step + 1}, {"event", "loss_scale"}, {"scale", state_.loss_scale},
+    if (loss_scaler_->scale() != loss_scale) {
+      metrics_->write({{"step", step + 1}, {"event", "loss_scale"}, {"scale", loss_scaler_->scale()},
                        {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
     }
     if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) return StepResult::LossScaleOverflow;
@@ -363,7 +362,7 @@ TrainSummary Trainer::run() {
       // Not a bad step: the gradients are dropped and the same step is tried again with the
       // next batch at half the scale.
       model_->zero_grad();
-      say("step {}: gradient overflow in f16; loss scale lowered to {}\n", step + 1, state_.loss_scale);
+      say("step {}: gradient overflow in f16; loss scale lowered to {}\n", step + 1, loss_scaler_->scale());
       continue;
     }
     if (result == StepResult::NonFinite) {

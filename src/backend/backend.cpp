@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,14 @@ void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
     if (g.pre_gelu.defined()) backend.copy(c, g.pre_gelu.as_strided({g.m, g.n}, {g.ldc, 1}, g.pre_gelu.offset()));
     backend.unary(UnaryOp::GeluTanh, c, c);
   }
+}
+
+double Backend::time_on_device(const std::function<void()>& f) {
+  synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 Backend& backend_for(Device d) { return op_profile::enabled() ? profiling_backend(d) : device_backend(d); }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -110,6 +111,10 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual void synchronize() {}
+  // Seconds the device spends on the work `f` queues (for profiles): everything queued before is
+  // finished first. The default times on the host clock; the CUDA backend uses stream events, so
+  // launch latency is not counted.
+  virtual double time_on_device(const std::function<void()>& f);
 
   // ---- memory ----
   // dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a

@@ -1,6 +1,5 @@
 #include "backend/profiling_backend.h"
 
-#include <chrono>
 #include <iterator>
 
 #include "backend/op_profile.h"
@@ -38,11 +37,7 @@ std::string dt(const Tensor& t) { return t.defined() ? std::string(dtype_name(t.
 // is measured.
 template <class F>
 void ProfilingBackend::timed(const std::string& name, F&& f) {
-  inner_.synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  f();
-  inner_.synchronize();
-  op_profile::record(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  op_profile::record(name, inner_.time_on_device(f));
 }
 
 void ProfilingBackend::copy(const Tensor& src, const Tensor& dst) {

@@ -53,6 +53,29 @@ void CudaBackend::synchronize() {
   LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
 }
 
+// Events around f's work on the stream: the time between them excludes the host's launch latency.
+double CudaBackend::time_on_device(const std::function<void()>& f) {
+  ctx_.activate();
+  cudaEvent_t start = nullptr, stop = nullptr;
+  LF_CUDA_CHECK(cudaEventCreate(&start));
+  LF_CUDA_CHECK(cudaEventCreate(&stop));
+  float ms = 0;
+  try {
+    LF_CUDA_CHECK(cudaEventRecord(start, ctx_.stream));
+    f();
+    LF_CUDA_CHECK(cudaEventRecord(stop, ctx_.stream));
+    LF_CUDA_CHECK(cudaEventSynchronize(stop));
+    LF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  } catch (...) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return double(ms) * 1e-3;
+}
+
 // ---- memory ----
 
 void CudaBackend::copy(const Tensor& src, const Tensor& dst) {

@@ -258,6 +258,7 @@ int main(int argc, char** argv) try {
   const double peak = accounting::measure_matmul_peak(device, DType::BF16);
   config.train.peak_tflops = peak / 1e12;
   allocator_for(device).reset_peak();
+  op_profile::reset();  // LMFORGE_PROFILE=1: the profile covers the training run only
 
   const int64_t total_steps = a.warmup + a.steps, tokens_per_step = a.batch * a.seq;
   write_random_shard(shard, mc.vocab_size, a.model == "gpt2" ? 50257 : mc.vocab_size,

@@ -60,12 +60,14 @@ void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
   }
 }
 
-double Backend::time_on_device(const std::function<void()>& f) {
+Backend::Timing Backend::time_on_device(const std::function<void()>& f) {
   synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   f();
+  const auto t1 = std::chrono::steady_clock::now();
   synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t2 = std::chrono::steady_clock::now();
+  return {std::chrono::duration<double>(t2 - t0).count(), std::chrono::duration<double>(t1 - t0).count()};
 }
 
 Backend& backend_for(Device d) { return op_profile::enabled() ? profiling_backend(d) : device_backend(d); }

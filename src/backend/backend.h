@@ -111,10 +111,14 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual void synchronize() {}
-  // Seconds the device spends on the work `f` queues (for profiles): everything queued before is
-  // finished first. The default times on the host clock; the CUDA backend uses stream events, so
-  // launch latency is not counted.
-  virtual double time_on_device(const std::function<void()>& f);
+  // For profiles: the seconds the device spends on the work `f` queues (everything queued before
+  // is finished first) and the seconds the host spends in f itself. The default measures both on
+  // the host clock; the CUDA backend times the device with stream events behind a short busy-wait
+  // kernel, so that f's host work (argument checks, launches) is not counted as device time.
+  struct Timing {
+    double device_s = 0, host_s = 0;
+  };
+  virtual Timing time_on_device(const std::function<void()>& f);
 
   // ---- memory ----
   // dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a

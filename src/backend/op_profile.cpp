@@ -43,12 +43,13 @@ void reset() {
   totals().by_name.clear();
 }
 
-void record(const std::string& name, double seconds) {
+void record(const std::string& name, double seconds, double host_seconds) {
   std::lock_guard<std::mutex> lock(totals().mutex);
   Entry& e = totals().by_name[name];
   if (e.name.empty()) e.name = name;
   ++e.calls;
   e.seconds += seconds;
+  e.host_seconds += host_seconds;
 }
 
 std::vector<Entry> entries() {
@@ -63,19 +64,25 @@ std::vector<Entry> entries() {
 
 std::string report(int max_rows) {
   const std::vector<Entry> all = entries();
-  double total = 0;
-  for (const Entry& e : all) total += e.seconds;
-  std::string s = fmt::format("{:<36} {:>8} {:>11} {:>7} {:>10}\n", "kernel", "calls", "total ms", "share", "mean us");
+  double total = 0, host_total = 0;
+  for (const Entry& e : all) {
+    total += e.seconds;
+    host_total += e.host_seconds;
+  }
+  std::string s = fmt::format("{:<36} {:>8} {:>11} {:>7} {:>10} {:>10}\n", "kernel", "calls", "total ms", "share",
+                              "mean us", "host us");
   int rows = 0;
   for (const Entry& e : all) {
     if (rows++ == max_rows) {
       s += fmt::format("... {} more\n", all.size() - size_t(max_rows));
       break;
     }
-    s += fmt::format("{:<36} {:>8} {:>11.3f} {:>6.1f}% {:>10.1f}\n", e.name, e.calls, e.seconds * 1e3,
-                     total > 0 ? 100 * e.seconds / total : 0.0, e.calls ? e.seconds * 1e6 / double(e.calls) : 0.0);
+    const double calls = e.calls ? double(e.calls) : 1.0;
+    s += fmt::format("{:<36} {:>8} {:>11.3f} {:>6.1f}% {:>10.1f} {:>10.1f}\n", e.name, e.calls, e.seconds * 1e3,
+                     total > 0 ? 100 * e.seconds / total : 0.0, e.seconds * 1e6 / calls, e.host_seconds * 1e6 / calls);
   }
-  s += fmt::format("{:<36} {:>8} {:>11.3f}\n", "total", "", total * 1e3);
+  s += fmt::format("{:<36} {:>8} {:>11.3f} {:>7} {:>10} {:>10.3f} ms\n", "total", "", total * 1e3, "", "",
+                   host_total * 1e3);
   return s;
 }
 

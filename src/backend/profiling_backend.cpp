@@ -37,7 +37,8 @@ std::string dt(const Tensor& t) { return t.defined() ? std::string(dtype_name(t.
 // is measured.
 template <class F>
 void ProfilingBackend::timed(const std::string& name, F&& f) {
-  op_profile::record(name, inner_.time_on_device(f));
+  const Backend::Timing t = inner_.time_on_device(f);
+  op_profile::record(name, t.device_s, t.host_s);
 }
 
 void ProfilingBackend::copy(const Tensor& src, const Tensor& dst) {

@@ -26,7 +26,7 @@ void run(const TrainArgs& a) {
   if (a.profile) op_profile::enable();
   const train::TrainSummary s = train::run_training(config, options);
   if (op_profile::enabled())
-    fmt::print("\n# time by kernel (each call synchronised; evaluation and checkpoints included)\n{}",
+    fmt::print("\n# time by kernel (each call on an idle device; steps after the first, with evaluation and checkpoints)\n{}",
                op_profile::report());
   if (s.val_loss) {
     fmt::print("final: val loss {:.4f} nats/token (unigram entropy {:.4f}) | val perplexity {:.2f} | val bits/byte {}\n",

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "accounting/accounting.h"
+#include "backend/op_profile.h"
 #include "core/allocator.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
@@ -358,6 +359,9 @@ TrainSummary Trainer::run() {
     const double lr = schedule_.at(step);
     double loss = 0, grad_norm = 0;
     const StepResult result = train_step(step, lr, loss, grad_norm);
+    // A kernel profile covers the steps after the first: the first one also pays for the device
+    // allocations and module loading that later steps reuse.
+    if (steps_run == 0 && op_profile::enabled()) op_profile::reset();
     if (result == StepResult::LossScaleOverflow) {
       // Not a bad step: the gradients are dropped and the same step is tried again with the
       // next batch at half the scale.

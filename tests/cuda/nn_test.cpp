@@ -1,5 +1,7 @@
 // The fused ops: cross-entropy, RMSNorm / LayerNorm, RoPE, SwiGLU and AdamW, forward and backward,
 // against the CPU twins; determinism of every accumulating backward (attention: attention_test.cpp).
+#include <tuple>
+
 #include "cuda_test_util.h"
 
 namespace lmforge {
@@ -157,22 +159,23 @@ TEST(CudaNN, NormsForwardBackward) {
 TEST(CudaNN, RopeForwardInverseStrided) {
   LF_REQUIRE_GPU();
   Generator g(73);
+  // Head dim 64 takes the 16-byte vector kernel in the half-split layout; 20 (half 10) does not.
   for (DType t : nn_dtypes()) {
-    for (bool interleaved : {false, true}) {
-      for (bool inverse : {false, true}) {
-        SCOPED_TRACE(fmt::format("{} interleaved {} inverse {}", dtype_name(t), interleaved, inverse));
-        // q taken out of a fused [B, T, 3, H, D] projection: strided in B, T and H.
-        Pair qkv = random_pair(g, {2, 37, 3, 4, 64}, t);
-        Pair x = view(qkv, [](const Tensor& a) { return select(a, 2, 1); });
-        Pair out = poisoned_pair({2, 37, 4, 64}, t);
-        cpu_be().rope(x.cpu, out.cpu, 10000.0, 1000, interleaved, inverse);
-        gpu_be().rope(x.gpu, out.gpu, 10000.0, 1000, interleaved, inverse);
-        EXPECT_TRUE(close(out.gpu, out.cpu, tol_for(t)));
-        // In place.
-        cpu_be().rope(x.cpu, x.cpu, 500000.0, 7, interleaved, inverse);
-        gpu_be().rope(x.gpu, x.gpu, 500000.0, 7, interleaved, inverse);
-        EXPECT_TRUE(close(qkv.gpu, qkv.cpu, tol_for(t)));
-      }
+    for (const auto& [d, interleaved, inverse] : {std::tuple{64, false, false}, std::tuple{64, false, true},
+                                                   std::tuple{64, true, false}, std::tuple{64, true, true},
+                                                   std::tuple{20, false, false}, std::tuple{20, false, true}}) {
+      SCOPED_TRACE(fmt::format("{} d {} interleaved {} inverse {}", dtype_name(t), d, interleaved, inverse));
+      // q taken out of a fused [B, T, 3, H, D] projection: strided in B, T and H.
+      Pair qkv = random_pair(g, {2, 37, 3, 4, d}, t);
+      Pair x = view(qkv, [](const Tensor& a) { return select(a, 2, 1); });
+      Pair out = poisoned_pair({2, 37, 4, d}, t);
+      cpu_be().rope(x.cpu, out.cpu, 10000.0, 1000, interleaved, inverse);
+      gpu_be().rope(x.gpu, out.gpu, 10000.0, 1000, interleaved, inverse);
+      EXPECT_TRUE(close(out.gpu, out.cpu, tol_for(t)));
+      // In place.
+      cpu_be().rope(x.cpu, x.cpu, 500000.0, 7, interleaved, inverse);
+      gpu_be().rope(x.gpu, x.gpu, 500000.0, 7, interleaved, inverse);
+      EXPECT_TRUE(close(qkv.gpu, qkv.cpu, tol_for(t)));
     }
   }
 }
@@ -180,16 +183,28 @@ TEST(CudaNN, RopeForwardInverseStrided) {
 TEST(CudaNN, SwiGLUForwardBackward) {
   LF_REQUIRE_GPU();
   Generator g(74);
+  // 333·257 elements: 16-byte vectors and a tail of single elements; `shift` 1 starts every
+  // operand one element off the 16-byte grid (the scalar kernel alone).
   for (DType t : float_dtypes()) {
-    Pair gate = random_pair(g, {333, 257}, t, -6, 6), up = random_pair(g, {333, 257}, t), dout = random_pair(g, {333, 257}, t);
-    Pair out = poisoned_pair({333, 257}, t), dg = poisoned_pair({333, 257}, t), du = poisoned_pair({333, 257}, t);
-    cpu_be().swiglu_forward(gate.cpu, up.cpu, out.cpu);
-    gpu_be().swiglu_forward(gate.gpu, up.gpu, out.gpu);
-    EXPECT_TRUE(close(out.gpu, out.cpu, tol_for(t))) << dtype_name(t);
-    cpu_be().swiglu_backward(gate.cpu, up.cpu, dout.cpu, dg.cpu, du.cpu);
-    gpu_be().swiglu_backward(gate.gpu, up.gpu, dout.gpu, dg.gpu, du.gpu);
-    EXPECT_TRUE(close(dg.gpu, dg.cpu, tol_for(t))) << dtype_name(t);
-    EXPECT_TRUE(close(du.gpu, du.cpu, tol_for(t))) << dtype_name(t);
+    for (int64_t shift : {0, 1}) {
+      SCOPED_TRACE(fmt::format("{} shift {}", dtype_name(t), shift));
+      const int64_t n = 333 * 257;
+      const auto shifted = [&](const Pair& p) {
+        return view(p, [&](const Tensor& a) { return narrow(a, 0, shift, n); });
+      };
+      const Shape flat{n + 1};
+      Pair gate = shifted(random_pair(g, flat, t, -6, 6)), up = shifted(random_pair(g, flat, t));
+      Pair dout = shifted(random_pair(g, flat, t));
+      Pair out = shifted(poisoned_pair(flat, t)), dg = shifted(poisoned_pair(flat, t));
+      Pair du = shifted(poisoned_pair(flat, t));
+      cpu_be().swiglu_forward(gate.cpu, up.cpu, out.cpu);
+      gpu_be().swiglu_forward(gate.gpu, up.gpu, out.gpu);
+      EXPECT_TRUE(close(out.gpu, out.cpu, tol_for(t)));
+      cpu_be().swiglu_backward(gate.cpu, up.cpu, dout.cpu, dg.cpu, du.cpu);
+      gpu_be().swiglu_backward(gate.gpu, up.gpu, dout.gpu, dg.gpu, du.gpu);
+      EXPECT_TRUE(close(dg.gpu, dg.cpu, tol_for(t)));
+      EXPECT_TRUE(close(du.gpu, du.cpu, tol_for(t)));
+    }
   }
 }
 

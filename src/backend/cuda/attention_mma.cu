@@ -8,7 +8,9 @@
 //   transpose of the operand the instruction wants); cp.async global→shared, double-buffered;
 //   shared tiles of W = 64 or 128 elements per row stored in 16-byte chunks whose index is XORed
 //   with (row & 7), so the 8 row addresses of an ldmatrix hit 8 different bank groups.
-//   Each warp owns 16 rows of the output tile; three warp-level products cover every step:
+//   Each warp owns MT tiles of 16 rows of the output tile (MT = 2 at head dim 64, 1 at 128, where
+//   the accumulators of 32 rows would not fit the registers): every B fragment read from shared
+//   memory feeds the MMAs of all MT tiles. Three warp-level products cover every step:
 //     gemm_ss:   C[16×N] += A·Bᵀ, A rows and B rows in shared memory (dO·Vᵀ, K·Qᵀ, V·dOᵀ, Q·Kᵀ in dQ);
 //     gemm_rs_t: the same with A in registers (the forward's Q, loaded once);
 //     gemm_rs:   C[16×N] += A·B, A in registers (P or dS, as bf16/f16), B rows = k in shared memory.
@@ -21,7 +23,7 @@
 //
 // Backward, deterministic (no atomics; every output element written by one thread):
 //   Δ = rowsum(dO∘O) (attention.cu's kernel);
-//   dK/dV: one CTA per (key tile, kv head, batch); its warps own 16 keys and walk the group's query
+//   dK/dV: one CTA per (key tile, kv head, batch); its warps own 16·MT keys and walk the group's query
 //     heads and query tiles in a fixed order: Sᵀ = K·Qᵀ, Pᵀ = exp2(Sᵀ·c − lse·log2e), dPᵀ = V·dOᵀ,
 //     dSᵀ = Pᵀ∘(dPᵀ − Δ), dV += Pᵀ·dO, dK += dSᵀ·Q;
 //   dQ: one CTA per (query tile, head, batch) over the key tiles: S, P, dP, dS again, dQ += dS·K.
@@ -126,49 +128,70 @@ __device__ __forceinline__ void load_tile(uint16_t* s, const uint16_t* g, int64_
   }
 }
 
-// c[16×N] += A·Bᵀ over k columns [16·kk, 16·kk + 16): A fragment a, B = rows [0, N) of sb (K wide).
-template <bool BF16, int N, int K>
-__device__ __forceinline__ void mma_bt_step(float (&c)[N / 8][4], const uint32_t (&a)[4], const uint16_t* sb, int kk) {
+// Warp-level products over MT row tiles of 16: a B fragment loaded from shared memory feeds the
+// MMAs of all MT tiles, so more rows per warp means fewer shared-memory reads per MMA (the
+// kernels are bound by shared-memory bandwidth at MT = 1).
+
+// c[m][16×N] += A_m·Bᵀ over k columns [16·kk, 16·kk + 16): A fragments a[m], B = rows [0, N) of sb (K wide).
+template <bool BF16, int MT, int N, int K>
+__device__ __forceinline__ void mma_bt_step(float (&c)[MT][N / 8][4], const uint32_t (&a)[MT][4], const uint16_t* sb,
+                                            int kk) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int nn = 0; nn < N / 16; ++nn) {
     uint32_t b[4];
     ldmatrix_x4(b, sb + swz<K>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
-    mma16816<BF16>(c[2 * nn], a, b[0], b[1]);
-    mma16816<BF16>(c[2 * nn + 1], a, b[2], b[3]);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      mma16816<BF16>(c[m][2 * nn], a[m], b[0], b[1]);
+      mma16816<BF16>(c[m][2 * nn + 1], a[m], b[2], b[3]);
+    }
   }
 }
 
-// c[16×N] += A·Bᵀ: A = rows [a0, a0+16) of sa, B = rows [0, N) of sb, both K wide (K == W).
-template <bool BF16, int N, int K>
-__device__ __forceinline__ void gemm_ss(float (&c)[N / 8][4], const uint16_t* sa, int a0, const uint16_t* sb) {
+// c[m][16×N] += A_m·Bᵀ: A_m = rows [a0 + 16m, a0 + 16m + 16) of sa, B = rows [0, N) of sb, both K wide.
+template <bool BF16, int MT, int N, int K>
+__device__ __forceinline__ void gemm_ss(float (&c)[MT][N / 8][4], const uint16_t* sa, int a0, const uint16_t* sb) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
-    uint32_t a[4];
-    ldmatrix_x4(a, sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
-    mma_bt_step<BF16, N, K>(c, a, sb, kk);
+    uint32_t a[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) ldmatrix_x4(a[m], sa + swz<K>(a0 + 16 * m + (lane & 15), kk * 16 + (lane >> 4) * 8));
+    mma_bt_step<BF16, MT, N, K>(c, a, sb, kk);
   }
 }
 
-// The A fragments of rows [a0, a0+16) of sa (K wide), for products that reuse them.
-template <int K>
-__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[K / 16][4], const uint16_t* sa, int a0) {
+// The A fragments of rows [a0 + 16m, a0 + 16m + 16) of sa (K wide), for products that reuse them.
+template <int MT, int K>
+__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[MT][K / 16][4], const uint16_t* sa, int a0) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int kk = 0; kk < K / 16; ++kk) ldmatrix_x4(a[kk], sa + swz<K>(a0 + (lane & 15), kk * 16 + (lane >> 4) * 8));
-}
-
-// c[16×N] += A·Bᵀ: A[16×K] in registers, B = rows [0, N) of sb (K wide).
-template <bool BF16, int N, int K>
-__device__ __forceinline__ void gemm_rs_t(float (&c)[N / 8][4], const uint32_t (&a)[K / 16][4], const uint16_t* sb) {
+  for (int m = 0; m < MT; ++m)
 #pragma unroll
-  for (int kk = 0; kk < K / 16; ++kk) mma_bt_step<BF16, N, K>(c, a[kk], sb, kk);
+    for (int kk = 0; kk < K / 16; ++kk)
+      ldmatrix_x4(a[m][kk], sa + swz<K>(a0 + 16 * m + (lane & 15), kk * 16 + (lane >> 4) * 8));
 }
 
-// c[16×N] += A·B: A[16×K] in registers (K/16 fragments), B = rows [0, K) of sb, N == W wide.
-template <bool BF16, int N, int K>
-__device__ __forceinline__ void gemm_rs(float (&c)[N / 8][4], const uint32_t (&a)[K / 16][4], const uint16_t* sb) {
+// c[m][16×N] += A_m·Bᵀ: A_m[16×K] in registers, B = rows [0, N) of sb (K wide).
+template <bool BF16, int MT, int N, int K>
+__device__ __forceinline__ void gemm_rs_t(float (&c)[MT][N / 8][4], const uint32_t (&a)[MT][K / 16][4],
+                                          const uint16_t* sb) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    uint32_t ak[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) ak[m][i] = a[m][kk][i];
+    mma_bt_step<BF16, MT, N, K>(c, ak, sb, kk);
+  }
+}
+
+// c[m][16×N] += A_m·B: A_m[16×K] in registers (K/16 fragments), B = rows [0, K) of sb, N == W wide.
+template <bool BF16, int MT, int N, int K>
+__device__ __forceinline__ void gemm_rs(float (&c)[MT][N / 8][4], const uint32_t (&a)[MT][K / 16][4],
+                                        const uint16_t* sb) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
@@ -176,28 +199,35 @@ __device__ __forceinline__ void gemm_rs(float (&c)[N / 8][4], const uint32_t (&a
     for (int nn = 0; nn < N / 16; ++nn) {
       uint32_t b[4];
       ldmatrix_x4_trans(b, sb + swz<N>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, nn * 16 + (lane >> 4) * 8));
-      mma16816<BF16>(c[2 * nn], a[kk], b[0], b[1]);
-      mma16816<BF16>(c[2 * nn + 1], a[kk], b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        mma16816<BF16>(c[m][2 * nn], a[m][kk], b[0], b[1]);
+        mma16816<BF16>(c[m][2 * nn + 1], a[m][kk], b[2], b[3]);
+      }
     }
   }
 }
 
-// Accumulator fragments of a 16×K product as the A fragments of the next product.
-template <bool BF16, int K>
-__device__ __forceinline__ void to_a_fragments(uint32_t (&a)[K / 16][4], const float (&c)[K / 8][4]) {
+// Accumulator fragments of 16×K products as the A fragments of the next product.
+template <bool BF16, int MT, int K>
+__device__ __forceinline__ void to_a_fragments(uint32_t (&a)[MT][K / 16][4], const float (&c)[MT][K / 8][4]) {
 #pragma unroll
-  for (int kk = 0; kk < K / 16; ++kk) {
-    a[kk][0] = pack2<BF16>(c[2 * kk][0], c[2 * kk][1]);
-    a[kk][1] = pack2<BF16>(c[2 * kk][2], c[2 * kk][3]);
-    a[kk][2] = pack2<BF16>(c[2 * kk + 1][0], c[2 * kk + 1][1]);
-    a[kk][3] = pack2<BF16>(c[2 * kk + 1][2], c[2 * kk + 1][3]);
-  }
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+      a[m][kk][0] = pack2<BF16>(c[m][2 * kk][0], c[m][2 * kk][1]);
+      a[m][kk][1] = pack2<BF16>(c[m][2 * kk][2], c[m][2 * kk][3]);
+      a[m][kk][2] = pack2<BF16>(c[m][2 * kk + 1][0], c[m][2 * kk + 1][1]);
+      a[m][kk][3] = pack2<BF16>(c[m][2 * kk + 1][2], c[m][2 * kk + 1][3]);
+    }
 }
 
-template <int N>
-__device__ __forceinline__ void zero(float (&c)[N][4]) {
+template <int MT, int N>
+__device__ __forceinline__ void zero(float (&c)[MT][N][4]) {
 #pragma unroll
-  for (int j = 0; j < N; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.f;
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int j = 0; j < N; ++j) c[m][j][0] = c[m][j][1] = c[m][j][2] = c[m][j][3] = 0.f;
 }
 
 __device__ __forceinline__ const uint16_t* head_ptr(const AttnOperand& op, int64_t b, int64_t h) {
@@ -234,11 +264,12 @@ __device__ __forceinline__ int64_t visible_keys(const AttnParams& p, int64_t t0,
 // ---- forward ----
 template <int D>
 struct FwdTiles {
-  // 4 warps, 40 / 80 KB of shared memory: three (head dim 64) or two (128) CTAs share an SM, so
-  // one computes while another waits at a barrier or for its next tile. At head dim 64 this beat
-  // 128-key tiles with two CTAs per SM.
-  static constexpr int kBr = 64, kBc = 64, kWarps = kBr / 16, kThreads = kWarps * 32;
-  static constexpr int kCtasPerSm = D == 64 ? 3 : 2;
+  // 4 warps. Head dim 64: each warp owns 32 query rows (two MMA row tiles share every K and V
+  // fragment), 128-row tiles, two CTAs an SM. Head dim 128: 16 rows a warp (the accumulators of
+  // 32 rows would not fit the registers), 64-row tiles, two CTAs an SM.
+  static constexpr int kMt = D == 64 ? 2 : 1;
+  static constexpr int kWarps = 4, kBr = 16 * kMt * kWarps, kBc = 64, kThreads = kWarps * 32;
+  static constexpr int kCtasPerSm = 2;
   static constexpr size_t kSmem = sizeof(uint16_t) * (size_t(kBr) * D + 4 * size_t(kBc) * D);
 };
 
@@ -246,7 +277,7 @@ template <bool BF16, int D>
 __global__ void __launch_bounds__(FwdTiles<D>::kThreads, FwdTiles<D>::kCtasPerSm)
     attention_mma_forward_kernel(AttnParams p) {
   using Cfg = FwdTiles<D>;
-  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads, MT = Cfg::kMt;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint16_t* qs = reinterpret_cast<uint16_t*>(smem_raw);
   uint16_t* ks = qs + Br * D;  // [2][Bc·D]
@@ -270,11 +301,14 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, FwdTiles<D>::kCtasPerSm
   }
   cp_async_commit();
 
-  float o[D / 8][4];
+  float o[MT][D / 8][4];
   zero(o);
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int64_t row0 = t0 + warp * 16 + gid;  // this thread's rows: row0, row0 + 8
-  uint32_t qa[D / 16][4];  // this warp's Q rows, loaded once the first tiles have landed
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
+  const int r0 = warp * 16 * MT;       // the warp's first row in the tile
+  const int64_t row0 = t0 + r0 + gid;  // this thread's rows: row0 + 16·mt + 8·r
+  uint32_t qa[MT][D / 16][4];          // the warp's Q rows, loaded once the first tiles have landed
 
   for (int j = 0; j < ntiles; ++j) {
     const int buf = j & 1;
@@ -290,76 +324,87 @@ __global__ void __launch_bounds__(FwdTiles<D>::kThreads, FwdTiles<D>::kCtasPerSm
     }
     __syncthreads();
 
-    if (j == 0) load_a_fragments<D>(qa, qs, warp * 16);
-    float s[Bc / 8][4];
+    if (j == 0) load_a_fragments<MT, D>(qa, qs, r0);
+    float s[MT][Bc / 8][4];
     zero(s);
-    gemm_rs_t<BF16, Bc, D>(s, qa, ks + buf * Bc * D);
+    gemm_rs_t<BF16, MT, Bc, D>(s, qa, ks + buf * Bc * D);
 
     // Only tiles that cross the diagonal or the end of the keys are masked.
     if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset)) {
 #pragma unroll
-      for (int jj = 0; jj < Bc / 8; ++jj)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 8 * (e >> 1);
-          if (key >= p.ns || (p.causal && key > row + offset)) s[jj][e] = -INFINITY;
-        }
+        for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 16 * mt + 8 * (e >> 1);
+            if (key >= p.ns || (p.causal && key > row + offset)) s[mt][jj][e] = -INFINITY;
+          }
     }
 
-    // Online softmax on rows gid and gid + 8 (four threads share a row).
-    float alpha[2];
+    // Online softmax on rows gid and gid + 8 of each row tile (four threads share a row).
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = m[r];
+    for (int mt = 0; mt < MT; ++mt) {
+      float alpha[2];
 #pragma unroll
-      for (int jj = 0; jj < Bc / 8; ++jj) mx = fmaxf(mx, fmaxf(s[jj][2 * r], s[jj][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float ref = mx == -INFINITY ? 0.f : mx * sl2;
-      alpha[r] = fast_exp2(m[r] * sl2 - ref);
-      m[r] = mx;
-      float sum = 0.f;
+      for (int r = 0; r < 2; ++r) {
+        float mx = m[mt][r];
 #pragma unroll
-      for (int jj = 0; jj < Bc / 8; ++jj) {
-        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref));
-        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref));
-        sum += s[jj][2 * r] + s[jj][2 * r + 1];
+        for (int jj = 0; jj < Bc / 8; ++jj) mx = fmaxf(mx, fmaxf(s[mt][jj][2 * r], s[mt][jj][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float ref = mx == -INFINITY ? 0.f : mx * sl2;
+        alpha[r] = fast_exp2(m[mt][r] * sl2 - ref);
+        m[mt][r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int jj = 0; jj < Bc / 8; ++jj) {
+          s[mt][jj][2 * r] = fast_exp2(fmaf(s[mt][jj][2 * r], sl2, -ref));
+          s[mt][jj][2 * r + 1] = fast_exp2(fmaf(s[mt][jj][2 * r + 1], sl2, -ref));
+          sum += s[mt][jj][2 * r] + s[mt][jj][2 * r + 1];
+        }
+        l[mt][r] = l[mt][r] * alpha[r] + sum;
       }
-      l[r] = l[r] * alpha[r] + sum;
-    }
 #pragma unroll
-    for (int jj = 0; jj < D / 8; ++jj) {
-      o[jj][0] *= alpha[0];
-      o[jj][1] *= alpha[0];
-      o[jj][2] *= alpha[1];
-      o[jj][3] *= alpha[1];
+      for (int jj = 0; jj < D / 8; ++jj) {
+        o[mt][jj][0] *= alpha[0];
+        o[mt][jj][1] *= alpha[0];
+        o[mt][jj][2] *= alpha[1];
+        o[mt][jj][3] *= alpha[1];
+      }
     }
-    uint32_t pa[Bc / 16][4];
-    to_a_fragments<BF16, Bc>(pa, s);
-    gemm_rs<BF16, D, Bc>(o, pa, vs + buf * Bc * D);
+    uint32_t pa[MT][Bc / 16][4];
+    to_a_fragments<BF16, MT, Bc>(pa, s);
+    gemm_rs<BF16, MT, D, Bc>(o, pa, vs + buf * Bc * D);
     __syncthreads();  // the buffer is refilled by the next-but-one iteration
   }
   cp_async_wait<0>();
 
-  float inv[2];
   float* lse = static_cast<float*>(p.lse) + (b * p.nh + h) * p.nt;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    inv[r] = l[r] == 0.f ? 0.f : 1.f / l[r];
-    const int64_t row = row0 + 8 * r;
-    if (tq == 0 && row < p.nt) lse[row] = l[r] == 0.f ? -INFINITY : m[r] * float(p.scale) + logf(l[r]);
+  for (int mt = 0; mt < MT; ++mt) {
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float lr = l[mt][r];
+      lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+      lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+      inv[r] = lr == 0.f ? 0.f : 1.f / lr;
+      const int64_t row = row0 + 16 * mt + 8 * r;
+      if (tq == 0 && row < p.nt) lse[row] = lr == 0.f ? -INFINITY : m[mt][r] * float(p.scale) + logf(lr);
+    }
+    store_rows<BF16, D>(o[mt], head_ptr_mut(p.out, b, h), p.out.s1, t0, r0 + 16 * mt, p.nt, inv);
   }
-  store_rows<BF16, D>(o, head_ptr_mut(p.out, b, h), p.out.s1, t0, warp * 16, p.nt, inv);
 }
 
 // ---- backward: dK, dV ----
 template <int D>
 struct DkvTiles {
-  // 64 keys and 4 warps: two CTAs share an SM (measured faster than one CTA of 128 keys, which
-  // reads Q and dO half as often but leaves the SM idle at each barrier).
-  static constexpr int kBc = 64, kBr = D == 64 ? 64 : 32, kWarps = kBc / 16, kThreads = kWarps * 32;
+  // 4 warps, two CTAs an SM. Head dim 64: each warp owns 32 keys (two row tiles share every Q and
+  // dO fragment), 128-key tiles, 32 queries a step. Head dim 128: 16 keys a warp, 64-key tiles,
+  // 32 queries a step.
+  static constexpr int kMt = D == 64 ? 2 : 1;
+  static constexpr int kWarps = 4, kBc = 16 * kMt * kWarps, kBr = 32, kThreads = kWarps * 32;
   static constexpr size_t kSmem =
       sizeof(uint16_t) * (2 * size_t(kBc) * D + 4 * size_t(kBr) * D) + sizeof(float) * 4 * kBr;
 };
@@ -382,9 +427,9 @@ __device__ __forceinline__ void load_row_stats(float* lse, float* dl, const Attn
 __device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? INFINITY : lse * kLog2e; }
 
 template <bool BF16, int D>
-__global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_kernel(AttnParams p, const float* delta) {
+__global__ void __launch_bounds__(DkvTiles<D>::kThreads, 2) attention_mma_dkv_kernel(AttnParams p, const float* delta) {
   using Cfg = DkvTiles<D>;
-  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads, MT = Cfg::kMt;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint16_t* ks = reinterpret_cast<uint16_t*>(smem_raw);
   uint16_t* vs = ks + Bc * D;
@@ -415,10 +460,11 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
   if (iters > 0) issue(0, 0);
   cp_async_commit();
 
-  float dk[D / 8][4], dv[D / 8][4];
+  float dk[MT][D / 8][4], dv[MT][D / 8][4];
   zero(dk);
   zero(dv);
-  const int64_t key0 = s0 + warp * 16 + gid;  // this thread's keys: key0, key0 + 8
+  const int r0 = warp * 16 * MT;       // the warp's first key in the tile
+  const int64_t key0 = s0 + r0 + gid;  // this thread's keys: key0 + 16·mt + 8·(e >> 1)
 
   for (int64_t it = 0; it < iters; ++it) {
     const int buf = int(it & 1);
@@ -436,50 +482,61 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 1) attention_mma_dkv_ke
     const float* lse = lses + buf * Br;
     const float* dl = dls + buf * Br;
 
-    float st[Br / 8][4];  // Sᵀ: keys × queries
+    float st[MT][Br / 8][4];  // Sᵀ: keys × queries
     zero(st);
-    gemm_ss<BF16, Br, D>(st, ks, warp * 16, q);
+    gemm_ss<BF16, MT, Br, D>(st, ks, r0, q);
     const bool masked = p.causal && s0 + Bc - 1 > t0 + offset;
 #pragma unroll
-    for (int jj = 0; jj < Br / 8; ++jj)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = jj * 8 + 2 * tq + (e & 1);
-        const int64_t key = key0 + 8 * (e >> 1);
-        const float x = masked && key > t0 + col + offset ? -INFINITY : st[jj][e];
-        st[jj][e] = fast_exp2(fmaf(x, sl2, -lse_log2(lse[col])));
-      }
-    float dpt[Br / 8][4];
+      for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = jj * 8 + 2 * tq + (e & 1);
+          const int64_t key = key0 + 16 * mt + 8 * (e >> 1);
+          const float x = masked && key > t0 + col + offset ? -INFINITY : st[mt][jj][e];
+          st[mt][jj][e] = fast_exp2(fmaf(x, sl2, -lse_log2(lse[col])));
+        }
+    float dpt[MT][Br / 8][4];
     zero(dpt);
-    gemm_ss<BF16, Br, D>(dpt, vs, warp * 16, g);
-    uint32_t pa[Br / 16][4];
-    to_a_fragments<BF16, Br>(pa, st);
-    gemm_rs<BF16, D, Br>(dv, pa, g);
+    gemm_ss<BF16, MT, Br, D>(dpt, vs, r0, g);
+    uint32_t pa[MT][Br / 16][4];
+    to_a_fragments<BF16, MT, Br>(pa, st);
+    gemm_rs<BF16, MT, D, Br>(dv, pa, g);
 #pragma unroll
-    for (int jj = 0; jj < Br / 8; ++jj)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dpt[jj][e] = st[jj][e] * (dpt[jj][e] - dl[jj * 8 + 2 * tq + (e & 1)]);
-    to_a_fragments<BF16, Br>(pa, dpt);
-    gemm_rs<BF16, D, Br>(dk, pa, q);
+      for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          dpt[mt][jj][e] = st[mt][jj][e] * (dpt[mt][jj][e] - dl[jj * 8 + 2 * tq + (e & 1)]);
+    to_a_fragments<BF16, MT, Br>(pa, dpt);
+    gemm_rs<BF16, MT, D, Br>(dk, pa, q);
     __syncthreads();
   }
   cp_async_wait<0>();
   const float one[2] = {1.f, 1.f}, sc[2] = {float(p.scale), float(p.scale)};
-  store_rows<BF16, D>(dk, head_ptr_mut(p.dk, b, hk), p.dk.s1, s0, warp * 16, p.ns, sc);
-  store_rows<BF16, D>(dv, head_ptr_mut(p.dv, b, hk), p.dv.s1, s0, warp * 16, p.ns, one);
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    store_rows<BF16, D>(dk[mt], head_ptr_mut(p.dk, b, hk), p.dk.s1, s0, r0 + 16 * mt, p.ns, sc);
+    store_rows<BF16, D>(dv[mt], head_ptr_mut(p.dv, b, hk), p.dv.s1, s0, r0 + 16 * mt, p.ns, one);
+  }
 }
 
 // ---- backward: dQ ----
 template <int D>
 struct DqTiles {
-  static constexpr int kBr = 64, kBc = 64, kWarps = kBr / 16, kThreads = kWarps * 32;
+  // As the forward: head dim 64 gives each of the 4 warps 32 query rows (128-row tiles), head
+  // dim 128 16 rows (64-row tiles); 64 keys a step, two CTAs an SM.
+  static constexpr int kMt = D == 64 ? 2 : 1;
+  static constexpr int kWarps = 4, kBr = 16 * kMt * kWarps, kBc = 64, kThreads = kWarps * 32;
   static constexpr size_t kSmem = sizeof(uint16_t) * (2 * size_t(kBr) * D + 4 * size_t(kBc) * D);
 };
 
 template <bool BF16, int D>
 __global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kernel(AttnParams p, const float* delta) {
   using Cfg = DqTiles<D>;
-  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads, MT = Cfg::kMt;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint16_t* qs = reinterpret_cast<uint16_t*>(smem_raw);
   uint16_t* gs = qs + Br * D;
@@ -505,19 +562,22 @@ __global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kern
   }
   cp_async_commit();
 
-  const int64_t row0 = t0 + warp * 16 + gid;
-  float lse2[2], dl[2];
+  const int r0 = warp * 16 * MT;
+  const int64_t row0 = t0 + r0 + gid;  // this thread's rows: row0 + 16·mt + 8·r
+  float lse2[MT][2], dl[MT][2];
   {
     const float* lse = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
     const float* dd = delta + (b * p.nh + h) * p.nt;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t row = row0 + 8 * r;
-      lse2[r] = lse_log2(row < p.nt ? lse[row] : -INFINITY);
-      dl[r] = row < p.nt ? dd[row] : 0.f;
-    }
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = row0 + 16 * mt + 8 * r;
+        lse2[mt][r] = lse_log2(row < p.nt ? lse[row] : -INFINITY);
+        dl[mt][r] = row < p.nt ? dd[row] : 0.f;
+      }
   }
-  float dq[D / 8][4];
+  float dq[MT][D / 8][4];
   zero(dq);
 
   for (int j = 0; j < ntiles; ++j) {
@@ -535,33 +595,39 @@ __global__ void __launch_bounds__(DqTiles<D>::kThreads, 2) attention_mma_dq_kern
     __syncthreads();
     const uint16_t* k = ks + buf * Bc * D;
 
-    float s[Bc / 8][4];
+    float s[MT][Bc / 8][4];
     zero(s);
-    gemm_ss<BF16, Bc, D>(s, qs, warp * 16, k);
+    gemm_ss<BF16, MT, Bc, D>(s, qs, r0, k);
     const bool masked = s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset);
 #pragma unroll
-    for (int jj = 0; jj < Bc / 8; ++jj)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 8 * (e >> 1);
-        const bool out = masked && (key >= p.ns || (p.causal && key > row + offset));
-        s[jj][e] = fast_exp2(fmaf(out ? -INFINITY : s[jj][e], sl2, -lse2[e >> 1]));
-      }
-    float dp[Bc / 8][4];
+      for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t key = s0 + jj * 8 + 2 * tq + (e & 1), row = row0 + 16 * mt + 8 * (e >> 1);
+          const bool out = masked && (key >= p.ns || (p.causal && key > row + offset));
+          s[mt][jj][e] = fast_exp2(fmaf(out ? -INFINITY : s[mt][jj][e], sl2, -lse2[mt][e >> 1]));
+        }
+    float dp[MT][Bc / 8][4];
     zero(dp);
-    gemm_ss<BF16, Bc, D>(dp, gs, warp * 16, vs + buf * Bc * D);
+    gemm_ss<BF16, MT, Bc, D>(dp, gs, r0, vs + buf * Bc * D);
 #pragma unroll
-    for (int jj = 0; jj < Bc / 8; ++jj)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dp[jj][e] = s[jj][e] * (dp[jj][e] - dl[e >> 1]);
-    uint32_t da[Bc / 16][4];
-    to_a_fragments<BF16, Bc>(da, dp);
-    gemm_rs<BF16, D, Bc>(dq, da, k);
+      for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[mt][jj][e] = s[mt][jj][e] * (dp[mt][jj][e] - dl[mt][e >> 1]);
+    uint32_t da[MT][Bc / 16][4];
+    to_a_fragments<BF16, MT, Bc>(da, dp);
+    gemm_rs<BF16, MT, D, Bc>(dq, da, k);
     __syncthreads();
   }
   cp_async_wait<0>();
   const float sc[2] = {float(p.scale), float(p.scale)};
-  store_rows<BF16, D>(dq, head_ptr_mut(p.dq, b, h), p.dq.s1, t0, warp * 16, p.nt, sc);
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+    store_rows<BF16, D>(dq[mt], head_ptr_mut(p.dq, b, h), p.dq.s1, t0, r0 + 16 * mt, p.nt, sc);
 }
 
 // ---- launchers ----

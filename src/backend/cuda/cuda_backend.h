@@ -21,7 +21,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(CudaContext& ctx) : ctx_(ctx) {}
   Device device() const override { return Device::cuda(ctx_.device); }
   void synchronize() override;
-  double time_on_device(const std::function<void()>& f) override;
+  Timing time_on_device(const std::function<void()>& f) override;
   const CudaContext& context() const { return ctx_; }
 
   void copy(const Tensor& src, const Tensor& dst) override;

@@ -12,6 +12,10 @@
 
 namespace lmforge::cuda {
 
+// ---- busy_wait.cu ----
+// One thread spins on the device clock for `seconds` (the lead-in of profile timings).
+void launch_busy_wait(const CudaContext& ctx, double seconds);
+
 // ---- memory.cu ----
 void launch_copy(const CudaContext& ctx, DType src_t, const void* src, DType dst_t, void* dst, const Layout<2>& L);
 // Writes the element bit pattern `bits` (elem_size bytes: 1, 2, 4 or 8) everywhere in dst.

@@ -5,9 +5,13 @@
 //   (a, b) -> (a·cos - b·sin, b·cos + a·sin); inverse uses -angle.
 // cos / sin are computed in f64 once per call into a [T, D/2] table (rounded to the compute
 // type), as on the CPU, so angles at large positions keep full accuracy.
+// The half-split layout with 16-byte aligned rows moves 16-byte vectors: a thread rotates the
+// kVecWidth pairs whose first elements form one vector of the first half (the second elements
+// are the matching vector of the second half).
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/scratch.h"
+#include "backend/cuda/vec_util.cuh"
 
 namespace lmforge::cuda {
 
@@ -51,6 +55,45 @@ __global__ void rope_kernel(RopeParams p, const compute_t<T>* __restrict__ cos_t
   }
 }
 
+template <class T>
+__global__ void rope_half_vec_kernel(RopeParams p, const compute_t<T>* __restrict__ cos_t,
+                                     const compute_t<T>* __restrict__ sin_t) {
+  using A = compute_t<T>;
+  constexpr int W = kVecWidth<T>;
+  const int64_t half = p.d / 2, vpr = half / W;  // vectors per half row
+  const int64_t total = p.nb * p.nt * p.nh * vpr;
+  const T* xs = static_cast<const T*>(p.x);
+  T* os = static_cast<T*>(p.out);
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const int64_t r = e / vpr, i0 = (e - r * vpr) * W;
+    const int64_t h = r % p.nh, t = (r / p.nh) % p.nt, b = r / (p.nh * p.nt);
+    const T* xp = xs + b * p.xs0 + t * p.xs1 + h * p.xs2;
+    T* op = os + b * p.os0 + t * p.os1 + h * p.os2;
+    const Vec<T> a = load_vec(xp + i0), bb = load_vec(xp + i0 + half);
+    const A* c = cos_t + t * half + i0;
+    const A* sn = sin_t + t * half + i0;
+    Vec<T> oa, ob;
+#pragma unroll
+    for (int k = 0; k < W; ++k) {
+      oa.v[k] = a.v[k] * c[k] - bb.v[k] * sn[k];
+      ob.v[k] = bb.v[k] * c[k] + a.v[k] * sn[k];
+    }
+    store_vec(op + i0, oa);
+    store_vec(op + i0 + half, ob);
+  }
+}
+
+// The vector kernel's conditions: half-split, half a whole number of vectors, every row start
+// 16-byte aligned.
+template <class T>
+bool rope_vectorizable(const RopeParams& p) {
+  constexpr int64_t w = kVecWidth<T>;
+  const int64_t half = p.d / 2;
+  return !p.interleaved && half % w == 0 && aligned16(p.x) && aligned16(p.out) && p.xs0 % w == 0 &&
+         p.xs1 % w == 0 && p.xs2 % w == 0 && p.os0 % w == 0 && p.os1 % w == 0 && p.os2 % w == 0;
+}
+
 }  // namespace
 
 void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p) {
@@ -63,6 +106,12 @@ void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p) {
     rope_table_kernel<A><<<grid_for(ctx, p.nt * half), kThreads, 0, ctx.stream>>>(
         p.nt, half, p.d, p.theta, p.position_offset, p.inverse ? -1.0 : 1.0, cos_t.get<A>(), sin_t.get<A>());
     LF_CUDA_CHECK_LAUNCH("rope_table_kernel");
+    if (rope_vectorizable<T>(p)) {
+      rope_half_vec_kernel<T><<<grid_for(ctx, p.nb * p.nt * p.nh * (half / kVecWidth<T>)), kThreads, 0,
+                                ctx.stream>>>(p, cos_t.get<A>(), sin_t.get<A>());
+      LF_CUDA_CHECK_LAUNCH("rope_half_vec_kernel");
+      return;
+    }
     rope_kernel<T><<<grid_for(ctx, p.nb * p.nt * p.nh * half), kThreads, 0, ctx.stream>>>(p, cos_t.get<A>(),
                                                                                            sin_t.get<A>());
     LF_CUDA_CHECK_LAUNCH("rope_kernel");

@@ -60,11 +60,17 @@ struct GemmArgs {
   Tensor bias;
   bool gelu_tanh = false;
   Tensor pre_gelu;
-  // Alone (no bias, no GELU; batch == 1, trans_a with A contiguous: lda == m): also
+  // With gelu_tanh_grad (no bias, no gelu_tanh): C = gelu_tanh'(pre_gelu) · C, pre_gelu then an
+  // input (the forward's saved pre-activation, laid out like C), and with bias_grad defined also
+  // bias_grad[j] = Σ_i C[i, j] ([n], C's dtype) after it: the backward through a GELU and the
+  // linear layer before it, fused into the GEMM that makes the GELU's output gradient
+  // (cuBLASLt's DGELU / DGELU_BGRAD epilogues).
+  bool gelu_tanh_grad = false;
+  // Otherwise alone (no bias, no GELU; batch == 1, trans_a with A contiguous: lda == m): also
   // bias_grad[i] = Σ_p op(A)[i, p] ([m], C's dtype), the bias gradient a linear layer's
   // weight-gradient GEMM dW = dzᵀ·x can produce on the side (cuBLASLt's BGRADB epilogue).
   Tensor bias_grad;
-  bool has_epilogue() const { return bias.defined() || gelu_tanh || bias_grad.defined(); }
+  bool has_epilogue() const { return bias.defined() || gelu_tanh || gelu_tanh_grad || bias_grad.defined(); }
 };
 
 class Backend;

@@ -14,8 +14,10 @@ MLP::MLP(const ModelConfig& c, TensorOptions opt) : kind_(c.ffn) {
 
 Tensor MLP::forward(const Tensor& x) const {
   if (kind_ == FfnKind::SwiGLU) return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
-  // The GELU (and bias) in the up projection's GEMM epilogue.
-  return down_proj_->forward(linear_gelu(x, up_proj_->compute_weight(), up_proj_->compute_bias()));
+  // The GELU (and bias) in the up projection's GEMM epilogue, its gradient in the epilogue of the
+  // GEMM that makes the activation's gradient.
+  return gelu_mlp(x, up_proj_->compute_weight(), up_proj_->compute_bias(), down_proj_->compute_weight(),
+                  down_proj_->compute_bias());
 }
 
 }  // namespace lmforge::nn

@@ -162,34 +162,45 @@ Tensor weight_grad_and_bias_grad(const Tensor& dz, const Tensor& x, Tensor& db) 
   return dw;
 }
 
-// y = x·wᵀ + b, then tanh-GELU when `gelu`, as ONE GEMM whose epilogue adds the bias and applies
-// the GELU (fused by the backend where it can): the output is written once instead of three
-// times. Backward: dz = gelu'(z)·dy from the saved pre-activation z, then dx = dz·w,
-// dw = dzᵀ·x, db = Σ_rows dz.
-Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Tensor& b, bool gelu) {
+// out [rows, n] = x2·wᵀ + b (x2 [rows, k] detached, w [n, k], b [n] or undefined), then tanh-GELU
+// when `gelu`, the value before it going to `pre` when that is defined: ONE GEMM whose epilogue
+// adds the bias and applies the GELU (fused by the backend where it can).
+Tensor linear_gemm(const Tensor& x2, const Tensor& w, const Tensor& b, bool gelu, const Tensor& pre) {
+  const int64_t rows = x2.size(0), n = w.size(0), k = w.size(1);
+  Tensor a = x2, wt = transpose(w.detach(), 0, 1);
+  MatrixLayout la = matrix_layout(a), lb = matrix_layout(wt);
+  if (!la.ok) { a = contiguous(a); la = matrix_layout(a); }
+  if (!lb.ok) { wt = contiguous(wt); lb = matrix_layout(wt); }
+  Tensor out = Tensor::empty({rows, n}, x2.dtype(), x2.device());
+  GemmArgs g{.a = a, .b = wt, .c = out, .trans_a = la.trans, .trans_b = lb.trans, .m = rows, .n = n, .k = k,
+             .lda = la.ld, .ldb = lb.ld, .ldc = std::max<int64_t>(n, 1)};
+  g.bias = b.defined() ? contiguous(b.detach()) : Tensor();
+  g.gelu_tanh = gelu;
+  g.pre_gelu = pre;
+  backend_for(x2).gemm(g);
+  return out;
+}
+
+void check_fusable(const char* name, const Tensor& x, const Tensor& w, const Tensor& b) {
   LF_CHECK(x.device() == w.device() && (!b.defined() || b.device() == w.device()),
            "{}: operands on different devices ({}, {})", name, x.str(), w.str());
   LF_CHECK(x.dtype() == w.dtype() && (!b.defined() || b.dtype() == w.dtype()),
            "{}: input {}, weight {} and bias must share a dtype; cast first", name, x.str(), w.str());
   LF_CHECK(is_floating(x.dtype()), "{}: dtype {} is not a floating type", name, dtype_name(x.dtype()));
-  const Tensor xd = x.detach(), wd = w.detach(), bd = b.defined() ? contiguous(b.detach()) : Tensor();
+}
+
+// y = x·wᵀ + b, then tanh-GELU when `gelu`, as ONE GEMM whose epilogue adds the bias and applies
+// the GELU (fused by the backend where it can): the output is written once instead of three
+// times. Backward: dz = gelu'(z)·dy from the saved pre-activation z, then dx = dz·w,
+// dw = dzᵀ·x, db = Σ_rows dz.
+Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Tensor& b, bool gelu) {
+  check_fusable(name, x, w, b);
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
-  const int64_t n = w.size(0), k = w.size(1), rows = shape_numel(out_shape);
+  const int64_t n = w.size(0), rows = shape_numel(out_shape);
   out_shape.push_back(n);
-  const Tensor x2 = fold_rows(xd);
-  Tensor a = x2, wt = transpose(wd, 0, 1);
-  MatrixLayout la = matrix_layout(a), lb = matrix_layout(wt);
-  if (!la.ok) { a = contiguous(a); la = matrix_layout(a); }
-  if (!lb.ok) { wt = contiguous(wt); lb = matrix_layout(wt); }
-  Tensor out = Tensor::empty({rows, n}, x.dtype(), x.device());
+  const Tensor x2 = fold_rows(x.detach());
   Tensor pre = gelu && any_requires_grad({x, w, b}) ? Tensor::empty({rows, n}, x.dtype(), x.device()) : Tensor();
-  GemmArgs g{.a = a, .b = wt, .c = out, .trans_a = la.trans, .trans_b = lb.trans, .m = rows, .n = n, .k = k,
-             .lda = la.ld, .ldb = lb.ld, .ldc = std::max<int64_t>(n, 1)};
-  g.bias = bd;
-  g.gelu_tanh = gelu;
-  g.pre_gelu = pre;
-  backend_for(x).gemm(g);
-  Tensor y = out.view(out_shape);
+  Tensor y = linear_gemm(x2, w, b, gelu, pre).view(out_shape);
   if (any_requires_grad({x, w, b}))
     record_op(name, {x, w, b}, {y},
               [sx = SavedTensor(x2), sw = SavedTensor(w), pre, x_shape = x.shape(), n](BackwardContext& ctx) -> TensorList {
@@ -229,6 +240,65 @@ Tensor linear_gelu(const Tensor& x, const Tensor& w, const Tensor& b) {
   if ((!b.defined() || b.dtype() == x.dtype()) && x.dtype() == w.dtype() && x.dim() >= 2 && x.numel() > 0)
     return linear_fused("linear_gelu", x, w, b, true);
   return gelu(linear(x, w, b), GeluApprox::Tanh);
+}
+
+Tensor gelu_mlp(const Tensor& x, const Tensor& w_up, const Tensor& b_up, const Tensor& w_down,
+                const Tensor& b_down) {
+  check_linear("gelu_mlp", x, w_up, b_up);
+  LF_CHECK(w_down.dim() == 2 && w_down.size(1) == w_up.size(0),
+           "gelu_mlp: the down projection {} must take the up projection's {} outputs", w_down.str(), w_up.size(0));
+  const bool same = x.dtype() == w_up.dtype() && x.dtype() == w_down.dtype() &&
+                    (!b_up.defined() || b_up.dtype() == x.dtype()) && (!b_down.defined() || b_down.dtype() == x.dtype());
+  if (!same || x.dim() < 2 || x.numel() == 0) return linear(linear_gelu(x, w_up, b_up), w_down, b_down);
+  check_fusable("gelu_mlp", x, w_up, b_up);
+  check_fusable("gelu_mlp", x, w_down, b_down);
+  const bool grad = any_requires_grad({x, w_up, b_up, w_down, b_down});
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  const int64_t hidden = w_up.size(0), n = w_down.size(0), rows = shape_numel(out_shape);
+  out_shape.push_back(n);
+  const Tensor x2 = fold_rows(x.detach());
+  const Tensor pre = grad ? Tensor::empty({rows, hidden}, x.dtype(), x.device()) : Tensor();
+  const Tensor act = linear_gemm(x2, w_up, b_up, true, pre);
+  Tensor y = linear_gemm(act, w_down, b_down, false, Tensor()).view(out_shape);
+  if (grad)
+    record_op("gelu_mlp", {x, w_up, b_up, w_down, b_down}, {y},
+              [sx = SavedTensor(x2), swu = SavedTensor(w_up), swd = SavedTensor(w_down), act, pre, hidden, n,
+               x_shape = x.shape()](BackwardContext& ctx) -> TensorList {
+                TensorList grads(5);
+                Tensor dy = contiguous(reshape(ctx.grad(), {-1, n}));
+                if (dy.dtype() != act.dtype()) dy = cast(dy, act.dtype());
+                // The down projection: dW = dyᵀ·act with db = Σ_rows dy on the side.
+                if (ctx.needs_input_grad(3) && ctx.needs_input_grad(4)) {
+                  grads[3] = weight_grad_and_bias_grad(dy, act, grads[4]);
+                } else {
+                  if (ctx.needs_input_grad(3)) grads[3] = matmul(transpose(dy, 0, 1), act);
+                  if (ctx.needs_input_grad(4)) grads[4] = sum(dy, {0});
+                }
+                if (!ctx.needs_input_grad(0) && !ctx.needs_input_grad(1) && !ctx.needs_input_grad(2)) return grads;
+                // dz = gelu'(pre)·(dy·w_down) in one GEMM. (The up projection's db = Σ_rows dz comes
+                // from its weight-gradient GEMM: cuBLASLt's DGELU_BGRAD, which could add it here,
+                // ran that GEMM at a third of the plain rate on an H200.)
+                const Tensor& wd = swd.get();
+                Tensor wdc = wd;
+                MatrixLayout lb = matrix_layout(wdc);
+                if (!lb.ok) { wdc = contiguous(wdc); lb = matrix_layout(wdc); }
+                const int64_t rows = dy.size(0);
+                Tensor dz = Tensor::empty({rows, hidden}, act.dtype(), act.device());
+                GemmArgs g{.a = dy, .b = wdc, .c = dz, .trans_a = false, .trans_b = lb.trans, .m = rows, .n = hidden,
+                           .k = n, .lda = std::max<int64_t>(n, 1), .ldb = lb.ld, .ldc = std::max<int64_t>(hidden, 1)};
+                g.gelu_tanh_grad = true;
+                g.pre_gelu = pre;
+                backend_for(dz).gemm(g);
+                if (ctx.needs_input_grad(1) && ctx.needs_input_grad(2)) {
+                  grads[1] = weight_grad_and_bias_grad(dz, sx.get(), grads[2]);
+                } else {
+                  if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
+                  if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
+                }
+                if (ctx.needs_input_grad(0)) grads[0] = reshape(matmul(dz, swu.get()), x_shape);
+                return grads;
+              });
+  return y;
 }
 
 }  // namespace lmforge

@@ -269,5 +269,46 @@ LMFORGE_OP_CASE({.op = "linear_gelu", .name = "no bias, 2-d input",
                  .run = [](const TensorList& in) { return linear_gelu(in[0], in[1]); },
                  .reference = [](const TensorList& in) { return ref_linear_gelu(in, false); }});
 
+// (tanh-GELU of x·w_upᵀ + b_up)·w_downᵀ + b_down, written out; in = {x, w_up, b_up, w_down, b_down}
+// or {x, w_up, w_down} without biases.
+Tensor ref_gelu_mlp(const TensorList& in, bool bias) {
+  const Tensor& x = in[0];
+  const Tensor& wu = in[1];
+  const Tensor& wd = in[bias ? 3 : 2];
+  HostTensor X(x), WU(wu), WD(wd);
+  const int64_t c = wu.size(1), f = wu.size(0), n = wd.size(0), rows = x.numel() / c;
+  Shape shape = x.shape();
+  shape.back() = n;
+  HostTensor Y(shape);
+  std::vector<double> act(static_cast<size_t>(f));
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < f; ++j) {
+      double z = bias ? HostTensor(in[2]).v[j] : 0.0;
+      for (int64_t p = 0; p < c; ++p) z += X.v[i * c + p] * WU.v[j * c + p];
+      act[j] = 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)));
+    }
+    for (int64_t o = 0; o < n; ++o) {
+      double y = bias ? HostTensor(in[4]).v[o] : 0.0;
+      for (int64_t j = 0; j < f; ++j) y += act[j] * WD.v[o * f + j];
+      Y.v[i * n + o] = y;
+    }
+  }
+  return Y.tensor();
+}
+
+LMFORGE_OP_CASE({.op = "gelu_mlp", .name = "with biases, 3-d input",
+                 .inputs = [](Generator& g) {
+                   return TensorList{rand_f64(g, {2, 3, 4}), rand_f64(g, {6, 4}), rand_f64(g, {6}), rand_f64(g, {5, 6}),
+                                     rand_f64(g, {5})};
+                 },
+                 .run = [](const TensorList& in) { return gelu_mlp(in[0], in[1], in[2], in[3], in[4]); },
+                 .reference = [](const TensorList& in) { return ref_gelu_mlp(in, true); }});
+LMFORGE_OP_CASE({.op = "gelu_mlp", .name = "no biases, 2-d input",
+                 .inputs = [](Generator& g) {
+                   return TensorList{rand_f64(g, {5, 3}), rand_f64(g, {4, 3}), rand_f64(g, {2, 4})};
+                 },
+                 .run = [](const TensorList& in) { return gelu_mlp(in[0], in[1], Tensor(), in[2], Tensor()); },
+                 .reference = [](const TensorList& in) { return ref_gelu_mlp(in, false); }});
+
 }  // namespace
 }  // namespace lmforge::test

@@ -77,6 +77,8 @@ using GemmPlanKey = std::array<int64_t, 19>;
 
 // The cuBLASLt epilogue for g's (bias, GELU, pre-GELU output), or DEFAULT.
 cublasLtEpilogue_t lt_epilogue(const GemmArgs& g) {
+  // The library's bias gradient of DGELU_BGRAD sums its output over its columns (our rows).
+  if (g.gelu_tanh_grad) return g.bias_grad.defined() ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
   // Our op(A) is the library's second operand (B): its sums over k are BGRADB's.
   if (g.bias_grad.defined()) return CUBLASLT_EPILOGUE_BGRADB;
   const bool bias = g.bias.defined(), aux = g.pre_gelu.defined();
@@ -155,6 +157,7 @@ GemmArgs without_epilogue(const GemmArgs& g) {
   GemmArgs p = g;
   p.bias = Tensor();
   p.gelu_tanh = false;
+  p.gelu_tanh_grad = false;
   p.pre_gelu = Tensor();
   p.bias_grad = Tensor();
   return p;
@@ -176,6 +179,7 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
   if (r1 > g.ldb || r2 > g.lda || g.n > g.ldc) return false;
   // The fused epilogue wants a contiguous bias of C's dtype, a pre-GELU buffer laid out like C
   // with 16-byte aligned rows (cuBLASLt: aux ld a multiple of 8), and 16-byte aligned pointers.
+  // (The GELU gradient reads the pre-GELU buffer where the forward wrote it.)
   const bool fuse = g.has_epilogue() && g.batch == 1 &&
                     (!g.bias.defined() || (g.bias.dtype() == ct && g.bias.stride(0) == 1 &&
                                            alignment(g.bias.data_ptr()) >= 16)) &&

@@ -177,15 +177,26 @@ class Backend {
   // then overwrites dead logits in place): read each element before writing it.
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& dloss, const CrossEntropyArgs& args, const Tensor& dlogits) = 0;
-  // x, y [N, C] contiguous; weight [C] or undefined; rstd [N] f32.
-  virtual void rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, const Tensor& rstd) = 0;
-  // dweight [C] f32 (written, deterministic) when defined.
+  // Norms over the last dim. x, y [N, C] contiguous; weight, bias [C] or undefined; mean, rstd
+  // [N] f32. A residual add can ride along (the pre-norm residual stream):
+  //  * forward: with `residual` defined (x's shape and dtype, contiguous), the norm is taken of
+  //    x + residual rounded to x's dtype, which is written to `sum` (defined with it, same
+  //    layout); y and the statistics are those of the rounded sum, as if the sum were stored by
+  //    an elementwise add and then normalised.
+  //  * backward: x is the tensor that was normalised (the sum, for a fused add). With `dsum`
+  //    defined (x's layout), dx = dsum + the norm's gradient rounded to x's dtype, rounded again:
+  //    the two roundings of the norm's backward followed by an elementwise add.
+  // dweight, dbias [C] f32 (written, deterministic) when defined.
+  virtual void rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                const Tensor& y, const Tensor& sum, const Tensor& rstd) = 0;
   virtual void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                 const Tensor& dx, const Tensor& dweight) = 0;
-  virtual void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                                  const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
+                                 const Tensor& dsum, const Tensor& dx, const Tensor& dweight) = 0;
+  virtual void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                                  double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
+                                  const Tensor& rstd) = 0;
   virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                   const Tensor& dy, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) = 0;
+                                   const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
+                                   const Tensor& dbias) = 0;
   // x, out [B, T, H, D] (strided allowed); inverse rotates by -angle (the backward).
   virtual void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
                     bool inverse) = 0;

@@ -118,23 +118,28 @@ void ProfilingBackend::cross_entropy_backward(const Tensor& logits, const Tensor
   timed("cross_entropy_backward " + dt(logits),
         [&] { inner_.cross_entropy_backward(logits, targets, lse, dloss, args, dlogits); });
 }
-void ProfilingBackend::rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
-                                        const Tensor& rstd) {
-  timed("rms_norm_forward " + dt(x), [&] { inner_.rms_norm_forward(x, weight, eps, y, rstd); });
+// A norm that also adds the residual (or the sum's gradient) is keyed apart from the plain norm.
+void ProfilingBackend::rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                        const Tensor& y, const Tensor& sum, const Tensor& rstd) {
+  timed((residual.defined() ? "add_rms_norm_forward " : "rms_norm_forward ") + dt(x),
+        [&] { inner_.rms_norm_forward(x, residual, weight, eps, y, sum, rstd); });
 }
 void ProfilingBackend::rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                         const Tensor& dx, const Tensor& dweight) {
-  timed("rms_norm_backward " + dt(x), [&] { inner_.rms_norm_backward(x, weight, rstd, dy, dx, dweight); });
+                                         const Tensor& dsum, const Tensor& dx, const Tensor& dweight) {
+  timed((dsum.defined() ? "add_rms_norm_backward " : "rms_norm_backward ") + dt(x),
+        [&] { inner_.rms_norm_backward(x, weight, rstd, dy, dsum, dx, dweight); });
 }
-void ProfilingBackend::layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                                          const Tensor& y, const Tensor& mean, const Tensor& rstd) {
-  timed("layer_norm_forward " + dt(x), [&] { inner_.layer_norm_forward(x, weight, bias, eps, y, mean, rstd); });
+void ProfilingBackend::layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                          const Tensor& bias, double eps, const Tensor& y, const Tensor& sum,
+                                          const Tensor& mean, const Tensor& rstd) {
+  timed((residual.defined() ? "add_layer_norm_forward " : "layer_norm_forward ") + dt(x),
+        [&] { inner_.layer_norm_forward(x, residual, weight, bias, eps, y, sum, mean, rstd); });
 }
 void ProfilingBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean,
-                                           const Tensor& rstd, const Tensor& dy, const Tensor& dx,
+                                           const Tensor& rstd, const Tensor& dy, const Tensor& dsum, const Tensor& dx,
                                            const Tensor& dweight, const Tensor& dbias) {
-  timed("layer_norm_backward " + dt(x),
-        [&] { inner_.layer_norm_backward(x, weight, mean, rstd, dy, dx, dweight, dbias); });
+  timed((dsum.defined() ? "add_layer_norm_backward " : "layer_norm_backward ") + dt(x),
+        [&] { inner_.layer_norm_backward(x, weight, mean, rstd, dy, dsum, dx, dweight, dbias); });
 }
 void ProfilingBackend::rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset,
                             bool interleaved, bool inverse) {

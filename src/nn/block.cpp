@@ -20,13 +20,19 @@ Tensor TransformerBlock::residual_dropout(const Tensor& x) const {
   return dropout(x, dropout_, true, *dropout_gen_);
 }
 
-Tensor TransformerBlock::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
+ResidualStream TransformerBlock::forward(const ResidualStream& in, int64_t position_offset,
+                                        LayerKVCache* cache) const {
   if (norm_position_ == NormPosition::Pre) {
-    Tensor h = x + residual_dropout(self_attn_->forward(input_layernorm_->forward(x), position_offset, cache));
-    return h + residual_dropout(mlp_->forward(post_attention_layernorm_->forward(h)));
+    const AddNorm a = input_layernorm_->forward_add(in.delta, in.residual);
+    const Tensor attn = residual_dropout(self_attn_->forward(a.y, position_offset, cache));
+    const AddNorm m = post_attention_layernorm_->forward_add(attn, a.sum);
+    return {.residual = m.sum, .delta = residual_dropout(mlp_->forward(m.y))};
   }
-  Tensor h = input_layernorm_->forward(x + residual_dropout(self_attn_->forward(x, position_offset, cache)));
-  return post_attention_layernorm_->forward(h + residual_dropout(mlp_->forward(h)));
+  LF_ASSERT(!in.delta.defined(), "post-norm blocks take a stream without a pending add");
+  const Tensor& x = in.residual;
+  const Tensor h = input_layernorm_->forward_add(residual_dropout(self_attn_->forward(x, position_offset, cache)), x).y;
+  return {.residual = post_attention_layernorm_->forward_add(residual_dropout(mlp_->forward(h)), h).y,
+          .delta = Tensor()};
 }
 
 }  // namespace lmforge::nn

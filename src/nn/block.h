@@ -3,6 +3,14 @@
 //   pre-norm  (GPT-2, Llama):          x = x + drop(attn(norm1(x)));  x = x + drop(mlp(norm2(x)))
 //   post-norm (the original Transformer): x = norm1(x + drop(attn(x))); x = norm2(x + drop(mlp(x)))
 //
+// Every residual add that a norm reads runs inside the norm's kernels (Norm::forward_add). In the
+// pre-norm stream the add after the feed-forward is read by the next layer's norm1 (or the model's
+// final norm), so a block takes and returns the stream with that add still pending. Given `in`:
+//   h = in.residual + in.delta,  a = norm1(h)           (one fused add + norm; no delta: norm only)
+//   h' = h + drop(attn(a)),      m = norm2(h')          (one fused add + norm)
+// and returns {h', drop(mlp(m))} for the next norm to add. Post-norm blocks add and normalise
+// inside (norm(x + delta) fused) and return no pending add.
+//
 // HF names: self_attn, mlp, input_layernorm (norm1), post_attention_layernorm (norm2).
 // The mixer and the feed-forward are held through their interfaces (nn/attention.h, nn/mlp.h);
 // make_block() picks them from the config, which is where MoE or MLA layers plug in.
@@ -14,12 +22,19 @@
 
 namespace lmforge::nn {
 
+// The residual stream between blocks, residual + delta, with the add left for the next norm to
+// fuse. delta undefined: the stream is residual itself. Tensors [B, T, C].
+struct ResidualStream {
+  Tensor residual;
+  Tensor delta;
+};
+
 class TransformerBlock : public Module {
  public:
   // `dropout_gen` (owned by the model) draws the dropout masks; it must outlive the block.
   TransformerBlock(const ModelConfig& config, TensorOptions opt, Generator* dropout_gen);
-  // x [B, T, C] -> [B, T, C]
-  Tensor forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const;
+  // The stream after this layer; position_offset and cache as SequenceMixer::forward.
+  ResidualStream forward(const ResidualStream& in, int64_t position_offset, LayerKVCache* cache) const;
   const SequenceMixer& mixer() const { return *self_attn_; }
 
  private:

@@ -28,4 +28,11 @@ Tensor Norm::forward(const Tensor& x) const {
   return kind_ == NormKind::RmsNorm ? rms_norm(x, w, eps_) : layer_norm(x, w, compute_copy(bias_), eps_);
 }
 
+AddNorm Norm::forward_add(const Tensor& delta, const Tensor& residual) const {
+  if (!delta.defined()) return {.sum = residual, .y = forward(residual)};
+  const Tensor w = compute_copy(weight_);
+  return kind_ == NormKind::RmsNorm ? add_rms_norm(delta, residual, w, eps_)
+                                    : add_layer_norm(delta, residual, w, compute_copy(bias_), eps_);
+}
+
 }  // namespace lmforge::nn

@@ -9,6 +9,7 @@
 
 #include "nn/model_config.h"
 #include "nn/module.h"
+#include "ops/nn_ops.h"
 
 namespace lmforge::nn {
 
@@ -49,6 +50,9 @@ class Norm : public Module {
  public:
   Norm(NormKind kind, int64_t dim, bool bias, double eps, TensorOptions opt);
   Tensor forward(const Tensor& x) const;
+  // The norm of residual + delta, the add fused into the norm's kernels (ops/nn_ops.h); returns
+  // the sum too. delta undefined: the norm of residual alone (sum = residual).
+  AddNorm forward_add(const Tensor& delta, const Tensor& residual) const;
 
  private:
   NormKind kind_;

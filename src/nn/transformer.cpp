@@ -53,8 +53,13 @@ Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
   }
   x = cast(x, activation_dtype());  // the summed embeddings, rounded once (a no-op without mixed precision)
   if (config_.dropout > 0 && training()) x = dropout(x, config_.dropout, true, dropout_gen_);
-  for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, offset, cache ? &cache->layers[i] : nullptr);
-  if (norm_) x = norm_->forward(x);
+  ResidualStream stream{.residual = x, .delta = Tensor()};  // no pending add before the first block
+  for (size_t i = 0; i < layers_.size(); ++i)
+    stream = layers_[i]->forward(stream, offset, cache ? &cache->layers[i] : nullptr);
+  // Pre-norm: the final norm adds the last block's pending delta (a model without one adds it
+  // alone). Post-norm blocks leave none.
+  if (norm_) x = norm_->forward_add(stream.delta, stream.residual).y;
+  else x = stream.delta.defined() ? stream.residual + stream.delta : stream.residual;
   if (cache) cache->length = offset + t;
   return x;
 }

@@ -2,6 +2,7 @@
 //
 //   ids [B, T] -> embed_tokens (+ embed_positions) -> dropout -> layers -> norm (pre-norm only)
 //   -> lm_head (or the token embedding, tied) -> logits [B, T, V]
+// The residual adds run inside the norms that read them, across blocks too (nn/block.h).
 //
 // Parameter names are HF Llama's: model.embed_tokens.weight, model.layers.{i}.self_attn.
 // {q,k,v,o}_proj.weight, model.layers.{i}.mlp.{gate,up,down}_proj.weight,

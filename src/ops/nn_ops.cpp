@@ -111,7 +111,7 @@ Tensor cross_entropy(const Tensor& logits0, const Tensor& targets0, const CrossE
   return out;
 }
 
-// ---- RMSNorm / LayerNorm over the last dim ----
+// ---- RMSNorm / LayerNorm over the last dim, optionally after a residual add ----
 
 namespace {
 
@@ -123,73 +123,95 @@ void check_norm_param(const Tensor& x, const Tensor& p, const char* op, const ch
            op, arg, shape_str(p.shape()), x.size(-1), shape_str(x.shape()));
 }
 
-}  // namespace
+enum class NormOp { Rms, Layer };
 
-Tensor rms_norm(const Tensor& x0, const Tensor& weight, double eps) {
-  check_floating(x0, "rms_norm", "x");
-  LF_CHECK(x0.dim() >= 1, "rms_norm: x must have at least one dimension, got {}", x0.str());
-  check_norm_param(x0, weight, "rms_norm", "weight");
-  LF_CHECK(eps >= 0, "rms_norm: eps must be >= 0, got {}", eps);
+// The four norm ops in one: validates, runs the forward kernel and records one node whose inputs
+// are (x, residual, weight, bias) and whose outputs are (sum, y) with a residual, else (y).
+AddNorm norm_op(NormOp kind, const Tensor& x0, const Tensor& residual0, const Tensor& weight, const Tensor& bias,
+                double eps) {
+  const bool layer = kind == NormOp::Layer, fused = residual0.defined();
+  const char* op = layer ? (fused ? "add_layer_norm" : "layer_norm") : (fused ? "add_rms_norm" : "rms_norm");
+  check_floating(x0, op, "x");
+  LF_CHECK(x0.dim() >= 1, "{}: x must have at least one dimension, got {}", op, x0.str());
+  if (fused) {
+    check_floating(residual0, op, "residual");
+    check_device(x0, residual0, op, "x", "residual");
+    LF_CHECK(residual0.shape() == x0.shape(), "{}: x has shape {} but residual has shape {} (they must match: the "
+             "add does not broadcast)", op, shape_str(x0.shape()), shape_str(residual0.shape()));
+    LF_CHECK(residual0.dtype() == x0.dtype(), "{}: x is {} but residual is {} (cast one of them)", op,
+             dtype_name(x0.dtype()), dtype_name(residual0.dtype()));
+  }
+  check_norm_param(x0, weight, op, "weight");
+  check_norm_param(x0, bias, op, "bias");
+  LF_CHECK(eps >= 0, "{}: eps must be >= 0, got {}", op, eps);
   const int64_t c = x0.size(-1), n = shape_numel(leading(x0.shape()));
   const Tensor x = contiguous(x0.detach()).reshape({n, c});
-  const Device dev = x.device();
-  Tensor y = Tensor::empty({n, c}, x.dtype(), dev), rstd = Tensor::empty({n}, stat_dtype(x.dtype()), dev);
-  backend_for(x).rms_norm_forward(x, weight, eps, y, rstd);
-  y = y.reshape(x0.shape());
-  if (any_requires_grad({x0, weight}))
-    record_op("rms_norm", {x0, weight}, {y},
-              [sx = SavedTensor(x), sw = SavedTensor(weight), sr = SavedTensor(rstd),
-               shape = x0.shape()](BackwardContext& ctx) -> TensorList {
-                const Tensor& x = sx.get();
-                const Tensor& w = sw.get();
-                Tensor dy = grad_as(ctx.grad(), x.dtype()).reshape(x.shape());
-                Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-                Tensor dw = ctx.needs_input_grad(1)
-                                ? Tensor::empty({x.size(1)}, stat_dtype(x.dtype()), x.device())
-                                : Tensor();
-                backend_for(x).rms_norm_backward(x, w, sr.get(), dy, dx, dw);
-                TensorList g(2);
-                if (ctx.needs_input_grad(0)) g[0] = dx.reshape(shape);
-                if (dw.defined()) g[1] = as_dtype(dw, w.dtype());
-                return g;
-              });
-  return y;
-}
-
-Tensor layer_norm(const Tensor& x0, const Tensor& weight, const Tensor& bias, double eps) {
-  check_floating(x0, "layer_norm", "x");
-  LF_CHECK(x0.dim() >= 1, "layer_norm: x must have at least one dimension, got {}", x0.str());
-  check_norm_param(x0, weight, "layer_norm", "weight");
-  check_norm_param(x0, bias, "layer_norm", "bias");
-  LF_CHECK(eps >= 0, "layer_norm: eps must be >= 0, got {}", eps);
-  const int64_t c = x0.size(-1), n = shape_numel(leading(x0.shape()));
-  const Tensor x = contiguous(x0.detach()).reshape({n, c});
+  const Tensor residual = fused ? contiguous(residual0.detach()).reshape({n, c}) : Tensor();
   const Device dev = x.device();
   const DType sd = stat_dtype(x.dtype());
   Tensor y = Tensor::empty({n, c}, x.dtype(), dev);
-  Tensor mean = Tensor::empty({n}, sd, dev), rstd = Tensor::empty({n}, sd, dev);
-  backend_for(x).layer_norm_forward(x, weight, bias, eps, y, mean, rstd);
-  y = y.reshape(x0.shape());
-  if (any_requires_grad({x0, weight, bias}))
-    record_op("layer_norm", {x0, weight, bias}, {y},
-              [sx = SavedTensor(x), sw = SavedTensor(weight), sm = SavedTensor(mean), sr = SavedTensor(rstd),
-               bias_dtype = bias.defined() ? bias.dtype() : DType::F32,
-               shape = x0.shape()](BackwardContext& ctx) -> TensorList {
-                const Tensor& x = sx.get();
-                const Tensor& w = sw.get();
-                const DType sd = stat_dtype(x.dtype());
-                Tensor dy = grad_as(ctx.grad(), x.dtype()).reshape(x.shape());
-                Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-                Tensor dw = ctx.needs_input_grad(1) ? Tensor::empty({x.size(1)}, sd, x.device()) : Tensor();
-                Tensor db = ctx.needs_input_grad(2) ? Tensor::empty({x.size(1)}, sd, x.device()) : Tensor();
-                backend_for(x).layer_norm_backward(x, w, sm.get(), sr.get(), dy, dx, dw, db);
-                TensorList g(3);
-                if (ctx.needs_input_grad(0)) g[0] = dx.reshape(shape);
-                if (dw.defined()) g[1] = as_dtype(dw, w.dtype());
-                if (db.defined()) g[2] = as_dtype(db, bias_dtype);
-                return g;
-              });
-  return y;
+  Tensor sum = fused ? Tensor::empty({n, c}, x.dtype(), dev) : Tensor();
+  Tensor mean = layer ? Tensor::empty({n}, sd, dev) : Tensor(), rstd = Tensor::empty({n}, sd, dev);
+  Backend& be = backend_for(x);
+  if (layer) be.layer_norm_forward(x, residual, weight, bias, eps, y, sum, mean, rstd);
+  else be.rms_norm_forward(x, residual, weight, eps, y, sum, rstd);
+  AddNorm out{.sum = fused ? sum.reshape(x0.shape()) : Tensor(), .y = y.reshape(x0.shape())};
+  if (!any_requires_grad({x0, residual0, weight, bias})) return out;
+  record_op(op, {x0, residual0, weight, bias}, fused ? TensorList{out.sum, out.y} : TensorList{out.y},
+            [layer, fused, sx = SavedTensor(fused ? sum : x), sw = SavedTensor(weight), sm = SavedTensor(mean),
+             sr = SavedTensor(rstd), bias_dtype = bias.defined() ? bias.dtype() : DType::F32,
+             shape = x0.shape()](BackwardContext& ctx) -> TensorList {
+              const Tensor& x = sx.get();  // the normalised [N, C] rows: the sum when fused
+              const Tensor& w = sw.get();
+              const DType dt = x.dtype(), sd = stat_dtype(dt);
+              const Tensor dsum_in = fused ? ctx.grad(0) : Tensor(), dy_in = ctx.grad(fused ? 1 : 0);
+              TensorList g(4);
+              Tensor dx;
+              if (!dy_in.defined()) {
+                // Only the sum's gradient arrived: it is x's and residual's as it is.
+                dx = as_dtype(dsum_in, dt);
+              } else {
+                const Tensor dy = grad_as(dy_in, dt).reshape(x.shape());
+                const Tensor dsum = dsum_in.defined() ? grad_as(dsum_in, dt).reshape(x.shape()) : Tensor();
+                dx = Tensor::empty(x.shape(), dt, x.device());
+                Tensor dw = ctx.needs_input_grad(2) ? Tensor::empty({x.size(1)}, sd, x.device()) : Tensor();
+                Tensor db = ctx.needs_input_grad(3) ? Tensor::empty({x.size(1)}, sd, x.device()) : Tensor();
+                Backend& be = backend_for(x);
+                if (layer) be.layer_norm_backward(x, w, sm.get(), sr.get(), dy, dsum, dx, dw, db);
+                else be.rms_norm_backward(x, w, sr.get(), dy, dsum, dx, dw);
+                dx = dx.reshape(shape);
+                if (dw.defined()) g[2] = as_dtype(dw, w.dtype());
+                if (db.defined()) g[3] = as_dtype(db, bias_dtype);
+              }
+              // x and residual get the same tensor, as add() gives its two inputs: the tape never
+              // writes into a gradient it passes on (it sums out of place, and a leaf copies a
+              // gradient whose storage anything else holds).
+              if (ctx.needs_input_grad(0)) g[0] = dx;
+              if (ctx.needs_input_grad(1)) g[1] = dx;
+              return g;
+            });
+  return out;
+}
+
+}  // namespace
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  return norm_op(NormOp::Rms, x, Tensor(), weight, Tensor(), eps).y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  return norm_op(NormOp::Layer, x, Tensor(), weight, bias, eps).y;
+}
+
+AddNorm add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps) {
+  LF_CHECK(residual.defined(), "add_rms_norm: residual is undefined (use rms_norm for the norm alone)");
+  return norm_op(NormOp::Rms, x, residual, weight, Tensor(), eps);
+}
+
+AddNorm add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                       double eps) {
+  LF_CHECK(residual.defined(), "add_layer_norm: residual is undefined (use layer_norm for the norm alone)");
+  return norm_op(NormOp::Layer, x, residual, weight, bias, eps);
 }
 
 // ---- rotary position embedding ----

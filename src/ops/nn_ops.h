@@ -21,6 +21,19 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEnt
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 
+// A residual add and the norm that reads it, in one kernel each way (the pre-norm residual
+// stream): sum = x + residual rounded to their dtype, y = norm(sum). Bit for bit what add() then
+// rms_norm() / layer_norm() give on the same backend, gradients included. x and residual share
+// shape, dtype and device (no broadcasting). One tape node with both outputs: the gradient that
+// reaches x and residual is dsum + the norm's backward of dy (either may be absent).
+struct AddNorm {
+  Tensor sum;  // x + residual
+  Tensor y;    // norm(sum)
+};
+AddNorm add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps = 1e-6);
+AddNorm add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                       double eps = 1e-5);
+
 struct RopeOptions {
   double theta = 10000.0;
   int64_t position_offset = 0;  // position of the first time step (KV-cache decoding)

@@ -120,32 +120,32 @@ TEST(CudaNN, NormsForwardBackward) {
         Pair dy = random_pair(g, {n, c}, t);
         // RMSNorm
         Pair y = poisoned_pair({n, c}, t), rstd = poisoned_pair({n}, st);
-        cpu_be().rms_norm_forward(x.cpu, w.cpu, 1e-5, y.cpu, rstd.cpu);
-        gpu_be().rms_norm_forward(x.gpu, w.gpu, 1e-5, y.gpu, rstd.gpu);
+        cpu_be().rms_norm_forward(x.cpu, Tensor(), w.cpu, 1e-5, y.cpu, Tensor(), rstd.cpu);
+        gpu_be().rms_norm_forward(x.gpu, Tensor(), w.gpu, 1e-5, y.gpu, Tensor(), rstd.gpu);
         EXPECT_TRUE(close(y.gpu, y.cpu, tol_for(t)));
         EXPECT_TRUE(close(rstd.gpu, rstd.cpu, t == DType::F64 ? 1e-12 : 1e-5));
         Pair dx = poisoned_pair({n, c}, t), dw = poisoned_pair({c}, st);
         Tensor dw_cpu = with_w ? dw.cpu : Tensor(), dw_gpu = with_w ? dw.gpu : Tensor();
-        cpu_be().rms_norm_backward(x.cpu, w.cpu, rstd.cpu, dy.cpu, dx.cpu, dw_cpu);
-        gpu_be().rms_norm_backward(x.gpu, w.gpu, rstd.cpu.to(gpu()), dy.gpu, dx.gpu, dw_gpu);
+        cpu_be().rms_norm_backward(x.cpu, w.cpu, rstd.cpu, dy.cpu, Tensor(), dx.cpu, dw_cpu);
+        gpu_be().rms_norm_backward(x.gpu, w.gpu, rstd.cpu.to(gpu()), dy.gpu, Tensor(), dx.gpu, dw_gpu);
         EXPECT_TRUE(close(dx.gpu, dx.cpu, tol_for(t)));
         if (with_w) {
           EXPECT_TRUE(close(dw.gpu, dw.cpu, t == DType::F64 ? 1e-12 : 1e-5));
           Tensor dw2 = poisoned({c}, st, gpu());
-          gpu_be().rms_norm_backward(x.gpu, w.gpu, rstd.cpu.to(gpu()), dy.gpu, dx.gpu, dw2);
+          gpu_be().rms_norm_backward(x.gpu, w.gpu, rstd.cpu.to(gpu()), dy.gpu, Tensor(), dx.gpu, dw2);
           EXPECT_TRUE(bit_equal(dw2, dw.gpu));
         }
         // LayerNorm
         Pair mean = poisoned_pair({n}, st);
-        cpu_be().layer_norm_forward(x.cpu, w.cpu, b.cpu, 1e-5, y.cpu, mean.cpu, rstd.cpu);
-        gpu_be().layer_norm_forward(x.gpu, w.gpu, b.gpu, 1e-5, y.gpu, mean.gpu, rstd.gpu);
+        cpu_be().layer_norm_forward(x.cpu, Tensor(), w.cpu, b.cpu, 1e-5, y.cpu, Tensor(), mean.cpu, rstd.cpu);
+        gpu_be().layer_norm_forward(x.gpu, Tensor(), w.gpu, b.gpu, 1e-5, y.gpu, Tensor(), mean.gpu, rstd.gpu);
         EXPECT_TRUE(close(y.gpu, y.cpu, tol_for(t)));
         EXPECT_TRUE(close(mean.gpu, mean.cpu, t == DType::F64 ? 1e-12 : 1e-5));
         Pair db = poisoned_pair({c}, st);
         Tensor db_cpu = with_w ? db.cpu : Tensor(), db_gpu = with_w ? db.gpu : Tensor();
-        cpu_be().layer_norm_backward(x.cpu, w.cpu, mean.cpu, rstd.cpu, dy.cpu, dx.cpu, dw_cpu, db_cpu);
-        gpu_be().layer_norm_backward(x.gpu, w.gpu, mean.cpu.to(gpu()), rstd.cpu.to(gpu()), dy.gpu, dx.gpu, dw_gpu,
-                                     db_gpu);
+        cpu_be().layer_norm_backward(x.cpu, w.cpu, mean.cpu, rstd.cpu, dy.cpu, Tensor(), dx.cpu, dw_cpu, db_cpu);
+        gpu_be().layer_norm_backward(x.gpu, w.gpu, mean.cpu.to(gpu()), rstd.cpu.to(gpu()), dy.gpu, Tensor(), dx.gpu,
+                                     dw_gpu, db_gpu);
         EXPECT_TRUE(close(dx.gpu, dx.cpu, t == DType::F32 ? 2e-5 : tol_for(t)));
         if (with_w) {
           EXPECT_TRUE(close(dw.gpu, dw.cpu, t == DType::F64 ? 1e-12 : 1e-5));

@@ -1,6 +1,6 @@
-// Registry cases for the fused nn ops (ops/nn_ops.h): cross_entropy, rms_norm, layer_norm, rope,
-// swiglu, dropout, attention. Each reference is written from the definition with plain loops on
-// host doubles; nothing here calls the kernel under test.
+// Registry cases for the fused nn ops (ops/nn_ops.h): cross_entropy, rms_norm, layer_norm,
+// add_rms_norm, add_layer_norm, rope, swiglu, dropout, attention. Each reference is written from
+// the definition with plain loops on host doubles; nothing here calls the kernel under test.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -147,6 +147,63 @@ LMFORGE_OP_CASE(norm_case(true, "weight only, non-contiguous [2, 3, 5]", {2, 3, 
 LMFORGE_OP_CASE(norm_case(true, "bias only", {3, 4}, false, true, false, 1e-5));
 LMFORGE_OP_CASE(norm_case(true, "no parameters, size-1 dims [3, 1, 4]", {3, 1, 4}, false, false, false, 1e-5));
 LMFORGE_OP_CASE(norm_case(true, "many rows (several reduction blocks)", {70, 3}, true, true, false, 1e-5));
+
+// ---- add_rms_norm / add_layer_norm ----
+
+// Which outputs of the fused op the case uses: both (stacked, so the random weights of the
+// gradient check weigh each separately), only y (no gradient reaches the sum), or only the sum
+// (no gradient reaches y: the parameters get none, so only x and residual are checked).
+enum class AddNormUse { Both, NormOnly, SumOnly };
+
+// inputs: x, residual, then weight and bias when present.
+OpCase add_norm_case(bool layer, std::string name, Shape shape, bool weight, bool bias, bool strided, AddNormUse use) {
+  const double eps = 1e-5;
+  OpCase c;
+  c.op = layer ? "add_layer_norm" : "add_rms_norm";
+  c.name = std::move(name);
+  c.inputs = [=](Generator& g) -> TensorList {
+    TensorList in{rand_f64(g, shape), strided ? rand_f64_strided(g, shape) : rand_f64(g, shape)};
+    if (weight) in.push_back(rand_f64(g, {shape.back()}, 0.5, 1.5));
+    if (bias) in.push_back(rand_f64(g, {shape.back()}));
+    return in;
+  };
+  auto params = [=](const TensorList& in) {
+    Tensor w = weight ? in[2] : Tensor(), b = bias ? in[weight ? 3 : 2] : Tensor();
+    return std::make_pair(w, b);
+  };
+  auto pick = [=](const Tensor& sum, const Tensor& y) {
+    if (use == AddNormUse::NormOnly) return y;
+    if (use == AddNormUse::SumOnly) return sum;
+    return stack({sum, y}, 0);
+  };
+  c.run = [=](const TensorList& in) {
+    auto [w, b] = params(in);
+    const AddNorm r = layer ? add_layer_norm(in[0], in[1], w, b, eps) : add_rms_norm(in[0], in[1], w, eps);
+    return pick(r.sum, r.y);
+  };
+  c.reference = [=](const TensorList& in) {
+    auto [w, b] = params(in);
+    HostTensor sum(in[0]);
+    const HostTensor r(in[1]);
+    for (size_t i = 0; i < sum.v.size(); ++i) sum.v[i] += r.v[i];
+    const Tensor s = sum.tensor();
+    return pick(s, layer ? layer_norm_ref(s, w, b, eps) : rms_norm_ref(s, w, eps));
+  };
+  if (use == AddNormUse::SumOnly) c.grad_inputs = {0, 1};
+  return c;
+}
+
+using enum AddNormUse;
+LMFORGE_OP_CASE(add_norm_case(false, "both outputs, weight", {3, 5}, true, false, false, Both));
+LMFORGE_OP_CASE(add_norm_case(false, "both outputs, no weight, strided residual [2, 3, 4]", {2, 3, 4}, false, false,
+                              true, Both));
+LMFORGE_OP_CASE(add_norm_case(false, "y only, many rows", {70, 3}, true, false, false, NormOnly));
+LMFORGE_OP_CASE(add_norm_case(false, "sum only", {4, 6}, true, false, false, SumOnly));
+LMFORGE_OP_CASE(add_norm_case(true, "both outputs, weight and bias", {4, 6}, true, true, false, Both));
+LMFORGE_OP_CASE(add_norm_case(true, "both outputs, bias only, strided residual [2, 3, 5]", {2, 3, 5}, false, true,
+                              true, Both));
+LMFORGE_OP_CASE(add_norm_case(true, "y only, many rows", {70, 3}, true, true, false, NormOnly));
+LMFORGE_OP_CASE(add_norm_case(true, "sum only, size-1 dims [3, 1, 4]", {3, 1, 4}, true, true, false, SumOnly));
 
 // ---- rope ----
 

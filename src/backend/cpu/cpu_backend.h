@@ -42,13 +42,16 @@ class CpuBackend final : public Backend {
                              const Tensor& loss, const Tensor& lse) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
                               const CrossEntropyArgs& args, const Tensor& dlogits) override;
-  void rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, const Tensor& rstd) override;
+  void rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps, const Tensor& y,
+                        const Tensor& sum, const Tensor& rstd) override;
   void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                         const Tensor& dx, const Tensor& dweight) override;
-  void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
-                          const Tensor& mean, const Tensor& rstd) override;
+                         const Tensor& dsum, const Tensor& dx, const Tensor& dweight) override;
+  void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                          double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
+                          const Tensor& rstd) override;
   void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                           const Tensor& dy, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) override;
+                           const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
+                           const Tensor& dbias) override;
   void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
             bool inverse) override;
   void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;

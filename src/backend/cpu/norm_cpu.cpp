@@ -9,6 +9,12 @@
 //              dx   = rstd·(g - mean_c(g) - xhat·mean_c(g·xhat)),  g = w·dy
 //   dweight = Σ_rows dy·xhat (RMSNorm: xhat = x·rstd), dbias = Σ_rows dy.
 //
+// Fused residual add (backend/backend.h): the forward first writes a row of sum = x + residual
+// rounded to T and then normalises that stored row, so y and the statistics are bit for bit those
+// of an elementwise add followed by the plain norm. The backward writes the norm's dx row (rounded
+// to T) and then adds the row of dsum to it, rounding again, as the tape's add of the two
+// gradients would.
+//
 // Determinism: rows are cut into fixed blocks (the block size depends on N only); each block sums
 // its rows, in order, into its own partial row of dweight/dbias, and the partials are added in
 // block order. The work of a block is the same whichever thread runs it, so results are
@@ -69,18 +75,60 @@ void rows_with_column_sums(int64_t n, int64_t c, A* out_a, A* out_b, RowFn&& row
   });
 }
 
+// Row r of the tensor the norm reads: x itself, or (with a residual) the row of x + residual
+// rounded to T, written to `sum` first.
 template <class T>
-void rms_forward(const Tensor& x, const Tensor& weight, double eps_d, const Tensor& y, const Tensor& rstd) {
+struct NormInput {
+  const T* x;
+  const T* residual;  // null: no residual add
+  T* sum;
+  int64_t c;
+
+  NormInput(const Tensor& x_t, const Tensor& residual_t, const Tensor& sum_t)
+      : x(static_cast<const T*>(x_t.data_ptr())),
+        residual(residual_t.defined() ? static_cast<const T*>(residual_t.data_ptr()) : nullptr),
+        sum(residual ? static_cast<T*>(sum_t.data_ptr()) : nullptr),
+        c(x_t.size(-1)) {}
+
+  const T* row(int64_t r) const {
+    const T* xr = x + r * c;
+    if (!residual) return xr;
+    const T* rr = residual + r * c;
+    T* sr = sum + r * c;
+#pragma omp simd
+    for (int64_t i = 0; i < c; ++i) sr[i] = store<T>(load(xr[i]) + load(rr[i]));
+    return sr;
+  }
+};
+
+// dx row += the incoming gradient of the sum, when there is one (the row already holds the norm's
+// gradient rounded to T).
+template <class T>
+void add_dsum_row(const T* dsum, int64_t r, int64_t c, T* dr) {
+  if (!dsum) return;
+  const T* g = dsum + r * c;
+#pragma omp simd
+  for (int64_t i = 0; i < c; ++i) dr[i] = store<T>(load(dr[i]) + load(g[i]));
+}
+
+template <class T>
+const T* dsum_ptr(const Tensor& dsum) {
+  return dsum.defined() ? static_cast<const T*>(dsum.data_ptr()) : nullptr;
+}
+
+template <class T>
+void rms_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps_d, const Tensor& y,
+                 const Tensor& sum, const Tensor& rstd) {
   using A = compute_t<T>;
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const std::vector<A> w = load_vector<A>(weight);
-  const T* xs = static_cast<const T*>(x.data_ptr());
+  const NormInput<T> in(x, residual, sum);
   T* ys = static_cast<T*>(y.data_ptr());
   A* rs = static_cast<A*>(rstd.data_ptr());
   const A eps = A(eps_d);
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const T* xr = xs + r * c;
+      const T* xr = in.row(r);
       T* yr = ys + r * c;
       A ss = 0;
 #pragma omp simd reduction(+ : ss)
@@ -103,13 +151,14 @@ void rms_forward(const Tensor& x, const Tensor& weight, double eps_d, const Tens
 }
 
 template <class T>
-void rms_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
-                  const Tensor& dweight) {
+void rms_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy, const Tensor& dsum,
+                  const Tensor& dx, const Tensor& dweight) {
   using A = compute_t<T>;
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const std::vector<A> w = load_vector<A>(weight);
   const T* xs = static_cast<const T*>(x.data_ptr());
   const T* gs = static_cast<const T*>(dy.data_ptr());
+  const T* dsum_p = dsum_ptr<T>(dsum);
   T* ds = static_cast<T*>(dx.data_ptr());
   const A* rs = static_cast<const A*>(rstd.data_ptr());
   A* dw = dweight.defined() ? static_cast<A*>(dweight.data_ptr()) : nullptr;
@@ -136,6 +185,7 @@ void rms_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, con
 #pragma omp simd
       for (int64_t i = 0; i < c; ++i) dr[i] = store<T>(s * load(gr[i]) - k * load(xr[i]));
     }
+    add_dsum_row(dsum_p, r, c, dr);
     if (pdw) {
 #pragma omp simd
       for (int64_t i = 0; i < c; ++i) pdw[i] += load(gr[i]) * load(xr[i]) * s;
@@ -144,12 +194,12 @@ void rms_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, con
 }
 
 template <class T>
-void ln_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps_d, const Tensor& y,
-                const Tensor& mean, const Tensor& rstd) {
+void ln_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, double eps_d,
+                const Tensor& y, const Tensor& sum, const Tensor& mean, const Tensor& rstd) {
   using A = compute_t<T>;
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const std::vector<A> w = load_vector<A>(weight), bv = load_vector<A>(bias);
-  const T* xs = static_cast<const T*>(x.data_ptr());
+  const NormInput<T> in(x, residual, sum);
   T* ys = static_cast<T*>(y.data_ptr());
   A* ms = static_cast<A*>(mean.data_ptr());
   A* rs = static_cast<A*>(rstd.data_ptr());
@@ -159,12 +209,12 @@ void ln_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, doubl
   const bool has_w = !w.empty(), has_b = !bv.empty();
   parallel_for(n, row_grain(c), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const T* xr = xs + r * c;
+      const T* xr = in.row(r);
       T* yr = ys + r * c;
-      A sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < c; ++i) sum += load(xr[i]);
-      const A mu = sum / A(c);
+      A total = 0;
+#pragma omp simd reduction(+ : total)
+      for (int64_t i = 0; i < c; ++i) total += load(xr[i]);
+      const A mu = total / A(c);
       A sq = 0;
 #pragma omp simd reduction(+ : sq)
       for (int64_t i = 0; i < c; ++i) {
@@ -187,12 +237,13 @@ void ln_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, doubl
 
 template <class T>
 void ln_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd, const Tensor& dy,
-                 const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+                 const Tensor& dsum, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   using A = compute_t<T>;
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const std::vector<A> w = load_vector<A>(weight);
   const T* xs = static_cast<const T*>(x.data_ptr());
   const T* gs = static_cast<const T*>(dy.data_ptr());
+  const T* dsum_p = dsum_ptr<T>(dsum);
   T* ds = static_cast<T*>(dx.data_ptr());
   const A* ms = static_cast<const A*>(mean.data_ptr());
   const A* rs = static_cast<const A*>(rstd.data_ptr());
@@ -219,6 +270,7 @@ void ln_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, cons
       const A xh = (load(xr[i]) - mu) * s;
       dr[i] = store<T>(s * (g - mg - xh * mgx));
     }
+    add_dsum_row(dsum_p, r, c, dr);
     if (pdw) {
 #pragma omp simd
       for (int64_t i = 0; i < c; ++i) pdw[i] += load(gr[i]) * (load(xr[i]) - mu) * s;
@@ -237,53 +289,67 @@ void check_norm_args(const Tensor& x, const Tensor& y, const Tensor& weight, con
   LF_ASSERT(!bias.defined() || (bias.dim() == 1 && bias.numel() == x.size(-1)));
 }
 
+// The optional operands of the fused residual add: x's layout when defined; sum comes with residual.
+void check_residual_args(const Tensor& x, const Tensor& residual, const Tensor& sum) {
+  LF_ASSERT(residual.defined() == sum.defined());
+  if (residual.defined()) {
+    check_norm_args(x, residual, Tensor(), Tensor());
+    check_norm_args(x, sum, Tensor(), Tensor());
+  }
+}
+
 }  // namespace
 
-void CpuBackend::rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
-                                  const Tensor& rstd) {
+void CpuBackend::rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                  const Tensor& y, const Tensor& sum, const Tensor& rstd) {
   check_norm_args(x, y, weight, Tensor());
+  check_residual_args(x, residual, sum);
   dispatch_float(x.dtype(), "rms_norm", [&](auto t0) {
     using T = decltype(t0);
     check_stat<T>(rstd, "rms_norm rstd");
-    rms_forward<T>(x, weight, eps, y, rstd);
+    rms_forward<T>(x, residual, weight, eps, y, sum, rstd);
   });
 }
 
 void CpuBackend::rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                   const Tensor& dx, const Tensor& dweight) {
+                                   const Tensor& dsum, const Tensor& dx, const Tensor& dweight) {
   check_norm_args(x, dx, weight, Tensor());
   check_norm_args(x, dy, weight, Tensor());
+  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
   dispatch_float(x.dtype(), "rms_norm_backward", [&](auto t0) {
     using T = decltype(t0);
     check_stat<T>(rstd, "rms_norm rstd");
     if (dweight.defined()) check_stat<T>(dweight, "rms_norm dweight");
-    rms_backward<T>(x, weight, rstd, dy, dx, dweight);
+    rms_backward<T>(x, weight, rstd, dy, dsum, dx, dweight);
   });
 }
 
-void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                                    const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                                    double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
+                                    const Tensor& rstd) {
   check_norm_args(x, y, weight, bias);
+  check_residual_args(x, residual, sum);
   dispatch_float(x.dtype(), "layer_norm", [&](auto t0) {
     using T = decltype(t0);
     check_stat<T>(mean, "layer_norm mean");
     check_stat<T>(rstd, "layer_norm rstd");
-    ln_forward<T>(x, weight, bias, eps, y, mean, rstd);
+    ln_forward<T>(x, residual, weight, bias, eps, y, sum, mean, rstd);
   });
 }
 
 void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                     const Tensor& dy, const Tensor& dx, const Tensor& dweight,
+                                     const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
                                      const Tensor& dbias) {
   check_norm_args(x, dx, weight, Tensor());
   check_norm_args(x, dy, weight, Tensor());
+  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
   dispatch_float(x.dtype(), "layer_norm_backward", [&](auto t0) {
     using T = decltype(t0);
     check_stat<T>(mean, "layer_norm mean");
     check_stat<T>(rstd, "layer_norm rstd");
     if (dweight.defined()) check_stat<T>(dweight, "layer_norm dweight");
     if (dbias.defined()) check_stat<T>(dbias, "layer_norm dbias");
-    ln_backward<T>(x, weight, mean, rstd, dy, dx, dweight, dbias);
+    ln_backward<T>(x, weight, mean, rstd, dy, dsum, dx, dweight, dbias);
   });
 }
 

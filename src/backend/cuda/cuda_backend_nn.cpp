@@ -178,51 +178,72 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
 
 // ---- norms ----
 
-void CudaBackend::rms_norm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
-                                   const Tensor& rstd) {
+namespace {
+
+// The optional operands of the fused residual add: x's layout when defined; sum comes with residual.
+void check_residual_args(const Tensor& x, const Tensor& residual, const Tensor& sum) {
+  LF_ASSERT(residual.defined() == sum.defined());
+  if (residual.defined()) {
+    check_norm_args(x, residual, Tensor(), Tensor());
+    check_norm_args(x, sum, Tensor(), Tensor());
+  }
+}
+
+void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+}  // namespace
+
+void CudaBackend::rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                   const Tensor& y, const Tensor& sum, const Tensor& rstd) {
   check_norm_args(x, y, weight, Tensor());
-  check_device("rms_norm", {&x, &weight, &y, &rstd});
+  check_residual_args(x, residual, sum);
+  check_device("rms_norm", {&x, &residual, &weight, &y, &sum, &rstd});
   check_nn_dtype(x.dtype(), "rms_norm");
   check_stat(rstd, x.dtype(), "rms_norm rstd");
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const ComputeVector w = compute_vector(ctx_, weight, stat_dtype(x.dtype()));
-  launch_rms_norm_forward(ctx_, x.dtype(), x.data_ptr(), w.ptr, eps, y.data_ptr(), rstd.data_ptr(), n, c);
+  launch_rms_norm_forward(ctx_, x.dtype(), x.data_ptr(), ptr_or_null(residual), w.ptr, eps, y.data_ptr(),
+                          ptr_or_null(sum), rstd.data_ptr(), n, c);
 }
 
 void CudaBackend::rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                    const Tensor& dx, const Tensor& dweight) {
+                                    const Tensor& dsum, const Tensor& dx, const Tensor& dweight) {
   check_norm_args(x, dx, weight, Tensor());
   check_norm_args(x, dy, weight, Tensor());
-  check_device("rms_norm_backward", {&x, &weight, &rstd, &dy, &dx, &dweight});
+  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
+  check_device("rms_norm_backward", {&x, &weight, &rstd, &dy, &dsum, &dx, &dweight});
   check_nn_dtype(x.dtype(), "rms_norm_backward");
   check_stat(rstd, x.dtype(), "rms_norm rstd");
   if (dweight.defined()) check_stat(dweight, x.dtype(), "rms_norm dweight");
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const ComputeVector w = compute_vector(ctx_, weight, stat_dtype(x.dtype()));
-  launch_rms_norm_backward(ctx_, x.dtype(), x.data_ptr(), w.ptr, rstd.data_ptr(), dy.data_ptr(), dx.data_ptr(),
-                           dweight.defined() ? dweight.data_ptr() : nullptr, n, c);
+  launch_rms_norm_backward(ctx_, x.dtype(), x.data_ptr(), w.ptr, rstd.data_ptr(), dy.data_ptr(), ptr_or_null(dsum),
+                           dx.data_ptr(), ptr_or_null(dweight), n, c);
 }
 
-void CudaBackend::layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                                     const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+void CudaBackend::layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                     const Tensor& bias, double eps, const Tensor& y, const Tensor& sum,
+                                     const Tensor& mean, const Tensor& rstd) {
   check_norm_args(x, y, weight, bias);
-  check_device("layer_norm", {&x, &weight, &bias, &y, &mean, &rstd});
+  check_residual_args(x, residual, sum);
+  check_device("layer_norm", {&x, &residual, &weight, &bias, &y, &sum, &mean, &rstd});
   check_nn_dtype(x.dtype(), "layer_norm");
   check_stat(mean, x.dtype(), "layer_norm mean");
   check_stat(rstd, x.dtype(), "layer_norm rstd");
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const ComputeVector w = compute_vector(ctx_, weight, stat_dtype(x.dtype()));
   const ComputeVector b = compute_vector(ctx_, bias, stat_dtype(x.dtype()));
-  launch_layer_norm_forward(ctx_, x.dtype(), x.data_ptr(), w.ptr, b.ptr, eps, y.data_ptr(), mean.data_ptr(),
-                            rstd.data_ptr(), n, c);
+  launch_layer_norm_forward(ctx_, x.dtype(), x.data_ptr(), ptr_or_null(residual), w.ptr, b.ptr, eps, y.data_ptr(),
+                            ptr_or_null(sum), mean.data_ptr(), rstd.data_ptr(), n, c);
 }
 
 void CudaBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                      const Tensor& dy, const Tensor& dx, const Tensor& dweight,
+                                      const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
                                       const Tensor& dbias) {
   check_norm_args(x, dx, weight, Tensor());
   check_norm_args(x, dy, weight, Tensor());
-  check_device("layer_norm_backward", {&x, &weight, &mean, &rstd, &dy, &dx, &dweight, &dbias});
+  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
+  check_device("layer_norm_backward", {&x, &weight, &mean, &rstd, &dy, &dsum, &dx, &dweight, &dbias});
   check_nn_dtype(x.dtype(), "layer_norm_backward");
   check_stat(mean, x.dtype(), "layer_norm mean");
   check_stat(rstd, x.dtype(), "layer_norm rstd");
@@ -231,8 +252,8 @@ void CudaBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, con
   const int64_t c = x.size(-1), n = c ? x.numel() / c : 0;
   const ComputeVector w = compute_vector(ctx_, weight, stat_dtype(x.dtype()));
   launch_layer_norm_backward(ctx_, x.dtype(), x.data_ptr(), w.ptr, mean.data_ptr(), rstd.data_ptr(), dy.data_ptr(),
-                             dx.data_ptr(), dweight.defined() ? dweight.data_ptr() : nullptr,
-                             dbias.defined() ? dbias.data_ptr() : nullptr, n, c);
+                             ptr_or_null(dsum), dx.data_ptr(), ptr_or_null(dweight), ptr_or_null(dbias), n,
+                             c);
 }
 
 // ---- RoPE, SwiGLU ----

@@ -85,16 +85,19 @@ void launch_cross_entropy_backward(const CudaContext& ctx, DType t, DType it, co
                                    const CrossEntropyArgs& args, void* dlogits);
 
 // ---- norm.cu: x, y, dy, dx [N, C] contiguous; weight / bias [C] contiguous in the compute type
-// (f32, f64 for f64 x) or null; statistics and dweight / dbias in the compute type ----
-void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, double eps, void* y,
-                             void* rstd, int64_t n, int64_t c);
+// (f32, f64 for f64 x) or null; statistics and dweight / dbias in the compute type. residual and
+// sum (forward, both null or both set) and dsum (backward, or null) [N, C] like x: the fused
+// residual add of backend/backend.h ----
+void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* residual, const void* w,
+                             double eps, void* y, void* sum, void* rstd, int64_t n, int64_t c);
 void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* rstd,
-                              const void* dy, void* dx, void* dweight, int64_t n, int64_t c);
-void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* b,
-                               double eps, void* y, void* mean, void* rstd, int64_t n, int64_t c);
+                              const void* dy, const void* dsum, void* dx, void* dweight, int64_t n, int64_t c);
+void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* residual, const void* w,
+                               const void* b, double eps, void* y, void* sum, void* mean, void* rstd, int64_t n,
+                               int64_t c);
 void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* mean,
-                                const void* rstd, const void* dy, void* dx, void* dweight, void* dbias, int64_t n,
-                                int64_t c);
+                                const void* rstd, const void* dy, const void* dsum, void* dx, void* dweight,
+                                void* dbias, int64_t n, int64_t c);
 
 // ---- rope.cu: x, out [B, T, H, D], last dim contiguous ----
 struct RopeParams {

@@ -7,6 +7,10 @@
 //   dweight = Σ_rows dy·xhat, dbias = Σ_rows dy.
 // Weight and bias arrive in the compute type (the backend converts them).
 //
+// Fused residual add, on both paths (backend/backend.h): with a residual the forward normalises
+// sum = x + residual rounded to T, which it stores; with dsum the backward stores
+// dx = dsum + (the norm's gradient rounded to T), rounded again. Both are the CPU twin's roundings.
+//
 // Two paths compute the same function:
 // - norm_warp.cuh, one warp per row, the row in registers, 16-byte vectors: f32 / bf16 / f16
 //   with C a multiple of the vector width (4 / 8 / 8), at most 16 vectors per lane forward (C ≤ 4096
@@ -36,24 +40,57 @@ namespace {
 constexpr int64_t kMinRowsPerBlock = 16;
 constexpr int64_t kMaxBlocks = 256;
 
+// One row of the tensor a forward kernel normalises: x's row, or (with a residual) the row of
+// x + residual rounded to T. The first pass over the row computes each element and stores it to
+// the sum row; the later passes of the same thread read it back from there (own writes, no
+// barrier needed).
 template <class T>
-__global__ void rms_forward_kernel(const T* __restrict__ x, const compute_t<T>* __restrict__ w, compute_t<T> eps,
-                                   T* __restrict__ y, compute_t<T>* __restrict__ rstd, int64_t n, int64_t c) {
+struct InputRow {
+  const T* __restrict__ x;
+  const T* __restrict__ residual;  // null: no residual add
+  T* __restrict__ sum;
+
+  __device__ InputRow(const T* x_, const T* residual_, T* sum_, int64_t row, int64_t c)
+      : x(x_ + row * c),
+        residual(residual_ ? residual_ + row * c : nullptr),
+        sum(residual_ ? sum_ + row * c : nullptr) {}
+
+  __device__ __forceinline__ compute_t<T> first(int64_t i) const {
+    if (!residual) return load(x[i]);
+    const T v = store<T>(compute_t<T>(load(x[i])) + compute_t<T>(load(residual[i])));
+    sum[i] = v;
+    return load(v);
+  }
+  __device__ __forceinline__ compute_t<T> again(int64_t i) const { return load(residual ? sum[i] : x[i]); }
+};
+
+// dx element from the norm's gradient v: v rounded to T, plus the sum's gradient when there is one
+// (ds: dsum's row, or null), rounded again.
+template <class T>
+__device__ __forceinline__ T with_dsum(compute_t<T> v, const T* __restrict__ ds, int64_t i) {
+  const T o = store<T>(v);
+  return ds ? store<T>(compute_t<T>(load(o)) + compute_t<T>(load(ds[i]))) : o;
+}
+
+template <class T>
+__global__ void rms_forward_kernel(const T* __restrict__ x, const T* __restrict__ residual,
+                                   const compute_t<T>* __restrict__ w, compute_t<T> eps, T* __restrict__ y,
+                                   T* __restrict__ sum, compute_t<T>* __restrict__ rstd, int64_t n, int64_t c) {
   using A = compute_t<T>;
   __shared__ A scratch[32];
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
-    const T* xr = x + row * c;
+    const InputRow<T> in(x, residual, sum, row, c);
     T* yr = y + row * c;
     A ss = 0;
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
-      const A v = load(xr[i]);
+      const A v = in.first(i);
       ss += v * v;
     }
     ss = block_reduce(ss, [](A a, A b) { return a + b; }, scratch);
     const A s = A(1) / m_sqrt(ss / A(c) + eps);
     if (threadIdx.x == 0) rstd[row] = s;
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
-      const A v = A(load(xr[i])) * s;
+      const A v = in.again(i) * s;
       yr[i] = store<T>(w ? v * w[i] : v);
     }
   }
@@ -63,7 +100,8 @@ __global__ void rms_forward_kernel(const T* __restrict__ x, const compute_t<T>* 
 template <class T>
 __global__ void rms_backward_kernel(const T* __restrict__ x, const compute_t<T>* __restrict__ w,
                                     const compute_t<T>* __restrict__ rstd, const T* __restrict__ dy,
-                                    T* __restrict__ dx, compute_t<T>* __restrict__ partial_dw, int64_t n, int64_t c,
+                                    const T* __restrict__ dsum, T* __restrict__ dx,
+                                    compute_t<T>* __restrict__ partial_dw, int64_t n, int64_t c,
                                     int64_t rows_per_block) {
   using A = compute_t<T>;
   __shared__ A scratch[32];
@@ -74,6 +112,7 @@ __global__ void rms_backward_kernel(const T* __restrict__ x, const compute_t<T>*
   for (int64_t row = r0; row < r1; ++row) {
     const T* xr = x + row * c;
     const T* gr = dy + row * c;
+    const T* ds = dsum ? dsum + row * c : nullptr;
     T* dr = dx + row * c;
     const A s = rstd[row];
     A dot = 0;
@@ -85,29 +124,30 @@ __global__ void rms_backward_kernel(const T* __restrict__ x, const compute_t<T>*
     const A k = s * s * s * dot / A(c);
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
       const A g = load(gr[i]), xv = load(xr[i]);
-      dr[i] = store<T>((w ? s * w[i] * g : s * g) - k * xv);
+      dr[i] = with_dsum<T>((w ? s * w[i] * g : s * g) - k * xv, ds, i);
       if (pdw) pdw[i] += g * xv * s;
     }
   }
 }
 
 template <class T>
-__global__ void ln_forward_kernel(const T* __restrict__ x, const compute_t<T>* __restrict__ w,
-                                  const compute_t<T>* __restrict__ b, compute_t<T> eps, T* __restrict__ y,
+__global__ void ln_forward_kernel(const T* __restrict__ x, const T* __restrict__ residual,
+                                  const compute_t<T>* __restrict__ w, const compute_t<T>* __restrict__ b,
+                                  compute_t<T> eps, T* __restrict__ y, T* __restrict__ sum,
                                   compute_t<T>* __restrict__ mean, compute_t<T>* __restrict__ rstd, int64_t n,
                                   int64_t c) {
   using A = compute_t<T>;
   __shared__ A scratch[32];
   for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
-    const T* xr = x + row * c;
+    const InputRow<T> in(x, residual, sum, row, c);
     T* yr = y + row * c;
-    A sum = 0;
-    for (int64_t i = threadIdx.x; i < c; i += blockDim.x) sum += A(load(xr[i]));
-    sum = block_reduce(sum, [](A a, A b) { return a + b; }, scratch);
-    const A mu = sum / A(c);
+    A total = 0;
+    for (int64_t i = threadIdx.x; i < c; i += blockDim.x) total += in.first(i);
+    total = block_reduce(total, [](A a, A b) { return a + b; }, scratch);
+    const A mu = total / A(c);
     A sq = 0;
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
-      const A d = A(load(xr[i])) - mu;
+      const A d = in.again(i) - mu;
       sq += d * d;
     }
     sq = block_reduce(sq, [](A a, A b) { return a + b; }, scratch);
@@ -117,7 +157,7 @@ __global__ void ln_forward_kernel(const T* __restrict__ x, const compute_t<T>* _
       rstd[row] = s;
     }
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
-      A v = (A(load(xr[i])) - mu) * s;
+      A v = (in.again(i) - mu) * s;
       if (w) v *= w[i];
       if (b) v += b[i];
       yr[i] = store<T>(v);
@@ -128,7 +168,8 @@ __global__ void ln_forward_kernel(const T* __restrict__ x, const compute_t<T>* _
 template <class T>
 __global__ void ln_backward_kernel(const T* __restrict__ x, const compute_t<T>* __restrict__ w,
                                    const compute_t<T>* __restrict__ mean, const compute_t<T>* __restrict__ rstd,
-                                   const T* __restrict__ dy, T* __restrict__ dx, compute_t<T>* __restrict__ partial_dw,
+                                   const T* __restrict__ dy, const T* __restrict__ dsum, T* __restrict__ dx,
+                                   compute_t<T>* __restrict__ partial_dw,
                                    compute_t<T>* __restrict__ partial_db, int64_t n, int64_t c,
                                    int64_t rows_per_block) {
   using A = compute_t<T>;
@@ -143,6 +184,7 @@ __global__ void ln_backward_kernel(const T* __restrict__ x, const compute_t<T>* 
   for (int64_t row = r0; row < r1; ++row) {
     const T* xr = x + row * c;
     const T* gr = dy + row * c;
+    const T* ds = dsum ? dsum + row * c : nullptr;
     T* dr = dx + row * c;
     const A mu = mean[row], s = rstd[row];
     A sum_g = 0, sum_gx = 0;
@@ -159,7 +201,7 @@ __global__ void ln_backward_kernel(const T* __restrict__ x, const compute_t<T>* 
       const A dyv = load(gr[i]);
       const A g = w ? w[i] * dyv : dyv;
       const A xh = (A(load(xr[i])) - mu) * s;
-      dr[i] = store<T>(s * (g - mg - xh * mgx));
+      dr[i] = with_dsum<T>(s * (g - mg - xh * mgx), ds, i);
       if (pdw) pdw[i] += dyv * xh;
       if (pdb) pdb[i] += dyv;
     }
@@ -235,24 +277,26 @@ void column_sum(const CudaContext& ctx, const A* partial, int64_t blocks, int64_
 using norm_warp::kThreadsPerBlock;
 
 template <class T>
-bool warp_rms_forward(const CudaContext& ctx, const void* x, const void* w, double eps, void* y, void* rstd,
-                      int64_t n, int64_t c) {
-  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, y}), FwdVectors{}, [&](auto nv) {
+bool warp_rms_forward(const CudaContext& ctx, const void* x, const void* residual, const void* w, double eps,
+                      void* y, void* sum, void* rstd, int64_t n, int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, residual, w, y, sum}), FwdVectors{}, [&](auto nv) {
     norm_warp::rms_forward<T, decltype(nv)::value><<<warp_fwd_grid(ctx, n), kThreadsPerBlock, 0, ctx.stream>>>(
-        static_cast<const T*>(x), static_cast<const float*>(w), float(eps), static_cast<T*>(y),
-        static_cast<float*>(rstd), n, int(c));
+        static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const float*>(w), float(eps),
+        static_cast<T*>(y), static_cast<T*>(sum), static_cast<float*>(rstd), n, int(c));
     LF_CUDA_CHECK_LAUNCH("norm_warp::rms_forward");
   });
 }
 
 template <class T>
-bool warp_layer_norm_forward(const CudaContext& ctx, const void* x, const void* w, const void* b, double eps,
-                             void* y, void* mean, void* rstd, int64_t n, int64_t c) {
+bool warp_layer_norm_forward(const CudaContext& ctx, const void* x, const void* residual, const void* w,
+                             const void* b, double eps, void* y, void* sum, void* mean, void* rstd, int64_t n,
+                             int64_t c) {
   using Vectors = std::conditional_t<std::is_same_v<T, f16>, FwdVectorsF16Ln, FwdVectors>;
-  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, b, y}), Vectors{}, [&](auto nv) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, residual, w, b, y, sum}), Vectors{}, [&](auto nv) {
     norm_warp::ln_forward<T, decltype(nv)::value><<<warp_fwd_grid(ctx, n), kThreadsPerBlock, 0, ctx.stream>>>(
-        static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(b), float(eps),
-        static_cast<T*>(y), static_cast<float*>(mean), static_cast<float*>(rstd), n, int(c));
+        static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const float*>(w),
+        static_cast<const float*>(b), float(eps), static_cast<T*>(y), static_cast<T*>(sum),
+        static_cast<float*>(mean), static_cast<float*>(rstd), n, int(c));
     LF_CUDA_CHECK_LAUNCH("norm_warp::ln_forward");
   });
 }
@@ -260,15 +304,16 @@ bool warp_layer_norm_forward(const CudaContext& ctx, const void* x, const void* 
 // The partial rows are [blocks, C] f32; the kernel adds its warps in C floats of shared memory.
 template <class T>
 bool warp_rms_backward(const CudaContext& ctx, const void* x, const void* w, const void* rstd, const void* dy,
-                       void* dx, void* dweight, int64_t n, int64_t c) {
-  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dx}), BwdVectors{}, [&](auto nv) {
+                       const void* dsum, void* dx, void* dweight, int64_t n, int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dsum, dx}), BwdVectors{}, [&](auto nv) {
     const unsigned blocks = warp_bwd_grid(ctx, n);
     const size_t row_bytes = size_t(c) * sizeof(float);
     Scratch partial(ctx.device, dweight ? blocks * row_bytes : 0);
     norm_warp::rms_backward<T, decltype(nv)::value>
         <<<blocks, kThreadsPerBlock, dweight ? row_bytes : 0, ctx.stream>>>(
             static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(rstd),
-            static_cast<const T*>(dy), static_cast<T*>(dx), partial.get<float>(), n, int(c));
+            static_cast<const T*>(dy), static_cast<const T*>(dsum), static_cast<T*>(dx), partial.get<float>(), n,
+            int(c));
     LF_CUDA_CHECK_LAUNCH("norm_warp::rms_backward");
     if (dweight) column_sum<float>(ctx, partial.get<float>(), blocks, c, dweight);
   });
@@ -276,9 +321,9 @@ bool warp_rms_backward(const CudaContext& ctx, const void* x, const void* w, con
 
 template <class T>
 bool warp_layer_norm_backward(const CudaContext& ctx, const void* x, const void* w, const void* mean,
-                              const void* rstd, const void* dy, void* dx, void* dweight, void* dbias, int64_t n,
-                              int64_t c) {
-  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dx}), BwdVectors{}, [&](auto nv) {
+                              const void* rstd, const void* dy, const void* dsum, void* dx, void* dweight,
+                              void* dbias, int64_t n, int64_t c) {
+  return with_vectors_per_lane(warp_vectors<T>(c, {x, w, dy, dsum, dx}), BwdVectors{}, [&](auto nv) {
     const unsigned blocks = warp_bwd_grid(ctx, n);
     const size_t row_bytes = size_t(c) * sizeof(float);
     Scratch pdw(ctx.device, dweight ? blocks * row_bytes : 0);
@@ -286,8 +331,8 @@ bool warp_layer_norm_backward(const CudaContext& ctx, const void* x, const void*
     norm_warp::ln_backward<T, decltype(nv)::value>
         <<<blocks, kThreadsPerBlock, (dweight || dbias) ? row_bytes : 0, ctx.stream>>>(
             static_cast<const T*>(x), static_cast<const float*>(w), static_cast<const float*>(mean),
-            static_cast<const float*>(rstd), static_cast<const T*>(dy), static_cast<T*>(dx), pdw.get<float>(),
-            pdb.get<float>(), n, int(c));
+            static_cast<const float*>(rstd), static_cast<const T*>(dy), static_cast<const T*>(dsum),
+            static_cast<T*>(dx), pdw.get<float>(), pdb.get<float>(), n, int(c));
     LF_CUDA_CHECK_LAUNCH("norm_warp::ln_backward");
     if (dweight) column_sum<float>(ctx, pdw.get<float>(), blocks, c, dweight);
     if (dbias) column_sum<float>(ctx, pdb.get<float>(), blocks, c, dbias);
@@ -296,22 +341,23 @@ bool warp_layer_norm_backward(const CudaContext& ctx, const void* x, const void*
 
 }  // namespace
 
-void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, double eps, void* y,
-                             void* rstd, int64_t n, int64_t c) {
+void launch_rms_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* residual, const void* w,
+                             double eps, void* y, void* sum, void* rstd, int64_t n, int64_t c) {
   if (n == 0) return;
   dispatch_nn(t, "rms_norm", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
     if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
-      if (warp_rms_forward<T>(ctx, x, w, eps, y, rstd, n, c)) return;
+      if (warp_rms_forward<T>(ctx, x, residual, w, eps, y, sum, rstd, n, c)) return;
     rms_forward_kernel<T><<<row_grid(n), row_threads(c, 4), 0, ctx.stream>>>(
-        static_cast<const T*>(x), static_cast<const A*>(w), A(eps), static_cast<T*>(y), static_cast<A*>(rstd), n, c);
+        static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const A*>(w), A(eps),
+        static_cast<T*>(y), static_cast<T*>(sum), static_cast<A*>(rstd), n, c);
     LF_CUDA_CHECK_LAUNCH("rms_forward_kernel");
   });
 }
 
 void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* rstd,
-                              const void* dy, void* dx, void* dweight, int64_t n, int64_t c) {
+                              const void* dy, const void* dsum, void* dx, void* dweight, int64_t n, int64_t c) {
   dispatch_nn(t, "rms_norm_backward", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
@@ -320,36 +366,38 @@ void launch_rms_norm_backward(const CudaContext& ctx, DType t, const void* x, co
       return;
     }
     if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
-      if (warp_rms_backward<T>(ctx, x, w, rstd, dy, dx, dweight, n, c)) return;
+      if (warp_rms_backward<T>(ctx, x, w, rstd, dy, dsum, dx, dweight, n, c)) return;
     const int64_t rpb = dweight ? rows_per_block(n) : 1;
     const int64_t blocks = (n + rpb - 1) / rpb;
     Scratch partial(ctx.device, dweight ? size_t(blocks * c) * sizeof(A) : 0);
     rms_backward_kernel<T><<<unsigned(blocks), row_threads(c, 4), 0, ctx.stream>>>(
         static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(rstd), static_cast<const T*>(dy),
-        static_cast<T*>(dx), partial.get<A>(), n, c, rpb);
+        static_cast<const T*>(dsum), static_cast<T*>(dx), partial.get<A>(), n, c, rpb);
     LF_CUDA_CHECK_LAUNCH("rms_backward_kernel");
     if (dweight) column_sum<A>(ctx, partial.get<A>(), blocks, c, dweight);
   });
 }
 
-void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* b,
-                               double eps, void* y, void* mean, void* rstd, int64_t n, int64_t c) {
+void launch_layer_norm_forward(const CudaContext& ctx, DType t, const void* x, const void* residual, const void* w,
+                               const void* b, double eps, void* y, void* sum, void* mean, void* rstd, int64_t n,
+                               int64_t c) {
   if (n == 0) return;
   dispatch_nn(t, "layer_norm", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
     if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
-      if (warp_layer_norm_forward<T>(ctx, x, w, b, eps, y, mean, rstd, n, c)) return;
+      if (warp_layer_norm_forward<T>(ctx, x, residual, w, b, eps, y, sum, mean, rstd, n, c)) return;
     ln_forward_kernel<T><<<row_grid(n), row_threads(c, 4), 0, ctx.stream>>>(
-        static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(b), A(eps), static_cast<T*>(y),
-        static_cast<A*>(mean), static_cast<A*>(rstd), n, c);
+        static_cast<const T*>(x), static_cast<const T*>(residual), static_cast<const A*>(w),
+        static_cast<const A*>(b), A(eps), static_cast<T*>(y), static_cast<T*>(sum), static_cast<A*>(mean),
+        static_cast<A*>(rstd), n, c);
     LF_CUDA_CHECK_LAUNCH("ln_forward_kernel");
   });
 }
 
 void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, const void* w, const void* mean,
-                                const void* rstd, const void* dy, void* dx, void* dweight, void* dbias, int64_t n,
-                                int64_t c) {
+                                const void* rstd, const void* dy, const void* dsum, void* dx, void* dweight,
+                                void* dbias, int64_t n, int64_t c) {
   dispatch_nn(t, "layer_norm_backward", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
@@ -359,7 +407,7 @@ void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, 
       return;
     }
     if constexpr (!std::is_same_v<T, double>)  // f64 always takes the block kernels
-      if (warp_layer_norm_backward<T>(ctx, x, w, mean, rstd, dy, dx, dweight, dbias, n, c)) return;
+      if (warp_layer_norm_backward<T>(ctx, x, w, mean, rstd, dy, dsum, dx, dweight, dbias, n, c)) return;
     const bool sums = dweight || dbias;
     const int64_t rpb = sums ? rows_per_block(n) : 1;
     const int64_t blocks = (n + rpb - 1) / rpb;
@@ -367,7 +415,8 @@ void launch_layer_norm_backward(const CudaContext& ctx, DType t, const void* x, 
     Scratch pdb(ctx.device, dbias ? size_t(blocks * c) * sizeof(A) : 0);
     ln_backward_kernel<T><<<unsigned(blocks), row_threads(c, 4), 0, ctx.stream>>>(
         static_cast<const T*>(x), static_cast<const A*>(w), static_cast<const A*>(mean), static_cast<const A*>(rstd),
-        static_cast<const T*>(dy), static_cast<T*>(dx), pdw.get<A>(), pdb.get<A>(), n, c, rpb);
+        static_cast<const T*>(dy), static_cast<const T*>(dsum), static_cast<T*>(dx), pdw.get<A>(), pdb.get<A>(), n,
+        c, rpb);
     LF_CUDA_CHECK_LAUNCH("ln_backward_kernel");
     if (dweight) column_sum<A>(ctx, pdw.get<A>(), blocks, c, dweight);
     if (dbias) column_sum<A>(ctx, pdb.get<A>(), blocks, c, dbias);

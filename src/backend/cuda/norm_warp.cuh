@@ -12,6 +12,10 @@
 // with G the number of warps of the grid, which depends on N and the SM count only); a warp adds
 // its rows in increasing order; the block adds its warps' partials in warp order in shared memory
 // and writes one partial row; column_sum_kernel adds those in block order.
+//
+// Fused residual add (norm.cu): the forward adds the residual's vectors to the row as it loads it,
+// rounds the sum to T, stores it (16-byte stores) and keeps the rounded sum packed as the row; the
+// backward adds dsum's vectors to dx (rounded to T first) as it stores it.
 #pragma once
 
 #include "backend/cuda/device_util.cuh"
@@ -47,16 +51,50 @@ __device__ __forceinline__ void load_row(const T* __restrict__ r, int lane, int 
   }
 }
 
+// The lane's NV vectors of the row the forward normalises: x's row, or (residual non-null) the row
+// of x + residual rounded to T, which is also stored to the sum row.
+template <class T, int NV>
+__device__ __forceinline__ void load_input_row(const T* __restrict__ x, const T* __restrict__ residual,
+                                               T* __restrict__ sum, int64_t row, int c, int lane, uint4 (&raw)[NV]) {
+  constexpr int W = kVecWidth<T>;
+  const int cv = c / W;
+  load_row<T, NV>(x + row * c, lane, cv, raw);
+  if (!residual) return;
+  const T* rr = residual + row * c;
+  T* sr = sum + row * c;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int vi = k * 32 + lane;
+    if (vi >= cv) break;
+    Vec<T> v = unpack_vec<T>(raw[k]);
+    const Vec<T> r = load_vec<T>(rr + vi * W);
+#pragma unroll
+    for (int i = 0; i < W; ++i) v.v[i] += r.v[i];
+    raw[k] = pack_vec<T>(v);
+    *reinterpret_cast<uint4*>(sr + vi * W) = raw[k];
+  }
+}
+
+// o (the norm's gradient of a vector) becomes o rounded to T plus the vector of dsum at p: the
+// caller's store rounds it again.
+template <class T>
+__device__ __forceinline__ void add_dsum(Vec<T>& o, const T* __restrict__ p) {
+  const Vec<T> rounded = unpack_vec<T>(pack_vec<T>(o)), d = load_vec<T>(p);
+#pragma unroll
+  for (int i = 0; i < kVecWidth<T>; ++i) o.v[i] = rounded.v[i] + d.v[i];
+}
+
+// residual / sum: both null (no residual add) or both set, [N, C] like x.
 template <class T, int NV>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    rms_forward(const T* __restrict__ x, const float* __restrict__ w, float eps, T* __restrict__ y,
-                float* __restrict__ rstd, int64_t n, int c) {
+    rms_forward(const T* __restrict__ x, const T* __restrict__ residual, const float* __restrict__ w, float eps,
+                T* __restrict__ y, T* __restrict__ sum, float* __restrict__ rstd, int64_t n, int c) {
   constexpr int W = kVecWidth<T>;
   const int lane = threadIdx.x & 31, cv = c / W;
   const int64_t stride = int64_t(gridDim.x) * kWarps;
   for (int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); row < n; row += stride) {
     uint4 raw[NV];
-    load_row<T, NV>(x + row * c, lane, cv, raw);
+    load_input_row<T, NV>(x, residual, sum, row, c, lane, raw);
     float ss = 0;
 #pragma unroll
     for (int k = 0; k < NV; ++k) {
@@ -87,14 +125,15 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 
 template <class T, int NV>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    ln_forward(const T* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float eps,
-               T* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, int64_t n, int c) {
+    ln_forward(const T* __restrict__ x, const T* __restrict__ residual, const float* __restrict__ w,
+               const float* __restrict__ b, float eps, T* __restrict__ y, T* __restrict__ sum,
+               float* __restrict__ mean, float* __restrict__ rstd, int64_t n, int c) {
   constexpr int W = kVecWidth<T>;
   const int lane = threadIdx.x & 31, cv = c / W;
   const int64_t stride = int64_t(gridDim.x) * kWarps;
   for (int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); row < n; row += stride) {
     uint4 raw[NV];
-    load_row<T, NV>(x + row * c, lane, cv, raw);
+    load_input_row<T, NV>(x, residual, sum, row, c, lane, raw);
     float sum = 0;
 #pragma unroll
     for (int k = 0; k < NV; ++k) {
@@ -165,11 +204,13 @@ __device__ __forceinline__ void block_partial_row(const float (&acc)[NV][kVecWid
   __syncthreads();  // sm is reused by the next accumulator
 }
 
-// partial_dw (null: no dweight): [gridDim.x, C]; dynamic shared memory: C floats when partial_dw.
+// dsum (null: none): [N, C] like dy. partial_dw (null: no dweight): [gridDim.x, C]; dynamic shared
+// memory: C floats when partial_dw.
 template <class T, int NV>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     rms_backward(const T* __restrict__ x, const float* __restrict__ w, const float* __restrict__ rstd,
-                 const T* __restrict__ dy, T* __restrict__ dx, float* __restrict__ partial_dw, int64_t n, int c) {
+                 const T* __restrict__ dy, const T* __restrict__ dsum, T* __restrict__ dx,
+                 float* __restrict__ partial_dw, int64_t n, int c) {
   constexpr int W = kVecWidth<T>;
   extern __shared__ float sm[];
   const int lane = threadIdx.x & 31, cv = c / W;
@@ -211,19 +252,21 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         o.v[i] = (w ? s * wv[i] * gv.v[i] : s * gv.v[i]) - kc * xv.v[i];
         acc[k][i] += gv.v[i] * xv.v[i] * s;
       }
+      if (dsum) add_dsum<T>(o, dsum + row * c + vi * W);
       store_vec<T>(dr + vi * W, o);
     }
   }
   if (partial_dw) block_partial_row<T, NV>(acc, sm, partial_dw, c);
 }
 
-// partial_dw / partial_db (null: not wanted): [gridDim.x, C]; dynamic shared memory: C floats
-// when either is wanted.
+// dsum (null: none): [N, C] like dy. partial_dw / partial_db (null: not wanted): [gridDim.x, C];
+// dynamic shared memory: C floats when either is wanted.
 template <class T, int NV>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     ln_backward(const T* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
-                const float* __restrict__ rstd, const T* __restrict__ dy, T* __restrict__ dx,
-                float* __restrict__ partial_dw, float* __restrict__ partial_db, int64_t n, int c) {
+                const float* __restrict__ rstd, const T* __restrict__ dy, const T* __restrict__ dsum,
+                T* __restrict__ dx, float* __restrict__ partial_dw, float* __restrict__ partial_db, int64_t n,
+                int c) {
   constexpr int W = kVecWidth<T>;
   extern __shared__ float sm[];
   const int lane = threadIdx.x & 31, cv = c / W;
@@ -271,6 +314,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         acc_w[k][i] += gv.v[i] * xh;
         acc_b[k][i] += gv.v[i];
       }
+      if (dsum) add_dsum<T>(o, dsum + row * c + vi * W);
       store_vec<T>(dr + vi * W, o);
     }
   }

@@ -64,9 +64,13 @@ int main(int argc, char **argv) {
     Tensor emb = Tensor::empty({64, 1024, gc}, f32, dev);
     const double a = 2.0 * gn * gc;  // bytes of one bf16 [N, C]
     cases.push_back(
-        {"gpt2", "layer_norm forward", 2 * a, [&] { be.layer_norm_forward(gx, gw, gb, 1e-5, gy, gmean, grstd); }});
+        {"gpt2", "layer_norm forward", 2 * a, [&] { be.layer_norm_forward(gx, Tensor(), gw, gb, 1e-5, gy, Tensor(), gmean, grstd); }});
+    cases.push_back({"gpt2", "add + layer_norm forward", 4 * a,
+                     [&] { be.layer_norm_forward(gx, gdy, gw, gb, 1e-5, gy, gdx, gmean, grstd); }});
     cases.push_back({"gpt2", "layer_norm backward", 3 * a,
-                     [&] { be.layer_norm_backward(gx, gw, gmean, grstd, gdy, gdx, gdw, gdb); }});
+                     [&] { be.layer_norm_backward(gx, gw, gmean, grstd, gdy, Tensor(), gdx, gdw, gdb); }});
+    cases.push_back({"gpt2", "layer_norm backward + residual gradient", 4 * a,
+                     [&] { be.layer_norm_backward(gx, gw, gmean, grstd, gdy, gy, gdx, gdw, gdb); }});
     cases.push_back({"gpt2", "add [N, C]", 3 * a, [&] { be.binary(BinaryOp::Add, gx, gdy, gy); }});
     cases.push_back({"gpt2", "gelu_tanh backward [N, 4C]", 3 * 2.0 * gn * gf,
                      [&] { be.binary(BinaryOp::GeluTanhBackward, gh, gdh, gdh2); }});
@@ -85,8 +89,12 @@ int main(int argc, char **argv) {
     Tensor qkv = randn({16, 2048, lc + 2 * 256}, gen, bf, dev);
     Tensor q = qkv.narrow(-1, 0, lc).view({16, 2048, 16, 64}), qr = Tensor::empty({16, 2048, 16, 64}, bf, dev);
     const double b = 2.0 * ln * lc, h = 2.0 * ln * lf;
-    cases.push_back({"llama", "rms_norm forward", 2 * b, [&] { be.rms_norm_forward(lx, lw, 1e-5, ly, lrstd); }});
-    cases.push_back({"llama", "rms_norm backward", 3 * b, [&] { be.rms_norm_backward(lx, lw, lrstd, ldy, ldx, ldw); }});
+    cases.push_back({"llama", "rms_norm forward", 2 * b, [&] { be.rms_norm_forward(lx, Tensor(), lw, 1e-5, ly, Tensor(), lrstd); }});
+    cases.push_back({"llama", "add + rms_norm forward", 4 * b,
+                     [&] { be.rms_norm_forward(lx, ldy, lw, 1e-5, ly, ldx, lrstd); }});
+    cases.push_back({"llama", "rms_norm backward", 3 * b, [&] { be.rms_norm_backward(lx, lw, lrstd, ldy, Tensor(), ldx, ldw); }});
+    cases.push_back({"llama", "rms_norm backward + residual gradient", 4 * b,
+                     [&] { be.rms_norm_backward(lx, lw, lrstd, ldy, ly, ldx, ldw); }});
     cases.push_back({"llama", "add [N, C]", 3 * b, [&] { be.binary(BinaryOp::Add, lx, ldy, ly); }});
     cases.push_back(
         {"llama", "rope q (strided view of qkv)", 2 * b, [&] { be.rope(q, qr, 10000.0, 0, false, false); }});

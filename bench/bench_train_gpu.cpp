@@ -11,6 +11,7 @@
 // matrix, embeddings included, as the peer's 2-D parameter group), grad-norm clip 1.0.
 //
 //   bench_train_gpu --model gpt2|llama [--batch B] [--seq T] [--precision bf16|f16|f32|auto]
+//                   [--recompute-blocks 0|1]
 //                   [--steps 10] [--warmup 3] [--device cuda:0]
 //
 // Side by side with the peer, in one command on the GPU machine:
@@ -69,6 +70,7 @@ struct Args {
   std::string precision = "bf16";
   int steps = 10, warmup = 3;
   std::string device = "cuda";
+  bool recompute_blocks = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -84,8 +86,9 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--steps") a.steps = std::stoi(v);
     else if (flag == "--warmup") a.warmup = std::stoi(v);
     else if (flag == "--device") a.device = v;
+    else if (flag == "--recompute-blocks") a.recompute_blocks = v == "1" || v == "true";
     else throw Error(fmt::format("unknown argument {} (flags: --model gpt2|llama, --batch, --seq, --precision, "
-                                 "--steps, --warmup, --device)", flag));
+                                 "--steps, --warmup, --device, --recompute-blocks)", flag));
   }
   LF_CHECK(a.model == "gpt2" || a.model == "llama", "--model must be gpt2 or llama, got {}", a.model);
   LF_CHECK(a.precision == "auto" || a.precision == "f32" || a.precision == "bf16" || a.precision == "f16",
@@ -163,6 +166,7 @@ seq_len = {}
 device = "{}"
 out_dir = "{}"
 log_every = 1
+recompute_blocks = {}
 {}
 [optim]
 lr = 3e-4
@@ -182,7 +186,8 @@ every = 0
 [checkpoint]
 every = 0
 at_end = false
-)", shard, a.warmup + a.steps, a.batch, a.seq, a.device, out_dir, precision_line(a.precision));
+)", shard, a.warmup + a.steps, a.batch, a.seq, a.device, out_dir, a.recompute_blocks ? "true" : "false",
+                                     precision_line(a.precision));
 }
 
 // One shard of uniform random ids below `max_id`, enough for every step to read fresh windows.

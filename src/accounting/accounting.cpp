@@ -84,8 +84,13 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     const int64_t per_token = 2 * d + 2 * q_dim(c) + 2 * kv_dim(c) + 2 * d + (c.ffn == nn::FfnKind::SwiGLU ? 3 : 2) * F;
     const int64_t stats = (2 + c.n_heads) * 4;
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
-    m.by_kind.push_back({fmt::format("activations ({})", dtype_name(opt.compute_dtype)),
-                         c.n_layers * BT * (per_token * ab + stats + qk_norm) + BT * d * ab * 2});
+    const int64_t block = BT * (per_token * ab + stats + qk_norm);
+    // Recomputing blocks keeps each block's input stream (the residual and the pending branch
+    // output, C each) and, during backward, one block's activations at a time.
+    const int64_t kept = opt.recompute_blocks ? c.n_layers * BT * 2 * d * ab + block : c.n_layers * block;
+    m.by_kind.push_back({fmt::format("activations ({}{})", dtype_name(opt.compute_dtype),
+                                     opt.recompute_blocks ? ", blocks recomputed in backward" : ""),
+                         kept + BT * d * ab * 2});
     // Logits kept for the loss, in the compute dtype (the loss itself is computed in f32 row by
     // row); their gradient is written over them in the backward (ops/nn_ops.cpp cross_entropy).
     m.by_kind.push_back({fmt::format("logits, then their gradient in place ({})", dtype_name(opt.compute_dtype)),

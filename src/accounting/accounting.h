@@ -45,6 +45,7 @@ struct MemoryOptions {
   DType param_dtype = DType::F32;      // master weights
   DType compute_dtype = DType::F32;    // activations (bf16/f16 under mixed precision)
   bool training = true;                // false: parameters only (+ a forward's transient)
+  bool recompute_blocks = false;       // activation recomputation (nn::Transformer::set_recompute_blocks)
 };
 
 struct MemoryEstimate {

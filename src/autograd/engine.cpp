@@ -192,12 +192,18 @@ void Tensor::backward(const Tensor& grad_in) const {
     LF_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got {}; pass the "
              "gradient explicitly", str());
     seed = ones_like(*this);
-  } else {
-    LF_CHECK(seed.shape() == shape(), "backward(): gradient shape {} does not match tensor shape {}",
-             shape_str(seed.shape()), shape_str(shape()));
+  }
+  run_backward({*this}, {seed});
+}
+
+void run_backward(const TensorList& roots, const TensorList& seeds) {
+  LF_CHECK(roots.size() == seeds.size(), "backward: {} roots but {} gradients", roots.size(), seeds.size());
+  for (size_t i = 0; i < roots.size(); ++i) {
+    LF_CHECK(roots[i].requires_grad(), "backward() on {} which does not require grad", roots[i].str());
+    LF_CHECK(seeds[i].shape() == roots[i].shape(), "backward(): gradient shape {} does not match tensor shape {}",
+             shape_str(seeds[i].shape()), shape_str(roots[i].shape()));
   }
   NoGradGuard no_grad;
-  Edge root = gradient_edge(*this);
 
   // Pending gradients per node, summed as they arrive; nodes run in decreasing creation order,
   // which is a valid reverse topological order for a define-by-run tape.
@@ -216,7 +222,7 @@ void Tensor::backward(const Tensor& grad_in) const {
     Tensor& slot = it->second.second.at(e.input_nr);
     slot = slot.defined() ? add(slot, g) : g;
   };
-  deliver(root, seed);
+  for (size_t i = 0; i < roots.size(); ++i) deliver(gradient_edge(roots[i]), seeds[i]);
   while (!ready.empty()) {
     Node* n = ready.top();
     ready.pop();

@@ -59,4 +59,9 @@ void record_op(const char* name, const TensorList& inputs, const TensorList& out
 // For inference-only ops: an output that requires grad but whose backward raises a clear error.
 void record_op_without_backward(const char* name, const TensorList& inputs, const TensorList& outputs);
 
+// Backward from several tensors at once, seeds[i] the gradient of roots[i] (each root requires
+// grad; shapes match): Tensor::backward with more than one root. Re-entrant: a backward function
+// may call it (activation recomputation does).
+void run_backward(const TensorList& roots, const TensorList& seeds);
+
 }  // namespace lmforge

@@ -19,7 +19,8 @@ struct AccountArgs {
 void run_account(const AccountArgs& a) {
   train::RunConfig rc = train::load_run_config(a.config, a.overrides);
   accounting::MemoryOptions mo{.micro_batch_size = a.batch > 0 ? a.batch : rc.train.micro_batch_size,
-                               .seq_len = rc.seq_len(), .compute_dtype = rc.compute_dtype()};
+                               .seq_len = rc.seq_len(), .compute_dtype = rc.compute_dtype(),
+                               .recompute_blocks = rc.train.recompute_blocks};
   double peak = a.peak_tflops > 0 ? a.peak_tflops * 1e12 : rc.train.peak_tflops * 1e12;
   if (a.measure_peak || peak <= 0) {
     Device dev = Device::parse(rc.train.device);

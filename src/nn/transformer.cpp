@@ -1,5 +1,6 @@
 #include "nn/transformer.h"
 
+#include "autograd/checkpoint.h"
 #include "nn/init.h"
 #include "ops/ops.h"
 
@@ -54,8 +55,22 @@ Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
   x = cast(x, activation_dtype());  // the summed embeddings, rounded once (a no-op without mixed precision)
   if (config_.dropout > 0 && training()) x = dropout(x, config_.dropout, true, dropout_gen_);
   ResidualStream stream{.residual = x, .delta = Tensor()};  // no pending add before the first block
-  for (size_t i = 0; i < layers_.size(); ++i)
-    stream = layers_[i]->forward(stream, offset, cache ? &cache->layers[i] : nullptr);
+  const bool recompute = recompute_blocks_ && training() && !cache && GradMode::is_enabled();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!recompute) {
+      stream = layers_[i]->forward(stream, offset, cache ? &cache->layers[i] : nullptr);
+      continue;
+    }
+    const TransformerBlock* block = layers_[i];
+    const TensorList out = checkpoint(
+        "block (recomputed)",
+        [block, offset](const TensorList& in) {
+          const ResidualStream s = block->forward({.residual = in[0], .delta = in[1]}, offset, nullptr);
+          return TensorList{s.residual, s.delta};
+        },
+        {stream.residual, stream.delta}, &dropout_gen_);
+    stream = {.residual = out[0], .delta = out[1]};
+  }
   // Pre-norm: the final norm adds the last block's pending delta (a model without one adds it
   // alone). Post-norm blocks leave none.
   if (norm_) x = norm_->forward_add(stream.delta, stream.residual).y;

@@ -18,6 +18,12 @@
 // copies (nn/compute_copy.h), the summed embeddings are cast once, and everything after them
 // (norms, RoPE, attention, MLP, logits) is computed in the compute dtype, GEMMs accumulating in
 // f32 inside the kernels. The loss is computed in f32 from the low-precision logits.
+//
+// Activation recomputation: with set_recompute_blocks(true), a training forward keeps only each
+// block's input stream for backward and runs the block again during backward
+// (autograd/checkpoint.h): activation memory drops from every block's intermediates to one
+// block's, for about one more forward pass of compute. Results are unchanged (the dropout masks
+// are drawn again from the same generator state).
 #pragma once
 
 #include <memory>
@@ -39,6 +45,11 @@ class Transformer : public Module {
   Device device() const { return opt_.device; }
   // The dtype activations are computed in: set_compute_dtype()'s, else the parameters' dtype.
   DType activation_dtype() const { return compute_dtype().value_or(opt_.dtype); }
+
+  // Recompute each block's forward in backward instead of keeping its activations (training
+  // with grad mode on; inference and KV-cache decoding are unaffected).
+  void set_recompute_blocks(bool on) { recompute_blocks_ = on; }
+  bool recompute_blocks() const { return recompute_blocks_; }
 
   // Fills every parameter from `gen` (nn/init.h), in named_parameters() order.
   void init_parameters(Generator& gen);
@@ -70,6 +81,7 @@ class Transformer : public Module {
   ModelConfig config_;
   TensorOptions opt_;
   mutable Generator dropout_gen_;  // forward() is const but draws masks in training
+  bool recompute_blocks_ = false;
   Embedding* embed_tokens_;
   Embedding* embed_positions_ = nullptr;
   std::vector<TransformerBlock*> layers_;

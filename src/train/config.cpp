@@ -180,6 +180,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       int_field("train.max_bad_steps", &c.train.max_bad_steps, "stop after this many non-finite steps in a row"),
       float_field("train.peak_tflops", &c.train.peak_tflops, "device peak TFLOP/s for MFU (0: measure the matmul peak at start)"),
       enum_field("train.precision", &c.train.precision, "auto | f32 | bf16 | f16: compute dtype, f32 master weights (auto: bf16 on cuda, f32 on cpu)"),
+      bool_field("train.recompute_blocks", &c.train.recompute_blocks,
+                 "recompute each block's forward in backward instead of keeping its activations (less memory, ~1/3 more compute)"),
       float_field("train.loss_scale_init", &c.train.loss_scale_init, "f16 only: initial dynamic loss scale"),
       int_field("train.loss_scale_growth_interval", &c.train.loss_scale_growth_interval, "f16 only: clean steps before the loss scale doubles"),
       float_field("optim.lr", &c.optim.lr, "peak learning rate"),

@@ -50,6 +50,9 @@ struct TrainSection {
   int64_t max_bad_steps = 10;       // stop after this many non-finite steps in a row
   double peak_tflops = 0;           // the device's peak for MFU; 0: measured at start
   Precision precision = Precision::Auto;
+  // Activation recomputation: keep only each block's input for backward and recompute the block
+  // there (less activation memory for about a third more compute per step).
+  bool recompute_blocks = false;
   // f16 dynamic loss scaling: the loss is multiplied by the scale before backward; a non-finite
   // gradient skips the step and halves the scale, growth_interval clean steps in a row double it.
   double loss_scale_init = 65536;

@@ -165,6 +165,7 @@ void Trainer::build() {
   model_->dropout_generator().set_state({derive_seed(seed, kDropoutStream), 0});
   model_->set_training(true);
   model_->set_compute_dtype(cfg_.compute_dtype());
+  model_->set_recompute_blocks(cfg_.train.recompute_blocks);
   if (cfg_.compute_dtype() == DType::F16) {
     loss_scaler_.emplace(cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
   }
@@ -341,7 +342,8 @@ TrainSummary Trainer::run() {
   const int64_t predicted_memory =
       accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
                                                      .seq_len = cfg_.seq_len(),
-                                                     .compute_dtype = cfg_.compute_dtype()}).total;
+                                                     .compute_dtype = cfg_.compute_dtype(),
+                                                     .recompute_blocks = cfg_.train.recompute_blocks}).total;
   say("model: {} parameters; predicted {:.3g} training FLOPs per token, {} peak memory\n",
       model_->parameter_count(), flops_per_token, accounting::human_bytes(double(predicted_memory)));
   say("data: {} training tokens in {} shard(s), {} validation tokens; unigram entropy {:.4f} nats/token\n",

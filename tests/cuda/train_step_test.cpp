@@ -163,6 +163,27 @@ TEST(CudaTrainStep, Gpt2StyleStepMatchesCpu) {
   expect_training_steps_match(gpt2_style(), "gpt2-style (layernorm, gelu, learned positions, biases, tied, dropout)");
 }
 
+// Activation recomputation on the GPU (bf16 compute, dropout on): the loss and every gradient
+// bit for bit those of the same step keeping the activations, since every GPU kernel is
+// deterministic and the recomputation draws the same dropout masks.
+TEST(CudaTrainStep, RecomputedBlocksGiveTheSameBits) {
+  LF_REQUIRE_GPU();
+  for (const nn::ModelConfig& c : {llama_style(), gpt2_style()}) {
+    Trainee kept = make_trainee(c, cuda_test::gpu()), recomputed = make_trainee(c, cuda_test::gpu());
+    kept.model->set_compute_dtype(DType::BF16);
+    recomputed.model->set_compute_dtype(DType::BF16);
+    recomputed.model->set_recompute_blocks(true);
+    const Tensor ids = test::random_ids(2, 16, c.vocab_size, 8).to(cuda_test::gpu());
+    const Tensor targets = test::random_ids(2, 16, c.vocab_size, 9).to(cuda_test::gpu());
+    const Tensor a = kept.model->loss(ids, targets), b = recomputed.model->loss(ids, targets);
+    EXPECT_TRUE(bit_equal(b, a)) << "loss";
+    a.backward();
+    b.backward();
+    for (size_t i = 0; i < kept.params.size(); ++i)
+      EXPECT_TRUE(bit_equal(recomputed.params[i].tensor.grad(), kept.params[i].tensor.grad())) << kept.params[i].name;
+  }
+}
+
 // The trainer on the GPU over the tiny pattern shards: 20 steps of two accumulated
 // micro-batches, dropout on, validation and a checkpoint every 5 steps.
 class CudaTrainerTest : public ::testing::Test {

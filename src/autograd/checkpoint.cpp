@@ -1,0 +1,79 @@
+#include "autograd/checkpoint.h"
+
+#include <vector>
+
+namespace lmforge {
+
+namespace {
+
+// Grad mode on for the recomputation, whatever the caller's (a backward runs with it off).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(prev_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+}  // namespace
+
+TensorList checkpoint(const char* name, const CheckpointFn& fn, const TensorList& inputs, Generator* rng) {
+  if (!any_requires_grad(inputs)) return fn(inputs);
+  const GeneratorState rng_at_forward = rng ? rng->state() : GeneratorState{};
+  TensorList detached;
+  for (const Tensor& t : inputs) detached.push_back(t.defined() ? t.detach() : Tensor());
+  TensorList outputs;
+  {
+    NoGradGuard no_grad;
+    outputs = fn(detached);
+  }
+  // Fresh handles: an output may be an input passed through, whose own history must not change.
+  for (Tensor& t : outputs)
+    if (t.defined()) t = t.detach();
+  std::vector<SavedTensor> saved;
+  for (const Tensor& t : inputs) saved.emplace_back(t);
+  record_op(name, inputs, outputs,
+            [fn, saved = std::move(saved), rng, rng_at_forward](BackwardContext& ctx) -> TensorList {
+              TensorList x;
+              for (size_t i = 0; i < saved.size(); ++i) {
+                if (!saved[i].defined()) {
+                  x.push_back(Tensor());
+                  continue;
+                }
+                Tensor xi = saved[i].get().detach();
+                if (ctx.needs_input_grad(i)) xi.set_requires_grad(true);
+                x.push_back(xi);
+              }
+              TensorList y;
+              {
+                EnableGradGuard grad_on;
+                const GeneratorState rng_now = rng ? rng->state() : GeneratorState{};
+                if (rng) rng->set_state(rng_at_forward);
+                try {
+                  y = fn(x);
+                } catch (...) {
+                  if (rng) rng->set_state(rng_now);
+                  throw;
+                }
+                if (rng) rng->set_state(rng_now);
+              }
+              TensorList roots, seeds;
+              for (size_t j = 0; j < y.size(); ++j) {
+                const Tensor& g = ctx.grad(j);
+                if (!y[j].defined() || !g.defined() || !y[j].requires_grad()) continue;
+                roots.push_back(y[j]);
+                seeds.push_back(g);
+              }
+              if (!roots.empty()) run_backward(roots, seeds);
+              TensorList grads(x.size());
+              for (size_t i = 0; i < x.size(); ++i)
+                if (x[i].defined() && ctx.needs_input_grad(i)) grads[i] = x[i].grad();
+              return grads;
+            });
+  return outputs;
+}
+
+}  // namespace lmforge

@@ -148,6 +148,10 @@ class Backend {
 
   // ---- matrix products ----
   virtual void gemm(const GemmArgs& args) = 0;
+  // f32 GEMMs may run on tensor cores in TF32 (inputs rounded to 10 mantissa bits, f32
+  // accumulation): faster, no longer within f32 rounding of the CPU. Off by default; backends
+  // without TF32 (the CPU) ignore it.
+  virtual void set_allow_tf32(bool) {}
 
   // ---- row-wise ops on contiguous [rows, n] ----
   virtual void softmax_forward(const Tensor& x, const Tensor& y, bool log) = 0;

@@ -26,6 +26,7 @@ class ProfilingBackend final : public Backend {
   void argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
   void cumsum_last(const Tensor& x, const Tensor& out) override;
   void gemm(const GemmArgs& args) override;
+  void set_allow_tf32(bool on) override { inner_.set_allow_tf32(on); }
   void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
   void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) override;
   void logsumexp_last(const Tensor& x, const Tensor& out) override;

@@ -182,6 +182,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       enum_field("train.precision", &c.train.precision, "auto | f32 | bf16 | f16: compute dtype, f32 master weights (auto: bf16 on cuda, f32 on cpu)"),
       bool_field("train.recompute_blocks", &c.train.recompute_blocks,
                  "recompute each block's forward in backward instead of keeping its activations (less memory, ~1/3 more compute)"),
+      bool_field("train.allow_tf32", &c.train.allow_tf32,
+                 "f32 GEMMs on CUDA in TF32 (faster; no longer within f32 rounding of the CPU)"),
       float_field("train.loss_scale_init", &c.train.loss_scale_init, "f16 only: initial dynamic loss scale"),
       int_field("train.loss_scale_growth_interval", &c.train.loss_scale_growth_interval, "f16 only: clean steps before the loss scale doubles"),
       float_field("optim.lr", &c.optim.lr, "peak learning rate"),

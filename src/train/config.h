@@ -53,6 +53,9 @@ struct TrainSection {
   // Activation recomputation: keep only each block's input for backward and recompute the block
   // there (less activation memory for about a third more compute per step).
   bool recompute_blocks = false;
+  // f32 GEMMs on CUDA in TF32 (inputs rounded to 10 mantissa bits, f32 accumulation): faster f32
+  // training, no longer within f32 rounding of the CPU. No effect on the CPU or in bf16 / f16.
+  bool allow_tf32 = false;
   // f16 dynamic loss scaling: the loss is multiplied by the scale before backward; a non-finite
   // gradient skips the step and halves the scale, growth_interval clean steps in a row double it.
   double loss_scale_init = 65536;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "accounting/accounting.h"
+#include "backend/backend.h"
 #include "backend/op_profile.h"
 #include "core/allocator.h"
 #include "nn/transformer.h"
@@ -166,6 +167,7 @@ void Trainer::build() {
   model_->set_training(true);
   model_->set_compute_dtype(cfg_.compute_dtype());
   model_->set_recompute_blocks(cfg_.train.recompute_blocks);
+  backend_for(device_).set_allow_tf32(cfg_.train.allow_tf32);
   if (cfg_.compute_dtype() == DType::F16) {
     loss_scaler_.emplace(cfg_.train.loss_scale_init, cfg_.train.loss_scale_growth_interval);
   }

@@ -91,6 +91,24 @@ TEST(CudaGemm, DeterministicAndNoTf32) {
   EXPECT_TRUE(close(c_view(s.c.gpu, s, c), c_view(s.c.cpu, s, c), 1e-5));
 }
 
+// Backend::set_allow_tf32: the same f32 product in TF32 leaves f32 rounding (the option takes
+// effect) but stays within TF32's (inputs rounded to 10 mantissa bits); switched off again, the
+// product is f32-exact once more.
+TEST(CudaGemm, Tf32WhenAllowed) {
+  LF_REQUIRE_GPU();
+  Generator g(64);
+  const GemmCase c{1024, 1024, 4096, 1, false, true, false, 1.0, 0.0};
+  GemmSetup s = make(g, c, DType::F32, DType::F32);
+  cpu_be().gemm(args_for(s, c, false));
+  gpu_be().set_allow_tf32(true);
+  gpu_be().gemm(args_for(s, c, true));
+  gpu_be().set_allow_tf32(false);
+  EXPECT_FALSE(close(c_view(s.c.gpu, s, c), c_view(s.c.cpu, s, c), 1e-5)) << "TF32 was not used";
+  EXPECT_TRUE(close(c_view(s.c.gpu, s, c), c_view(s.c.cpu, s, c), 2e-2)) << "beyond TF32 rounding";
+  gpu_be().gemm(args_for(s, c, true));
+  EXPECT_TRUE(close(c_view(s.c.gpu, s, c), c_view(s.c.cpu, s, c), 1e-5)) << "TF32 still on";
+}
+
 TEST(CudaGemm, ZeroKScalesC) {
   LF_REQUIRE_GPU();
   Generator g(63);

@@ -38,6 +38,7 @@ class CudaBackend final : public Backend {
   void cumsum_last(const Tensor& x, const Tensor& out) override;
 
   void gemm(const GemmArgs& args) override;
+  void set_allow_tf32(bool on) override { ctx_.allow_tf32.store(on); }
 
   void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
   void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) override;

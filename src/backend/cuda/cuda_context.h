@@ -8,6 +8,7 @@
 // be handed to the next kernel without synchronising: that kernel runs after every earlier one.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -38,6 +39,8 @@ struct CudaContext {
   // GEMM plans of this device, made on first use of a problem shape (owned; never freed, like
   // the context itself).
   GemmPlanCache* gemm_plans = nullptr;
+  // f32 GEMMs in TF32 on tensor cores (Backend::set_allow_tf32); off: full f32 arithmetic.
+  std::atomic<bool> allow_tf32{false};
 
   // Makes this context's device current for the calling thread.
   void activate() const;

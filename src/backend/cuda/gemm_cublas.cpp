@@ -11,7 +11,8 @@
 // each context caches, per problem (dtypes, transposes, sizes, leading dims, batch strides and
 // pointer alignments), the descriptors and the algorithm, and later calls only launch.
 //
-// f32 runs with CUBLAS_COMPUTE_32F (no TF32), so results stay within f32 rounding of the CPU.
+// f32 runs with CUBLAS_COMPUTE_32F (no TF32), so results stay within f32 rounding of the CPU,
+// unless TF32 was allowed (Backend::set_allow_tf32; CUBLAS_COMPUTE_32F_FAST_TF32).
 // cuBLAS results are deterministic for a given problem on a given GPU (no split-K atomics are
 // enabled), which the determinism tests check.
 #include <algorithm>
@@ -73,7 +74,7 @@ struct GemmPlan {
   bool usable = false;
 };
 
-using GemmPlanKey = std::array<int64_t, 19>;
+using GemmPlanKey = std::array<int64_t, 20>;
 
 // The cuBLASLt epilogue for g's (bias, GELU, pre-GELU output), or DEFAULT.
 cublasLtEpilogue_t lt_epilogue(const GemmArgs& g) {
@@ -109,7 +110,8 @@ std::unique_ptr<GemmPlan> make_plan(const CudaContext& ctx, const GemmArgs& g, c
   const uint64_t r2 = g.trans_a ? g.m : g.k, c2 = g.trans_a ? g.k : g.m;
   auto plan = std::make_unique<GemmPlan>();
   LtDescriptors& d = plan->d;
-  LF_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const auto compute = static_cast<cublasComputeType_t>(key[19]);
+  LF_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, compute, CUDA_R_32F));
   LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof(op1)));
   LF_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof(op2)));
   LF_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, cuda_type(ab), r1, c1, g.ldb));
@@ -196,7 +198,10 @@ bool gemm_lt(const CudaContext& ctx, const GemmArgs& g, bool& epilogue_done) {
                         g.batch, g.batch > 1 ? g.stride_a : 0, g.batch > 1 ? g.stride_b : 0,
                         g.batch > 1 ? g.stride_c : 0, alignment(g.b.data_ptr()),
                         alignment(g.a.data_ptr()), alignment(g.c.data_ptr()), int64_t(epilogue),
-                        epilogue == CUBLASLT_EPILOGUE_DEFAULT ? 0 : g.ldc};
+                        epilogue == CUBLASLT_EPILOGUE_DEFAULT ? 0 : g.ldc,
+                        // TF32 only where asked for, and only for f32 inputs.
+                        int64_t(ab == DType::F32 && ctx.allow_tf32.load() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                           : CUBLAS_COMPUTE_32F)};
   GemmPlanCache& cache = *ctx.gemm_plans;
   const GemmPlan* plan = nullptr;
   {

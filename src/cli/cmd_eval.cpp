@@ -19,6 +19,7 @@ struct EvalArgs {
   std::string data;
   std::string choices;
   std::string device = "cpu";
+  std::string precision = "auto";
   std::string normalize = "tokens";
   int64_t batch_size = 8;
   int64_t seq_len = 0;
@@ -86,7 +87,8 @@ void run_choices(const EvalArgs& a, const train::LoadedModel& m) {
 
 void run(const EvalArgs& a) {
   LF_CHECK(a.data.empty() != a.choices.empty(), "give exactly one of --data SHARDS or --choices FILE.jsonl");
-  const train::LoadedModel m = train::load_checkpoint_model(a.checkpoint, Device::parse(a.device));
+  const train::LoadedModel m =
+      train::load_checkpoint_model(a.checkpoint, Device::parse(a.device), precision_of(a.precision));
   if (!a.data.empty()) run_data(a, m);
   else run_choices(a, m);
 }
@@ -102,6 +104,7 @@ LMFORGE_COMMAND("eval", "Evaluate a checkpoint: loss/perplexity/bits per byte on
       ->check(CLI::IsMember({"tokens", "bytes", "none"}))
       ->capture_default_str();
   sub.add_option("--device", args->device, "cpu | cuda | cuda:N")->capture_default_str();
+  add_precision_option(sub, args->precision);
   sub.add_option("--batch-size", args->batch_size, "sequences per batch")->capture_default_str();
   sub.add_option("--seq-len", args->seq_len, "tokens per sequence (0: the model's context_length)")
       ->capture_default_str();

@@ -19,6 +19,7 @@ struct GenerateArgs {
   double top_p = 1.0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string precision = "auto";
   bool no_echo = false;
 };
 
@@ -27,7 +28,8 @@ void run(const GenerateArgs& a) {
                            .sampling = {.temperature = a.temperature, .top_k = a.top_k, .top_p = a.top_p},
                            .seed = a.seed};
   o.sampling.validate();
-  const train::LoadedModel m = train::load_checkpoint_model(a.checkpoint, Device::parse(a.device));
+  const train::LoadedModel m =
+      train::load_checkpoint_model(a.checkpoint, Device::parse(a.device), precision_of(a.precision));
   LF_CHECK(m.tokenizer.has_value(), "checkpoint {} has no tokenizer.json; generate needs one", m.dir);
   const tok::Tokenizer& tok = *m.tokenizer;
   std::vector<uint32_t> prompt = tok.encode_ordinary(a.prompt);
@@ -67,6 +69,7 @@ LMFORGE_COMMAND("generate", "Generate text from a checkpoint (greedy, temperatur
       ->capture_default_str();
   sub.add_option("--seed", args->seed, "sampling seed")->capture_default_str();
   sub.add_option("--device", args->device, "cpu | cuda | cuda:N")->capture_default_str();
+  add_precision_option(sub, args->precision);
   sub.add_flag("--no-echo", args->no_echo, "print only the continuation");
   sub.callback([args] { run(*args); });
 });

@@ -16,6 +16,7 @@ struct ScoreArgs {
   std::string checkpoint;
   std::string ids;
   std::string device = "cpu";
+  std::string precision = "auto";
 };
 
 std::vector<int64_t> parse_ids(const std::string& line, const std::string& where) {
@@ -36,7 +37,8 @@ std::vector<int64_t> parse_ids(const std::string& line, const std::string& where
 }
 
 void run(const ScoreArgs& a) {
-  const train::LoadedModel m = train::load_checkpoint_model(a.checkpoint, Device::parse(a.device));
+  const train::LoadedModel m =
+      train::load_checkpoint_model(a.checkpoint, Device::parse(a.device), precision_of(a.precision));
   std::ifstream in(a.ids);
   LF_CHECK(in.good(), "cannot open {}", a.ids);
   std::string line;
@@ -63,6 +65,7 @@ LMFORGE_COMMAND("score", "Print the log-probability of each token given its pref
       ->required()
       ->check(CLI::ExistingFile);
   sub.add_option("--device", args->device, "cpu | cuda | cuda:N")->capture_default_str();
+  add_precision_option(sub, args->precision);
   sub.callback([args] { run(*args); });
 });
 

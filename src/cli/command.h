@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "train/config.h"
+
 namespace lmforge::cli {
 
 struct Command {
@@ -22,6 +24,11 @@ std::vector<Command>& command_registry();
 struct CommandRegistrar {
   explicit CommandRegistrar(Command c) { command_registry().push_back(std::move(c)); }
 };
+
+// --precision of the commands that run a checkpoint (eval, score, generate): the dtype the
+// forward computes in, as train.precision; auto is bf16 on a GPU and f32 on the CPU.
+void add_precision_option(CLI::App& sub, std::string& value);
+train::Precision precision_of(const std::string& value);
 
 }  // namespace lmforge::cli
 

@@ -144,6 +144,26 @@ TEST_F(CheckpointTest, SaveLoadRoundTripAndKeepLast) {
   optim::AdamW opt2(m.model->named_parameters(), {});
   load_optimizer_state(opt2, m.dir);
   EXPECT_EQ(opt2.step_count(), 30);
+
+  // The forward's precision is the loader's choice (auto: f32 on the CPU); weights stay f32.
+  EXPECT_EQ(m.model->activation_dtype(), DType::F32);
+  LoadedModel h = load_checkpoint_model(dir_, Device::cpu(), Precision::BF16);
+  EXPECT_EQ(h.model->activation_dtype(), DType::BF16);
+  EXPECT_EQ(h.model->named_parameters()[0].tensor.dtype(), DType::F32);
+  const Tensor ids = test::random_ids(1, 5, h.model->config().vocab_size, 3);
+  NoGradGuard no_grad;
+  const Tensor lf = m.model->forward(ids), lh = h.model->forward(ids);
+  EXPECT_EQ(lh.dtype(), DType::BF16);
+  const std::vector<double> a32 = to_vector<double>(lf), a16 = to_vector<double>(lh);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < a32.size(); ++i) {
+    worst = std::max(worst, std::abs(a32[i] - a16[i]));
+    scale = std::max(scale, std::abs(a32[i]));
+  }
+  EXPECT_GT(worst, 0.0) << "bf16 logits identical to f32: the precision was not applied";
+  EXPECT_LT(worst, 0.05 * scale + 1e-3) << "bf16 logits far from f32";
+  EXPECT_EQ(compute_dtype_for(Precision::Auto, Device::cuda(0)), DType::BF16);
+  EXPECT_EQ(compute_dtype_for(Precision::Auto, Device::cpu()), DType::F32);
 }
 
 TEST(TrainerStateJson, LossScaleRoundTripsAndIsOptional) {

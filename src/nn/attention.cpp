@@ -7,9 +7,29 @@ namespace lmforge::nn {
 
 namespace {
 
+// The parts' gradients as one tensor of `shape` when they already are adjacent views of one
+// contiguous buffer (the attention backward writes them so: ops/nn_ops.cpp), else undefined.
+Tensor adjacent_parts(const TensorList& grads, const Shape& shape) {
+  const int64_t w = shape.back();
+  int64_t at = grads.empty() ? 0 : grads[0].offset();
+  for (const Tensor& g : grads) {
+    if (!g.defined() || !g.shares_storage(grads[0]) || g.offset() != at || g.dim() != int64_t(shape.size())) return {};
+    int64_t stride = 1;
+    for (int64_t d = g.dim() - 1; d >= 0; --d) {
+      if (d < g.dim() - 1 && g.size(d) != shape[size_t(d)]) return {};
+      if (g.size(d) != 1 && g.stride(d) != stride) return {};
+      stride *= d == g.dim() - 1 ? w : g.size(d);
+    }
+    at += g.size(-1);
+  }
+  if (at != grads[0].offset() + w) return {};
+  return grads[0].as_strided(shape, contiguous_strides(shape), grads[0].offset());
+}
+
 // Splits the last dim of x into views of the given sizes. One backward node concatenates the
 // parts' gradients (zeros for a part that got none): a single copy, where separate narrow()
-// views would each zero-fill and copy a full-size gradient and then add them up.
+// views would each zero-fill and copy a full-size gradient and then add them up; none when the
+// gradients are adjacent views of one buffer already.
 TensorList split_last(const Tensor& x, const std::vector<int64_t>& sizes) {
   const Tensor xd = x.detach();
   TensorList parts;
@@ -31,6 +51,7 @@ TensorList split_last(const Tensor& x, const std::vector<int64_t>& sizes) {
         }
         grads.push_back(g);
       }
+      if (Tensor whole = adjacent_parts(grads, shape); whole.defined()) return {whole};
       return {cat(grads, -1)};
     });
   return parts;

@@ -39,6 +39,25 @@ void check_device(const Tensor& a, const Tensor& b, const char* op, const char* 
 Tensor grad_as(const Tensor& g, DType dt) { return contiguous(as_dtype(g, dt)); }
 
 // Keeps a tensor whose last dim is contiguous as is (the kernels take any other strides).
+// q [B, T, H, D], k and v [B, T, Hkv, D] read from one fused projection [B, T, (H + 2·Hkv)·D]
+// (q, k, v side by side in every row, as nn/attention.cpp makes them): their gradients are put at
+// the same places of one new buffer, so the projection's backward takes it whole
+// (split_last's backward concatenates adjacent views without copying). False, leaving the
+// outputs alone, for any other layout.
+bool fused_qkv_gradients(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& dq, Tensor& dk, Tensor& dv) {
+  if (!q.shares_storage(k) || !q.shares_storage(v) || k.size(1) != q.size(1) || v.size(3) != q.size(3)) return false;
+  const int64_t b = q.size(0), t = q.size(1), d = q.size(3);
+  const int64_t qw = q.size(2) * d, kw = k.size(2) * d, w = qw + 2 * kw;
+  for (const Tensor* x : {&q, &k, &v})
+    if (x->stride(3) != 1 || x->stride(2) != d || x->stride(1) != w || x->stride(0) != t * w) return false;
+  if (k.offset() != q.offset() + qw || v.offset() != k.offset() + kw) return false;
+  const Tensor g = Tensor::empty({b, t, w}, q.dtype(), q.device());
+  dq = g.as_strided(q.shape(), q.strides(), g.offset());
+  dk = g.as_strided(k.shape(), k.strides(), g.offset() + qw);
+  dv = g.as_strided(v.shape(), v.strides(), g.offset() + qw + kw);
+  return true;
+}
+
 Tensor last_dim_contiguous(const Tensor& t) {
   return (t.dim() == 0 || t.size(-1) <= 1 || t.stride(-1) == 1) ? t : contiguous(t);
 }
@@ -344,9 +363,12 @@ Tensor attention(const Tensor& q0, const Tensor& k0, const Tensor& v0, const Att
                so = SavedTensor(out), sl = SavedTensor(lse), args](BackwardContext& ctx) -> TensorList {
                 const Tensor &q = sq.get(), &k = sk.get(), &v = sv.get();
                 const Tensor dout = grad_as(ctx.grad(), q.dtype());
-                Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
-                Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
-                Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
+                Tensor dq, dk, dv;
+                if (!fused_qkv_gradients(q, k, v, dq, dk, dv)) {
+                  dq = Tensor::empty(q.shape(), q.dtype(), q.device());
+                  dk = Tensor::empty(k.shape(), k.dtype(), k.device());
+                  dv = Tensor::empty(v.shape(), v.dtype(), v.device());
+                }
                 backend_for(q).attention_backward(q, k, v, sm.get(), so.get(), sl.get(), dout, args, dq, dk, dv);
                 TensorList g(3);
                 if (ctx.needs_input_grad(0)) g[0] = dq;

@@ -46,19 +46,10 @@ Backend& profiling_backend(Device d) {
 void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
   LF_ASSERT(g.batch == 1);
   if (g.gelu_tanh_grad) {
-    LF_ASSERT(!g.bias.defined() && !g.gelu_tanh && g.pre_gelu.defined());
+    LF_ASSERT(!g.bias.defined() && !g.gelu_tanh && !g.bias_grad.defined() && g.pre_gelu.defined());
     const Tensor c = g.c.as_strided({g.m, g.n}, {g.ldc, 1}, g.c.offset());
     const Tensor pre = g.pre_gelu.as_strided({g.m, g.n}, {g.ldc, 1}, g.pre_gelu.offset());
     backend.binary(BinaryOp::GeluTanhBackward, pre, c, c);
-    if (g.bias_grad.defined()) {
-      // Column sums of C (reduce wants it contiguous: padded rows, ldc > n, are copied first).
-      Tensor rows = c;
-      if (g.ldc != g.n) {
-        rows = Tensor::empty({g.m, g.n}, c.dtype(), c.device());
-        backend.copy(c, rows);
-      }
-      backend.reduce(ReduceOp::Sum, rows, g.bias_grad, 1, g.m, g.n);
-    }
     return;
   }
   if (g.bias_grad.defined()) {

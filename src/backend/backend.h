@@ -60,11 +60,11 @@ struct GemmArgs {
   Tensor bias;
   bool gelu_tanh = false;
   Tensor pre_gelu;
-  // With gelu_tanh_grad (no bias, no gelu_tanh): C = gelu_tanh'(pre_gelu) · C, pre_gelu then an
-  // input (the forward's saved pre-activation, laid out like C), and with bias_grad defined also
-  // bias_grad[j] = Σ_i C[i, j] ([n], C's dtype) after it: the backward through a GELU and the
-  // linear layer before it, fused into the GEMM that makes the GELU's output gradient
-  // (cuBLASLt's DGELU / DGELU_BGRAD epilogues).
+  // With gelu_tanh_grad (no bias, no gelu_tanh, no bias_grad): C = gelu_tanh'(pre_gelu) · C,
+  // pre_gelu then an input (the forward's saved pre-activation, laid out like C): the backward
+  // through a GELU fused into the GEMM that makes the GELU's output gradient (cuBLASLt's DGELU
+  // epilogue; its DGELU_BGRAD, which also sums the bias gradient, ran that GEMM at a third of the
+  // plain rate on an H200, so the bias gradient comes from the weight-gradient GEMM instead).
   bool gelu_tanh_grad = false;
   // Otherwise alone (no bias, no GELU; batch == 1, trans_a with A contiguous: lda == m): also
   // bias_grad[i] = Σ_p op(A)[i, p] ([m], C's dtype), the bias gradient a linear layer's

@@ -124,6 +124,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
   if (dt == DType::F64) LF_ASSERT(g.c.dtype() == DType::F64);
   if (g.has_epilogue()) {
     LF_ASSERT(g.batch == 1);
+    LF_ASSERT(!g.gelu_tanh_grad || (!g.bias_grad.defined() && !g.bias.defined() && g.pre_gelu.defined()));
     check_device("matmul", {&g.bias, &g.pre_gelu, &g.bias_grad});
   }
   bool epilogue_done = false;

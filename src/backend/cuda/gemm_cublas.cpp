@@ -78,8 +78,7 @@ using GemmPlanKey = std::array<int64_t, 20>;
 
 // The cuBLASLt epilogue for g's (bias, GELU, pre-GELU output), or DEFAULT.
 cublasLtEpilogue_t lt_epilogue(const GemmArgs& g) {
-  // The library's bias gradient of DGELU_BGRAD sums its output over its columns (our rows).
-  if (g.gelu_tanh_grad) return g.bias_grad.defined() ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+  if (g.gelu_tanh_grad) return CUBLASLT_EPILOGUE_DGELU;
   // Our op(A) is the library's second operand (B): its sums over k are BGRADB's.
   if (g.bias_grad.defined()) return CUBLASLT_EPILOGUE_BGRADB;
   const bool bias = g.bias.defined(), aux = g.pre_gelu.defined();

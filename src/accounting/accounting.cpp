@@ -85,16 +85,20 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     const int64_t stats = (2 + c.n_heads) * 4;
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
     const int64_t block = BT * (per_token * ab + stats + qk_norm);
+    const int64_t logits = BT * c.vocab_size * ab;
     // Recomputing blocks keeps each block's input stream (the residual and the pending branch
-    // output, C each) and, during backward, one block's activations at a time.
-    const int64_t kept = opt.recompute_blocks ? c.n_layers * BT * 2 * d * ab + block : c.n_layers * block;
+    // output, C each) and, during backward, one block's activations at a time. Those are made
+    // after the logits' gradient has gone (the output projection's backward runs first), so
+    // only the part of a block's activations beyond the logits' size adds to the peak.
+    const int64_t kept = opt.recompute_blocks ? c.n_layers * BT * 2 * d * ab + std::max<int64_t>(0, block - logits)
+                                              : c.n_layers * block;
     m.by_kind.push_back({fmt::format("activations ({}{})", dtype_name(opt.compute_dtype),
                                      opt.recompute_blocks ? ", blocks recomputed in backward" : ""),
                          kept + BT * d * ab * 2});
     // Logits kept for the loss, in the compute dtype (the loss itself is computed in f32 row by
     // row); their gradient is written over them in the backward (ops/nn_ops.cpp cross_entropy).
     m.by_kind.push_back({fmt::format("logits, then their gradient in place ({})", dtype_name(opt.compute_dtype)),
-                         BT * c.vocab_size * ab});
+                         logits});
   } else {
     m.by_kind.push_back({fmt::format("logits ({})", dtype_name(opt.compute_dtype)), BT * c.vocab_size * ab});
   }
@@ -149,9 +153,18 @@ std::string format_report(const nn::ModelConfig& config, const MemoryOptions& op
                      human_count(f.forward_per_token_total), human_count(f.backward_per_token_total),
                      human_count(f.training_per_token), human_count(f.six_n_plus_attention));
   for (const auto& comp : f.forward_per_token) out += fmt::format("  forward {:<28} {:>12}\n", comp.name, human_count(double(comp.count)));
-  const double step_flops = f.training_per_token * double(tokens_per_step);
+  double step_flops = f.training_per_token * double(tokens_per_step);
   out += fmt::format("per optimizer step ({} tokens): {}FLOP; whole run ({} steps): {}FLOP\n", tokens_per_step,
                      human_count(step_flops), steps, human_count(step_flops * double(steps)));
+  if (opt.recompute_blocks && opt.training) {
+    // The blocks' forward runs twice (everything but the output projection).
+    double blocks = f.forward_per_token_total;
+    for (const auto& comp : f.forward_per_token)
+      if (comp.name == "lm_head") blocks -= double(comp.count);
+    step_flops += blocks * double(tokens_per_step);
+    out += fmt::format("block recomputation adds {}FLOP per token: {}FLOP executed per step\n", human_count(blocks),
+                       human_count(step_flops));
+  }
   out += fmt::format("memory, micro-batch {} × {} tokens: {} predicted peak\n", opt.micro_batch_size, T, human_bytes(double(m.total)));
   for (const auto& comp : m.by_kind) out += fmt::format("  {:<40} {:>12}\n", comp.name, human_bytes(double(comp.count)));
   if (peak_flops > 0) {

@@ -58,7 +58,7 @@ TEST(Accounting, FlopsFollowTwoMnkPerMatmul) {
 
 // The allocator's peak over a training step (the second: the first creates the optimizer state,
 // the gradients and the compute copies), less what the process held before.
-double measured_step_peak(const nn::ModelConfig& c, int64_t B, int64_t T, DType compute_dtype) {
+double measured_step_peak(const nn::ModelConfig& c, int64_t B, int64_t T, DType compute_dtype, bool recompute = false) {
   Allocator& alloc = allocator_for(Device::cpu());
   const int64_t before = alloc.stats().bytes_in_use;  // whatever else the process holds
   double measured = 0;
@@ -66,6 +66,7 @@ double measured_step_peak(const nn::ModelConfig& c, int64_t B, int64_t T, DType 
   Generator gen(3);
   model.init_parameters(gen);
   model.set_compute_dtype(compute_dtype);
+  model.set_recompute_blocks(recompute);
   optim::AdamW opt(model.named_parameters(), {});
   for (int step = 0; step < 2; ++step) {
     Tensor ids = randint({B, T + 1}, 0, c.vocab_size, gen);
@@ -86,13 +87,15 @@ TEST(Accounting, PredictedPeakMemoryWithinTenPercentOfMeasured) {
   c.context_length = 128;
   c.resolve();
   const int64_t B = 8, T = 128;
-  for (DType dt : {DType::F32, DType::BF16}) {
-    SCOPED_TRACE(dtype_name(dt));
-    const double measured = measured_step_peak(c, B, T, dt);
-    const auto est = accounting::estimate_memory(c, {.micro_batch_size = B, .seq_len = T, .compute_dtype = dt});
-    EXPECT_NEAR(double(est.total), measured, 0.10 * measured)
-        << "predicted " << est.total << " bytes, measured peak " << measured << " bytes";
-  }
+  for (DType dt : {DType::F32, DType::BF16})
+    for (bool recompute : {false, true}) {
+      SCOPED_TRACE(fmt::format("{} recompute {}", dtype_name(dt), recompute));
+      const double measured = measured_step_peak(c, B, T, dt, recompute);
+      const auto est = accounting::estimate_memory(
+          c, {.micro_batch_size = B, .seq_len = T, .compute_dtype = dt, .recompute_blocks = recompute});
+      EXPECT_NEAR(double(est.total), measured, 0.10 * measured)
+          << "predicted " << est.total << " bytes, measured peak " << measured << " bytes";
+    }
 }
 
 }  // namespace

@@ -7,8 +7,6 @@
 // forward (forward+backward: the sum of the two times, 3.5× forward). Timing: the stream is
 // synchronised around N back-to-back calls after a warm-up.
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <exception>
 
 #include "backend/backend.h"
@@ -19,9 +17,7 @@ using namespace lmforge;
 using bench::time_ms;
 
 int main(int argc, char** argv) {
-  int iters = 10;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--iters") == 0) iters = std::atoi(argv[i + 1]);
+  const int iters = bench::iters_flag(argc, argv, 10);
   try {
     const Device dev = Device::cuda(0);
     Backend& be = backend_for(dev);

@@ -6,7 +6,6 @@
 //
 //   bench_cuda_gemm [--iters N]
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -38,9 +37,7 @@ constexpr Shape3 kShapes[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int iters = 20;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--iters") == 0) iters = std::atoi(argv[i + 1]);
+  const int iters = bench::iters_flag(argc, argv, 20);
   try {
     const Device dev = Device::cuda(0);
     Backend& be = backend_for(dev);

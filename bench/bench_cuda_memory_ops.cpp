@@ -10,8 +10,6 @@
 // a training step is launch bound there).
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <functional>
 
@@ -43,9 +41,7 @@ double host_us(Backend& be, int iters, const std::function<void()>& f) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  int iters = 20;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--iters") == 0) iters = std::atoi(argv[i + 1]);
+  const int iters = bench::iters_flag(argc, argv, 20);
   try {
     const Device dev = Device::cuda(0);
     Backend& be = backend_for(dev);

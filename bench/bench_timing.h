@@ -3,10 +3,19 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/backend.h"
 
 namespace lmforge::bench {
+
+// The value of `--iters N` on the command line, else `fallback` (the kernel benches' one flag).
+inline int iters_flag(int argc, char** argv, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--iters") == 0) return std::atoi(argv[i + 1]);
+  return fallback;
+}
 
 template <class F>
 double time_ms(Backend& be, int iters, F&& f) {

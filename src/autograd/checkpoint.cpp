@@ -6,16 +6,19 @@ namespace lmforge {
 
 namespace {
 
-// Grad mode on for the recomputation, whatever the caller's (a backward runs with it off).
-class EnableGradGuard {
+// Puts a generator back in its current state when the scope ends (null: nothing to do).
+class GeneratorStateGuard {
  public:
-  EnableGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
-  ~EnableGradGuard() { GradMode::set_enabled(prev_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  explicit GeneratorStateGuard(Generator* gen) : gen_(gen), state_(gen ? gen->state() : GeneratorState{}) {}
+  ~GeneratorStateGuard() {
+    if (gen_) gen_->set_state(state_);
+  }
+  GeneratorStateGuard(const GeneratorStateGuard&) = delete;
+  GeneratorStateGuard& operator=(const GeneratorStateGuard&) = delete;
 
  private:
-  bool prev_;
+  Generator* gen_;
+  GeneratorState state_;
 };
 
 }  // namespace
@@ -49,16 +52,12 @@ TensorList checkpoint(const char* name, const CheckpointFn& fn, const TensorList
               }
               TensorList y;
               {
-                EnableGradGuard grad_on;
-                const GeneratorState rng_now = rng ? rng->state() : GeneratorState{};
+                // Grad mode on whatever the caller's (a backward runs with it off); the forward's
+                // generator state for the recomputation, the present one back afterwards.
+                GradModeGuard grad_on(true);
+                GeneratorStateGuard keep_rng(rng);
                 if (rng) rng->set_state(rng_at_forward);
-                try {
-                  y = fn(x);
-                } catch (...) {
-                  if (rng) rng->set_state(rng_now);
-                  throw;
-                }
-                if (rng) rng->set_state(rng_now);
+                y = fn(x);
               }
               TensorList roots, seeds;
               for (size_t j = 0; j < y.size(); ++j) {

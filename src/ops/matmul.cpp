@@ -162,6 +162,18 @@ Tensor weight_grad_and_bias_grad(const Tensor& dz, const Tensor& x, Tensor& db) 
   return dw;
 }
 
+// The gradients of a linear layer's weight (grads[wi] = dzᵀ·x) and bias (grads[bi] = Σ_rows dz),
+// each when the node wants it; one GEMM for both when both are wanted. dz [rows, n] contiguous.
+void weight_and_bias_grads(const BackwardContext& ctx, const Tensor& dz, const Tensor& x, size_t wi, size_t bi,
+                           TensorList& grads) {
+  if (ctx.needs_input_grad(wi) && ctx.needs_input_grad(bi)) {
+    grads[wi] = weight_grad_and_bias_grad(dz, x, grads[bi]);
+    return;
+  }
+  if (ctx.needs_input_grad(wi)) grads[wi] = matmul(transpose(dz, 0, 1), x);
+  if (ctx.needs_input_grad(bi)) grads[bi] = sum(dz, {0});
+}
+
 // out [rows, n] = x2·wᵀ + b (x2 [rows, k] detached, w [n, k], b [n] or undefined), then tanh-GELU
 // when `gelu`, the value before it going to `pre` when that is defined: ONE GEMM whose epilogue
 // adds the bias and applies the GELU (fused by the backend where it can).
@@ -213,12 +225,7 @@ Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Te
                   dz = d;
                 }
                 if (ctx.needs_input_grad(0)) grads[0] = reshape(matmul(dz, sw.get()), x_shape);
-                if (ctx.needs_input_grad(1) && ctx.needs_input_grad(2)) {
-                  grads[1] = weight_grad_and_bias_grad(contiguous(dz), sx.get(), grads[2]);
-                } else {
-                  if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
-                  if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
-                }
+                weight_and_bias_grads(ctx, contiguous(dz), sx.get(), 1, 2, grads);
                 return grads;
               });
   return y;
@@ -267,17 +274,10 @@ Tensor gelu_mlp(const Tensor& x, const Tensor& w_up, const Tensor& b_up, const T
                 TensorList grads(5);
                 Tensor dy = contiguous(reshape(ctx.grad(), {-1, n}));
                 if (dy.dtype() != act.dtype()) dy = cast(dy, act.dtype());
-                // The down projection: dW = dyᵀ·act with db = Σ_rows dy on the side.
-                if (ctx.needs_input_grad(3) && ctx.needs_input_grad(4)) {
-                  grads[3] = weight_grad_and_bias_grad(dy, act, grads[4]);
-                } else {
-                  if (ctx.needs_input_grad(3)) grads[3] = matmul(transpose(dy, 0, 1), act);
-                  if (ctx.needs_input_grad(4)) grads[4] = sum(dy, {0});
-                }
+                weight_and_bias_grads(ctx, dy, act, 3, 4, grads);  // the down projection
                 if (!ctx.needs_input_grad(0) && !ctx.needs_input_grad(1) && !ctx.needs_input_grad(2)) return grads;
-                // dz = gelu'(pre)·(dy·w_down) in one GEMM. (The up projection's db = Σ_rows dz comes
-                // from its weight-gradient GEMM: cuBLASLt's DGELU_BGRAD, which could add it here,
-                // ran that GEMM at a third of the plain rate on an H200.)
+                // dz = gelu'(pre)·(dy·w_down) in one GEMM (GemmArgs::gelu_tanh_grad); the up
+                // projection's bias gradient then comes with its weight gradient.
                 const Tensor& wd = swd.get();
                 Tensor wdc = wd;
                 MatrixLayout lb = matrix_layout(wdc);
@@ -289,12 +289,7 @@ Tensor gelu_mlp(const Tensor& x, const Tensor& w_up, const Tensor& b_up, const T
                 g.gelu_tanh_grad = true;
                 g.pre_gelu = pre;
                 backend_for(dz).gemm(g);
-                if (ctx.needs_input_grad(1) && ctx.needs_input_grad(2)) {
-                  grads[1] = weight_grad_and_bias_grad(dz, sx.get(), grads[2]);
-                } else {
-                  if (ctx.needs_input_grad(1)) grads[1] = matmul(transpose(dz, 0, 1), sx.get());
-                  if (ctx.needs_input_grad(2)) grads[2] = sum(dz, {0});
-                }
+                weight_and_bias_grads(ctx, dz, sx.get(), 1, 2, grads);
                 if (ctx.needs_input_grad(0)) grads[0] = reshape(matmul(dz, swu.get()), x_shape);
                 return grads;
               });

@@ -39,6 +39,10 @@ void check_device(const Tensor& a, const Tensor& b, const char* op, const char* 
 Tensor grad_as(const Tensor& g, DType dt) { return contiguous(as_dtype(g, dt)); }
 
 // Keeps a tensor whose last dim is contiguous as is (the kernels take any other strides).
+Tensor last_dim_contiguous(const Tensor& t) {
+  return (t.dim() == 0 || t.size(-1) <= 1 || t.stride(-1) == 1) ? t : contiguous(t);
+}
+
 // q [B, T, H, D], k and v [B, T, Hkv, D] read from one fused projection [B, T, (H + 2·Hkv)·D]
 // (q, k, v side by side in every row, as nn/attention.cpp makes them): their gradients are put at
 // the same places of one new buffer, so the projection's backward takes it whole
@@ -56,10 +60,6 @@ bool fused_qkv_gradients(const Tensor& q, const Tensor& k, const Tensor& v, Tens
   dk = g.as_strided(k.shape(), k.strides(), g.offset() + qw);
   dv = g.as_strided(v.shape(), v.strides(), g.offset() + qw + kw);
   return true;
-}
-
-Tensor last_dim_contiguous(const Tensor& t) {
-  return (t.dim() == 0 || t.size(-1) <= 1 || t.stride(-1) == 1) ? t : contiguous(t);
 }
 
 }  // namespace

@@ -224,16 +224,6 @@ TrainerState read_trainer_state(const std::string& dir) {
   return parse_trainer_state(read_file(p), p);
 }
 
-DType compute_dtype_for(Precision precision, Device device) {
-  switch (precision) {
-    case Precision::BF16: return DType::BF16;
-    case Precision::F16: return DType::F16;
-    case Precision::F32: return DType::F32;
-    case Precision::Auto: break;
-  }
-  return device.is_cpu() ? DType::F32 : DType::BF16;
-}
-
 LoadedModel load_checkpoint_model(const std::string& path, Device device, Precision precision) {
   LoadedModel out;
   out.dir = resolve_checkpoint_dir(path);
@@ -241,7 +231,7 @@ LoadedModel load_checkpoint_model(const std::string& path, Device device, Precis
   out.model = std::make_unique<nn::Transformer>(out.config.model, nn::TensorOptions{.device = device});
   load_model_weights(*out.model, (fs::path(out.dir) / "model.safetensors").string());
   out.model->set_training(false);
-  out.model->set_compute_dtype(compute_dtype_for(precision, device));
+  out.model->set_compute_dtype(compute_dtype_for(precision, !device.is_cpu()));
   const fs::path tj = fs::path(out.dir) / "tokenizer.json";
   std::error_code ec;
   if (fs::is_regular_file(tj, ec)) out.tokenizer = tok::Tokenizer::load(tj.string());

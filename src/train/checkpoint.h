@@ -88,7 +88,5 @@ struct LoadedModel {
 // dtype the forward computes in, as train.precision (the weights stay f32): auto is bf16 on a
 // GPU and f32 on the CPU, whatever the run was trained in.
 LoadedModel load_checkpoint_model(const std::string& path, Device device, Precision precision = Precision::Auto);
-// The dtype `precision` computes in on `device` (auto: bf16 on a GPU, f32 on the CPU).
-DType compute_dtype_for(Precision precision, Device device);
 
 }  // namespace lmforge::train

@@ -343,15 +343,17 @@ void RunConfig::validate() {
   LF_CHECK(checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", checkpoint.keep_last);
 }
 
-DType RunConfig::compute_dtype() const {
-  switch (train.precision) {
+DType compute_dtype_for(Precision precision, bool on_gpu) {
+  switch (precision) {
     case Precision::BF16: return DType::BF16;
     case Precision::F16: return DType::F16;
     case Precision::F32: return DType::F32;
     case Precision::Auto: break;
   }
-  return train.device.starts_with("cuda") ? DType::BF16 : DType::F32;
+  return on_gpu ? DType::BF16 : DType::F32;
 }
+
+DType RunConfig::compute_dtype() const { return compute_dtype_for(train.precision, train.device.starts_with("cuda")); }
 
 int64_t RunConfig::accumulation_steps() const {
   return train.batch_tokens > 0 ? train.batch_tokens / tokens_per_micro_batch() : 1;

@@ -30,6 +30,8 @@ void parse_enum(std::string_view s, std::string_view key, OnNan& out);
 enum class Precision { Auto, F32, BF16, F16 };
 std::string_view to_string(Precision v);
 void parse_enum(std::string_view s, std::string_view key, Precision& out);
+// The dtype `precision` computes in (auto: bf16 on a GPU, f32 on the CPU).
+DType compute_dtype_for(Precision precision, bool on_gpu);
 
 struct DataConfig {
   std::string path;       // a directory from `lmforge tokenize` (train_*.bin, val_*.bin) or one shard

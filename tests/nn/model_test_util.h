@@ -1,9 +1,13 @@
 // Tiny model configs and batches shared by the model, optimizer, trainer and inference tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,5 +48,28 @@ inline std::unique_ptr<nn::Transformer> make_model(const nn::ModelConfig& c, DTy
 inline std::string temp_dir(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("lmforge_test_" + name + "_" + std::to_string(::getpid()))).string();
 }
+
+// Same dtype, shape and bytes; on a mismatch, the first differing element.
+inline ::testing::AssertionResult bit_identical(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return ::testing::AssertionFailure() << "undefined tensor";
+  if (a.dtype() != b.dtype() || a.shape() != b.shape())
+    return ::testing::AssertionFailure() << a.str() << " vs " << b.str();
+  const Tensor ca = contiguous(a), cb = contiguous(b);
+  if (std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) != 0) {
+    const std::vector<double> x = to_vector<double>(ca), y = to_vector<double>(cb);
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i] != y[i]) return ::testing::AssertionFailure() << "element " << i << ": " << x[i] << " vs " << y[i];
+    return ::testing::AssertionFailure() << "bytes differ";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A model variant for tests that run one check over several architectures: a name, a change to
+// the tiny config, and optionally a compute dtype (mixed precision).
+struct ModelVariant {
+  std::string name;
+  std::function<void(nn::ModelConfig&)> apply;
+  std::optional<DType> compute_dtype = std::nullopt;
+};
 
 }  // namespace lmforge::test

@@ -3,23 +3,12 @@
 // memory held between forward and backward.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "autograd/checkpoint.h"
 #include "core/allocator.h"
 #include "nn/model_test_util.h"
 
 namespace lmforge::nn {
 namespace {
-
-::testing::AssertionResult bit_identical(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined()) return ::testing::AssertionFailure() << "undefined tensor";
-  if (a.dtype() != b.dtype() || a.shape() != b.shape())
-    return ::testing::AssertionFailure() << a.str() << " vs " << b.str();
-  const Tensor ca = contiguous(a), cb = contiguous(b);
-  if (std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) != 0) return ::testing::AssertionFailure() << "bytes differ";
-  return ::testing::AssertionSuccess();
-}
 
 TEST(Checkpoint, GradientsMatchTheKeptTapeAndTheFunctionRunsTwice) {
   Generator g(1);
@@ -40,8 +29,8 @@ TEST(Checkpoint, GradientsMatchTheKeptTapeAndTheFunctionRunsTwice) {
   EXPECT_TRUE(out[0].requires_grad());
   out[0].backward(dy);
   EXPECT_EQ(calls, 2) << "the backward recomputes";
-  EXPECT_TRUE(bit_identical(xc.grad(), x.grad())) << "input gradient";
-  EXPECT_TRUE(bit_identical(wc.grad(), w.grad())) << "parameter gradient";
+  EXPECT_TRUE(test::bit_identical(xc.grad(), x.grad())) << "input gradient";
+  EXPECT_TRUE(test::bit_identical(wc.grad(), w.grad())) << "parameter gradient";
 }
 
 TEST(Checkpoint, WithoutGradOrInputsNeedingItTheFunctionJustRuns) {
@@ -51,18 +40,12 @@ TEST(Checkpoint, WithoutGradOrInputsNeedingItTheFunctionJustRuns) {
   const TensorList out = checkpoint("test", [&](const TensorList& in) { ++calls; return TensorList{in[0] * 2.0}; }, {x});
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(out[0].requires_grad());
-  EXPECT_TRUE(bit_identical(out[0], x * 2.0));
+  EXPECT_TRUE(test::bit_identical(out[0], x * 2.0));
 }
-
-struct Variant {
-  std::string name;
-  std::function<void(ModelConfig&)> apply;
-  std::optional<DType> compute_dtype = std::nullopt;
-};
 
 // Loss and every parameter gradient of a model with recomputation against the same model without,
 // over two micro-batches accumulated (so the dropout generator advances between them).
-void check_recompute_matches(const Variant& v) {
+void check_recompute_matches(const test::ModelVariant& v) {
   SCOPED_TRACE(v.name);
   ModelConfig c = test::tiny_config();
   c.n_layers = 3;
@@ -77,7 +60,7 @@ void check_recompute_matches(const Variant& v) {
     const Tensor ids = test::random_ids(2, 7, c.vocab_size, 40 + micro);
     const Tensor targets = test::random_ids(2, 7, c.vocab_size, 50 + micro);
     const Tensor a = kept->loss(ids, targets), b = recomputed->loss(ids, targets);
-    EXPECT_TRUE(bit_identical(a, b)) << "loss, micro-batch " << micro;
+    EXPECT_TRUE(test::bit_identical(a, b)) << "loss, micro-batch " << micro;
     a.backward();
     b.backward();
     EXPECT_EQ(kept->dropout_generator().state().offset, recomputed->dropout_generator().state().offset)
@@ -85,11 +68,12 @@ void check_recompute_matches(const Variant& v) {
   }
   const auto kp = kept->named_parameters(), rp = recomputed->named_parameters();
   ASSERT_EQ(kp.size(), rp.size());
-  for (size_t i = 0; i < kp.size(); ++i) EXPECT_TRUE(bit_identical(rp[i].tensor.grad(), kp[i].tensor.grad())) << kp[i].name;
+  for (size_t i = 0; i < kp.size(); ++i)
+    EXPECT_TRUE(test::bit_identical(rp[i].tensor.grad(), kp[i].tensor.grad())) << kp[i].name;
 }
 
 TEST(Recompute, SameLossAndGradientsBitForBit) {
-  const std::vector<Variant> variants = {
+  const std::vector<test::ModelVariant> variants = {
       {"llama-like", [](ModelConfig&) {}},
       {"gpt2-like (layernorm, gelu, learned positions, biases)",
        [](ModelConfig& c) {

@@ -5,8 +5,6 @@
 // before the fusion.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "nn/model_test_util.h"
 
 namespace lmforge::nn {
@@ -64,27 +62,7 @@ class UnfusedTransformer : public ModuleGroup {
   Linear* lm_head_ = nullptr;
 };
 
-::testing::AssertionResult bit_identical(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined()) return ::testing::AssertionFailure() << "undefined tensor";
-  if (a.dtype() != b.dtype() || a.shape() != b.shape())
-    return ::testing::AssertionFailure() << a.str() << " vs " << b.str();
-  const Tensor ca = contiguous(a), cb = contiguous(b);
-  if (std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) != 0) {
-    const std::vector<double> x = to_vector<double>(ca), y = to_vector<double>(cb);
-    for (size_t i = 0; i < x.size(); ++i)
-      if (x[i] != y[i]) return ::testing::AssertionFailure() << "element " << i << ": " << x[i] << " vs " << y[i];
-    return ::testing::AssertionFailure() << "bytes differ";
-  }
-  return ::testing::AssertionSuccess();
-}
-
-struct Variant {
-  std::string name;
-  std::function<void(ModelConfig&)> apply;
-  std::optional<DType> compute_dtype = std::nullopt;
-};
-
-void check_matches_unfused(const Variant& v) {
+void check_matches_unfused(const test::ModelVariant& v) {
   SCOPED_TRACE(v.name);
   ModelConfig c = test::tiny_config();
   c.n_layers = 3;
@@ -120,7 +98,7 @@ void check_matches_unfused(const Variant& v) {
     NoGradGuard ng;
     Generator g(drop0);
     const Tensor got = model->forward(ids), want = ref.forward(ids, act, g);
-    EXPECT_TRUE(bit_identical(got, want)) << "logits";
+    EXPECT_TRUE(test::bit_identical(got, want)) << "logits";
     EXPECT_EQ(model->dropout_generator().state().offset, g.state().offset) << "dropout draws";
   }
   // Loss and every parameter gradient.
@@ -131,15 +109,15 @@ void check_matches_unfused(const Variant& v) {
   const Tensor ref_logits = ref.forward(ids, act, g);
   const Tensor ref_loss =
       cross_entropy(ref_logits.view({n, c.vocab_size}), targets.reshape({n}), {.z_loss = c.z_loss});
-  EXPECT_TRUE(bit_identical(loss, ref_loss)) << "loss";
+  EXPECT_TRUE(test::bit_identical(loss, ref_loss)) << "loss";
   loss.backward();
   ref_loss.backward();
   for (size_t i = 0; i < mp.size(); ++i)
-    EXPECT_TRUE(bit_identical(mp[i].tensor.grad(), rp[i].tensor.grad())) << mp[i].name;
+    EXPECT_TRUE(test::bit_identical(mp[i].tensor.grad(), rp[i].tensor.grad())) << mp[i].name;
 }
 
 TEST(ResidualFusion, MatchesTheUnfusedModelBitForBit) {
-  const std::vector<Variant> variants = {
+  const std::vector<test::ModelVariant> variants = {
       {"llama-like (rmsnorm, pre, swiglu, rope, tied)", [](ModelConfig&) {}},
       {"gpt2-like (layernorm, gelu, learned positions, biases)",
        [](ModelConfig& c) {

@@ -3,6 +3,7 @@
 // every dtype, head dim, mask and layout, and the tensor-core kernel (attention_mma.cu) that the
 // backend picks for bf16 / f16, head dim 64 / 128, no mask, 16-byte aligned operands. Both
 // backward passes must be bit-reproducible.
+#include "backend/cuda/cuda_context.h"
 #include "cuda_test_util.h"
 
 namespace lmforge {
@@ -130,6 +131,29 @@ TEST(CudaAttention, TensorCoreKernel) {
   cases.push_back({1, 200, 200, 4, 2, 80, 80, true, false, L::Fused});      // head dim 80: general kernel
   cases.push_back({2, 100, 100, 4, 4, 32, 32, true, false, L::Separate});   // head dim 32: general kernel
   cases.push_back({1, 65, 65, 2, 2, 64, 64, true, true, L::Separate});      // a mask: general kernel
+  for (const AttnCase& c : cases)
+    for (DType t : {DType::BF16, DType::F16}) check_attention(g, c, t);
+}
+
+// On compute capability 9.0 head dim 64 runs the wgmma kernels; the sm_80 kernels the other GPUs
+// run are checked on the same cases with them switched off.
+TEST(CudaAttention, Sm80KernelOnHopper) {
+  LF_REQUIRE_GPU();
+  cuda::CudaContext& ctx = cuda::cuda_context(0);
+  if (!ctx.wgmma_attention) GTEST_SKIP() << "not a compute capability 9.0 GPU: TensorCoreKernel covered these";
+  ctx.wgmma_attention = false;
+  struct Restore {
+    cuda::CudaContext& c;
+    ~Restore() { c.wgmma_attention = true; }
+  } restore{ctx};
+  Generator g(78);
+  using L = AttnLayout;
+  const AttnCase cases[] = {
+      {2, 200, 200, 4, 4, 64, 64, true, false, L::Fused},
+      {1, 333, 333, 8, 2, 64, 64, true, false, L::Fused},
+      {2, 33, 300, 8, 2, 64, 64, true, false, L::Separate},
+      {1, 150, 70, 2, 1, 64, 64, true, false, L::Separate},
+  };
   for (const AttnCase& c : cases)
     for (DType t : {DType::BF16, DType::F16}) check_attention(g, c, t);
 }

@@ -41,6 +41,7 @@ std::unique_ptr<CudaContext> create_context(int index) {
   ctx->max_threads_per_block = prop.maxThreadsPerBlock;
   ctx->smem_per_block_optin = prop.sharedMemPerBlockOptin;
   ctx->total_memory = prop.totalGlobalMem;
+  ctx->wgmma_attention = prop.major == 9 && prop.minor == 0;
   LF_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
   LF_CUBLAS_CHECK(cublasLtCreate(&ctx->lt));
   LF_CUBLAS_CHECK(cublasCreate(&ctx->blas));

@@ -32,6 +32,9 @@ struct CudaContext {
   int max_threads_per_block = 0;
   size_t smem_per_block_optin = 0;  // largest dynamic shared memory a block may ask for
   size_t total_memory = 0;
+  // Compute capability 9.0 (H100 / H200): attention at head dim 64 runs the Hopper kernels of
+  // attention_wgmma.cu (built for sm_90a only). Tests clear it to run the sm_80 kernels there too.
+  bool wgmma_attention = false;
   // Bad-index report: kernels atomicMin the first offending position into *error_position
   // (ULLONG_MAX when none). Read and reset by take_error_position().
   unsigned long long* error_position = nullptr;

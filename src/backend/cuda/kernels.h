@@ -174,5 +174,9 @@ void launch_attention_delta(const CudaContext& ctx, DType t, const AttnParams& p
 // operand's base and strides 16-byte aligned (the backend checks; attention.cu takes the rest) ----
 void launch_attention_mma_forward(const CudaContext& ctx, DType t, const AttnParams& p);
 void launch_attention_mma_backward(const CudaContext& ctx, DType t, const AttnParams& p);
+// ---- attention_wgmma.cu: the same on Hopper (sm_90a), head dim 64; the two launchers above call
+// these when ctx.wgmma_attention is set ----
+void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnParams& p);
+void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const AttnParams& p);
 
 }  // namespace lmforge::cuda

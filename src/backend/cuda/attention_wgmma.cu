@@ -1,0 +1,534 @@
+// Tensor-core attention on Hopper (sm_90a: wgmma) for bf16 / f16 with head dim 64 (D == Dv),
+// forward and backward: the same contract, numerics and tiling order as attention_mma.cu (whose
+// file comment describes the algorithm), with every tile product a warp-group wgmma instead of
+// per-warp mma.sync. The launchers in attention_mma.cu call these on compute capability 9.0 for
+// head dim 64; this file is built for sm_90a alone (CMakeLists.txt).
+//
+// What wgmma changes: one instruction multiplies a 64-row A tile (in registers: Q, K, V, P or dS
+// fragments) by a B tile read straight from the swizzled shared tile by the tensor cores, with no
+// ldmatrix and no B registers; products run asynchronously while the warps compute the softmax of
+// the previous one. Each warp group (4 warps) owns 64 rows of the CTA's tile:
+//   forward:  S = Q·Kᵀ (B = K, K-major), O = α·O + P·V (B = V, MN-major);
+//   dK / dV:  Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (B = Q, dO, K-major) run together; dV += Pᵀ·dO and
+//             dK += dSᵀ·Q (B = dO, Q, MN-major) start as soon as Pᵀ, then dSᵀ, are ready;
+//   dQ:       S = Q·Kᵀ and dP = dO·Vᵀ together, then dQ += dS·K (B = K, MN-major).
+// Deterministic as the sm_80 kernels: no atomics, a fixed order of every sum.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/attention_tile.cuh"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/scratch.h"
+#include "backend/cuda/wgmma.cuh"
+
+namespace lmforge::cuda {
+
+namespace {
+
+using namespace attn;
+
+constexpr int kD = 64;                           // head dim
+constexpr int kWgRows = 64;                      // rows of A (and D) a warp group owns
+constexpr size_t kSmemAlign = 1024;              // the 128-byte swizzle pattern repeats every 1024 bytes
+
+// The dynamic shared memory, its start rounded up to the swizzle period.
+__device__ __forceinline__ uint16_t* aligned_smem(unsigned char* raw) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(raw);
+  return reinterpret_cast<uint16_t*>((a + kSmemAlign - 1) & ~uintptr_t(kSmemAlign - 1));
+}
+
+struct WarpGroupLane {
+  int warp, lane, gid, tq;  // warp within the group; lane; row group (lane / 4); lane % 4
+  __device__ WarpGroupLane() : warp(threadIdx.x >> 5), lane(threadIdx.x & 31), gid(lane >> 2), tq(lane & 3) {}
+  // The warp's first row in the tile.
+  __device__ int row0() const { return 16 * warp; }
+};
+
+// A 64-bit index difference as an int, clamped far beyond any tile (for the per-element masks).
+__device__ __forceinline__ int clamp_int(int64_t x) {
+  return int(x < -(int64_t(1) << 30) ? -(int64_t(1) << 30) : (x > (int64_t(1) << 30) ? (int64_t(1) << 30) : x));
+}
+
+// Masks the scores of one warp's 16 rows × N keys tile: key kl (0-based in the tile) of row
+// 8·(e >> 1) + gid is out when kl >= kvalid (past the end of the keys) or kl - 8·(e >> 1) > diag
+// (above the causal diagonal). Bitwise logic so the warp does not diverge before the next
+// warp-group instruction.
+template <int N>
+__device__ __forceinline__ void mask_scores(float (&s)[N / 8][4], int tq, int kvalid, int diag) {
+#pragma unroll
+  for (int jj = 0; jj < N / 8; ++jj)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int kl = jj * 8 + 2 * tq + (e & 1);
+      s[jj][e] = (kl >= kvalid) | (kl - 8 * (e >> 1) > diag) ? -INFINITY : s[jj][e];
+    }
+}
+
+// ---- forward ----
+// One warp group (64 query rows) a CTA; BC keys a step. The products of consecutive steps overlap
+// the softmax: step j issues S_j = Q·K_jᵀ and O += P_{j-1}·V_{j-1}, waits for S_j only, computes
+// P_j while the tensor cores run P_{j-1}·V_{j-1}, then rescales O. K and V have two buffers each;
+// the copy of K_{j+1} and V_j starts once S_j is done (its buffers' last readers, S_{j-1} and
+// P_{j-2}·V_{j-2}, are then complete).
+template <int BC>
+struct WgFwdTiles {
+  static constexpr int kBr = kWgRows, kBc = BC, kThreads = 128;
+  static constexpr size_t kSmem = kSmemAlign + 2 * (size_t(kBr) * kD + 4 * size_t(kBc) * kD);
+};
+
+template <bool BF16, int BC, int CTAS>
+__global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(AttnParams p) {
+  using Cfg = WgFwdTiles<BC>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ unsigned char smem_raw[];
+  uint16_t* qs = aligned_smem(smem_raw);
+  uint16_t* ks = qs + Br * kD;  // [2][Bc·D]
+  uint16_t* vs = ks + 2 * Bc * kD;
+
+  const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
+  const int64_t tile = gridDim.y - 1 - blockIdx.y;  // the longest causal rows first
+  const int64_t t0 = tile * Br, hk = h / (p.nh / p.nhkv), offset = p.ns - p.nt;
+  const WarpGroupLane w;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  const uint16_t* kg = head_ptr(p.k, b, hk);
+  const uint16_t* vg = head_ptr(p.v, b, hk);
+  const int64_t kend = visible_keys(p, t0, Br);
+  const int ntiles = int((kend + Bc - 1) / Bc);
+  auto load_k = [&](int j) {
+    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * p.k.s1, p.k.s1,
+                          int(min(int64_t(Bc), p.ns - int64_t(j) * Bc)));
+  };
+  auto load_v = [&](int j) {
+    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * p.v.s1, p.v.s1,
+                          int(min(int64_t(Bc), p.ns - int64_t(j) * Bc)));
+  };
+  load_tile<Br, kD, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, int(min(int64_t(Br), p.nt - t0)));
+  if (ntiles > 0) load_k(0);
+  cp_async_commit();
+
+  float o[1][kD / 8][4];
+  zero(o);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int r0 = w.row0();
+  const int64_t row0 = t0 + r0 + w.gid;  // this thread's rows: row0, row0 + 8
+  const int64_t wg_first = t0;           // the warp group's first query
+
+  // Masks and exponentiates S_j in place (P_j), updates the running max and sum; returns α.
+  auto softmax = [&](float (&s)[Bc / 8][4], int j, float (&alpha)[2]) {
+    const int64_t s0 = int64_t(j) * Bc;
+    if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > wg_first + offset))
+      mask_scores<Bc>(s, w.tq, clamp_int(p.ns - s0), p.causal ? clamp_int(row0 + offset - s0) : (1 << 30));
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = m[r];
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj) mx = fmaxf(mx, fmaxf(s[jj][2 * r], s[jj][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float ref = mx == -INFINITY ? 0.f : mx * sl2;
+      alpha[r] = fast_exp2(m[r] * sl2 - ref);
+      m[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj) {
+        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref));
+        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref));
+        sum += s[jj][2 * r] + s[jj][2 * r + 1];
+      }
+      l[r] = l[r] * alpha[r] + sum;
+    }
+  };
+
+  if (ntiles > 0) {
+    cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    uint32_t qa[1][kD / 16][4];
+    load_a_fragments<1, kD>(qa, qs, r0);
+    if (ntiles > 1) load_k(1);
+    load_v(0);
+    cp_async_commit();
+
+    float s[1][Bc / 8][4];
+    float alpha[2];
+    uint32_t pa[1][Bc / 16][4];
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], wgmma::desc_k_major(ks, kk), kk);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operand(s[0]);
+    softmax(s[0], 0, alpha);
+    to_a_fragments<BF16, 1, Bc>(pa, s);
+
+    for (int j = 1; j < ntiles; ++j) {
+      cp_async_wait<0>();  // K_j, V_{j-1}
+      wgmma::fence_proxy_async();
+      __syncthreads();
+      const uint16_t* kt = ks + (j & 1) * Bc * kD;
+      const uint16_t* vt = vs + ((j - 1) & 1) * Bc * kD;
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], wgmma::desc_k_major(kt, kk), kk);
+      wgmma::commit();
+#pragma unroll
+      for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], wgmma::desc_mn_major(vt, kk), 1);
+      wgmma::commit();
+      wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
+      wgmma::fence_operand(s[0]);
+      if (j + 1 < ntiles) load_k(j + 1);
+      load_v(j);
+      cp_async_commit();
+      softmax(s[0], j, alpha);
+      wgmma::wait<0>();
+      wgmma::fence_operand(o[0]);
+#pragma unroll
+      for (int jj = 0; jj < kD / 8; ++jj) {
+        o[0][jj][0] *= alpha[0];
+        o[0][jj][1] *= alpha[0];
+        o[0][jj][2] *= alpha[1];
+        o[0][jj][3] *= alpha[1];
+      }
+      to_a_fragments<BF16, 1, Bc>(pa, s);
+    }
+    cp_async_wait<0>();  // V of the last step
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    const uint16_t* vt = vs + ((ntiles - 1) & 1) * Bc * kD;
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], wgmma::desc_mn_major(vt, kk), 1);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operand(o[0]);
+  }
+  cp_async_wait<0>();
+
+  float* lse = static_cast<float*>(p.lse) + (b * p.nh + h) * p.nt;
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float lr = l[r];
+    lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+    lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+    inv[r] = lr == 0.f ? 0.f : 1.f / lr;
+    const int64_t row = row0 + 8 * r;
+    if (w.tq == 0 && row < p.nt) lse[row] = lr == 0.f ? -INFINITY : m[r] * float(p.scale) + logf(lr);
+  }
+  store_rows<BF16, kD>(o[0], head_ptr_mut(p.out, b, h), p.out.s1, t0, r0, p.nt, inv);
+}
+
+// ---- backward: dK, dV ----
+// One warp group (64 keys) a CTA walks the group's query heads and BR-query tiles. Step i issues
+// Sᵀ_i = K·Q_iᵀ and dPᵀ_i = V·dO_iᵀ without waiting for dK/dV of step i-1; dV += Pᵀ·dO starts once
+// Pᵀ is ready and runs while dSᵀ is formed. Q, dO, lse and Δ have two buffers; the copy of step
+// i+1 starts once Sᵀ_i is done (then the products of step i-1, its buffers' readers, are too).
+template <int BR>
+struct WgDkvTiles {
+  static constexpr int kBc = kWgRows, kBr = BR, kThreads = 128;
+  static constexpr size_t kSmem =
+      kSmemAlign + 2 * (2 * size_t(kBc) * kD + 4 * size_t(kBr) * kD) + sizeof(float) * 4 * kBr;
+};
+
+template <bool BF16, int BR, int CTAS>
+__global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnParams p, const float* delta) {
+  using Cfg = WgDkvTiles<BR>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ unsigned char smem_raw[];
+  uint16_t* ks = aligned_smem(smem_raw);
+  uint16_t* vs = ks + Bc * kD;
+  uint16_t* qs = vs + Bc * kD;      // [2][Br·D]
+  uint16_t* gs = qs + 2 * Br * kD;  // dO, [2][Br·D]
+  float* lses = reinterpret_cast<float*>(gs + 2 * Br * kD);  // [2][Br]
+  float* dls = lses + 2 * Br;                                 // Δ, [2][Br]
+
+  const int64_t hk = blockIdx.x % p.nhkv, b = blockIdx.x / p.nhkv;
+  const int64_t s0 = int64_t(blockIdx.y) * Bc, group = p.nh / p.nhkv, offset = p.ns - p.nt;
+  const WarpGroupLane w;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  load_tile<Bc, kD, NT>(ks, head_ptr(p.k, b, hk) + s0 * p.k.s1, p.k.s1, int(min(int64_t(Bc), p.ns - s0)));
+  load_tile<Bc, kD, NT>(vs, head_ptr(p.v, b, hk) + s0 * p.v.s1, p.v.s1, int(min(int64_t(Bc), p.ns - s0)));
+  // Causal: queries before t_first see no key of this tile.
+  int64_t t_first = p.causal ? s0 - offset : 0;
+  t_first = t_first < 0 ? 0 : (t_first / Br) * Br;
+  const int64_t nqt = t_first < p.nt ? (p.nt - t_first + Br - 1) / Br : 0;
+  const int64_t iters = nqt * group;
+  auto issue = [&](int64_t it) {
+    const int buf = int(it & 1);
+    const int64_t h = hk * group + it / nqt, t0 = t_first + (it % nqt) * Br;
+    const int rows = int(min(int64_t(Br), p.nt - t0));
+    load_tile<Br, kD, NT>(qs + buf * Br * kD, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
+    load_tile<Br, kD, NT>(gs + buf * Br * kD, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
+    load_row_stats(lses + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
+  };
+  if (iters > 0) issue(0);
+  cp_async_commit();
+
+  float dk[1][kD / 8][4], dv[1][kD / 8][4];
+  zero(dk);
+  zero(dv);
+  const int r0 = w.row0();
+  const int64_t key0 = s0 + r0 + w.gid;  // this thread's keys: key0, key0 + 8
+  const int64_t wg_last = s0 + Bc - 1;   // the warp group's last key
+
+  if (iters > 0) {
+    cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    float st[1][Br / 8][4], dpt[1][Br / 8][4];  // Sᵀ, dPᵀ: keys × queries
+    uint32_t pa[1][Br / 16][4], da[1][Br / 16][4];
+
+    for (int64_t it = 0; it < iters; ++it) {
+      const int buf = int(it & 1);
+      if (it > 0) {
+        cp_async_wait<0>();
+        wgmma::fence_proxy_async();
+        __syncthreads();
+      }
+      const int64_t t0 = t_first + (it % nqt) * Br;
+      const uint16_t* q = qs + buf * Br * kD;
+      const uint16_t* g = gs + buf * Br * kD;
+      const float* lse = lses + buf * Br;
+      const float* dl = dls + buf * Br;
+
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        wgmma::wgmma_ss<BF16, Br, 0>(st[0], wgmma::desc_k_major(ks, kk), wgmma::desc_k_major(q, kk), kk);
+      wgmma::commit();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        wgmma::wgmma_ss<BF16, Br, 0>(dpt[0], wgmma::desc_k_major(vs, kk), wgmma::desc_k_major(g, kk), kk);
+      wgmma::commit();
+      wgmma::wait<1>();  // Sᵀ_i is ready (and dK, dV of step i-1); dPᵀ_i may still run
+      wgmma::fence_operand(st[0]);
+      if (it + 1 < iters) issue(it + 1);
+      cp_async_commit();
+
+      if (p.causal && wg_last > t0 + offset) {
+        // Query column c of key row k is out when k > t0 + c + offset.
+        const int diag = clamp_int(key0 - t0 - offset);
+#pragma unroll
+        for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = jj * 8 + 2 * w.tq + (e & 1);
+            st[0][jj][e] = diag + 8 * (e >> 1) > col ? -INFINITY : st[0][jj][e];
+          }
+      }
+#pragma unroll
+      for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          st[0][jj][e] = fast_exp2(fmaf(st[0][jj][e], sl2, -lse_log2(lse[jj * 8 + 2 * w.tq + (e & 1)])));
+      to_a_fragments<BF16, 1, Br>(pa, st);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Br / 16; ++kk)
+        wgmma::wgmma_rs<BF16, kD, 1>(dv[0], pa[0][kk], wgmma::desc_mn_major(g, kk), 1);
+      wgmma::commit();
+      wgmma::wait<1>();  // dPᵀ_i is ready; dV may still run
+      wgmma::fence_operand(dpt[0]);
+#pragma unroll
+      for (int jj = 0; jj < Br / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          dpt[0][jj][e] = st[0][jj][e] * (dpt[0][jj][e] - dl[jj * 8 + 2 * w.tq + (e & 1)]);
+      to_a_fragments<BF16, 1, Br>(da, dpt);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Br / 16; ++kk)
+        wgmma::wgmma_rs<BF16, kD, 1>(dk[0], da[0][kk], wgmma::desc_mn_major(q, kk), 1);
+      wgmma::commit();
+    }
+    wgmma::wait<0>();
+    wgmma::fence_operand(dk[0]);
+    wgmma::fence_operand(dv[0]);
+  }
+  cp_async_wait<0>();
+  const float one[2] = {1.f, 1.f}, sc[2] = {float(p.scale), float(p.scale)};
+  store_rows<BF16, kD>(dk[0], head_ptr_mut(p.dk, b, hk), p.dk.s1, s0, r0, p.ns, sc);
+  store_rows<BF16, kD>(dv[0], head_ptr_mut(p.dv, b, hk), p.dv.s1, s0, r0, p.ns, one);
+}
+
+// ---- backward: dQ ----
+// One warp group (64 query rows) a CTA over BC-key tiles. Step j issues S_j = Q·K_jᵀ and
+// dP_j = dO·V_jᵀ (dQ of step j-1 may still run), forms P_j while dP_j runs, then issues
+// dQ += dS_j·K_j. K and V have two buffers; the copy of step j+1 starts once S_j is done.
+template <int BC>
+struct WgDqTiles {
+  static constexpr int kBr = kWgRows, kBc = BC, kThreads = 128;
+  static constexpr size_t kSmem = kSmemAlign + 2 * (2 * size_t(kBr) * kD + 4 * size_t(kBc) * kD);
+};
+
+template <bool BF16, int BC, int CTAS>
+__global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParams p, const float* delta) {
+  using Cfg = WgDqTiles<BC>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  extern __shared__ unsigned char smem_raw[];
+  uint16_t* qs = aligned_smem(smem_raw);
+  uint16_t* gs = qs + Br * kD;
+  uint16_t* ks = gs + Br * kD;  // [2][Bc·D]
+  uint16_t* vs = ks + 2 * Bc * kD;
+
+  const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
+  const int64_t tile = gridDim.y - 1 - blockIdx.y;
+  const int64_t t0 = tile * Br, hk = h / (p.nh / p.nhkv), offset = p.ns - p.nt;
+  const WarpGroupLane w;
+  const float sl2 = float(p.scale) * kLog2e;
+
+  const uint16_t* kg = head_ptr(p.k, b, hk);
+  const uint16_t* vg = head_ptr(p.v, b, hk);
+  const int rows = int(min(int64_t(Br), p.nt - t0));
+  const int64_t kend = visible_keys(p, t0, Br);
+  const int ntiles = int((kend + Bc - 1) / Bc);
+  auto load_kv = [&](int j) {
+    const int64_t s1 = int64_t(j) * Bc;
+    const int valid = int(min(int64_t(Bc), p.ns - s1));
+    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + s1 * p.k.s1, p.k.s1, valid);
+    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + s1 * p.v.s1, p.v.s1, valid);
+  };
+  load_tile<Br, kD, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
+  load_tile<Br, kD, NT>(gs, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
+  if (ntiles > 0) load_kv(0);
+  cp_async_commit();
+
+  const int r0 = w.row0();
+  const int64_t row0 = t0 + r0 + w.gid;  // this thread's rows: row0, row0 + 8
+  float lse2[2], dl[2];
+  {
+    const float* lse = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
+    const float* dd = delta + (b * p.nh + h) * p.nt;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t row = row0 + 8 * r;
+      lse2[r] = lse_log2(row < p.nt ? lse[row] : -INFINITY);
+      dl[r] = row < p.nt ? dd[row] : 0.f;
+    }
+  }
+  float dq[1][kD / 8][4];
+  zero(dq);
+
+  if (ntiles > 0) {
+    cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+    float s[1][Bc / 8][4], dp[1][Bc / 8][4];
+    uint32_t da[1][Bc / 16][4];
+
+    for (int j = 0; j < ntiles; ++j) {
+      if (j > 0) {
+        cp_async_wait<0>();
+        wgmma::fence_proxy_async();
+        __syncthreads();
+      }
+      const int64_t s0 = int64_t(j) * Bc;
+      const uint16_t* kt = ks + (j & 1) * Bc * kD;
+      const uint16_t* vt = vs + (j & 1) * Bc * kD;
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        wgmma::wgmma_ss<BF16, Bc, 0>(s[0], wgmma::desc_k_major(qs, kk), wgmma::desc_k_major(kt, kk), kk);
+      wgmma::commit();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk)
+        wgmma::wgmma_ss<BF16, Bc, 0>(dp[0], wgmma::desc_k_major(gs, kk), wgmma::desc_k_major(vt, kk), kk);
+      wgmma::commit();
+      wgmma::wait<1>();  // S_j is ready (and dQ of step j-1); dP_j may still run
+      wgmma::fence_operand(s[0]);
+      if (j + 1 < ntiles) load_kv(j + 1);
+      cp_async_commit();
+
+      if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset))
+        mask_scores<Bc>(s[0], w.tq, clamp_int(p.ns - s0), p.causal ? clamp_int(row0 + offset - s0) : (1 << 30));
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[0][jj][e] = fast_exp2(fmaf(s[0][jj][e], sl2, -lse2[e >> 1]));
+      wgmma::wait<0>();
+      wgmma::fence_operand(dp[0]);
+#pragma unroll
+      for (int jj = 0; jj < Bc / 8; ++jj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[0][jj][e] = s[0][jj][e] * (dp[0][jj][e] - dl[e >> 1]);
+      to_a_fragments<BF16, 1, Bc>(da, dp);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < Bc / 16; ++kk)
+        wgmma::wgmma_rs<BF16, kD, 1>(dq[0], da[0][kk], wgmma::desc_mn_major(kt, kk), 1);
+      wgmma::commit();
+    }
+    wgmma::wait<0>();
+    wgmma::fence_operand(dq[0]);
+  }
+  cp_async_wait<0>();
+  const float sc[2] = {float(p.scale), float(p.scale)};
+  store_rows<BF16, kD>(dq[0], head_ptr_mut(p.dq, b, h), p.dq.s1, t0, r0, p.nt, sc);
+}
+
+// ---- launchers ----
+// Tiles: forward 64 queries × 128 keys a step, two CTAs an SM; dK/dV 64 keys × 64 queries, two
+// CTAs an SM; dQ 64 queries × 64 keys, three CTAs an SM.
+constexpr int kFwdBc = 128, kFwdCtas = 2;
+constexpr int kDkvBr = 64, kDkvCtas = 2;
+constexpr int kDqBc = 64, kDqCtas = 3;
+
+template <class F>
+void dispatch_type(DType t, const char* op, F&& f) {
+  if (t == DType::BF16) f(std::true_type{});
+  else if (t == DType::F16) f(std::false_type{});
+  else throw_unsupported_dtype(t, op);
+}
+
+template <class K>
+void set_smem(K kernel, size_t bytes) {
+  LF_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
+
+}  // namespace
+
+void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnParams& p) {
+  LF_CHECK(p.d == kD && p.dv_dim == kD, "attention (wgmma): head dim 64 only, got {}", p.d);
+  if (p.nb * p.nh * p.nt == 0) return;
+  dispatch_type(t, "attention (wgmma)", [&](auto bf) {
+    constexpr bool BF16 = decltype(bf)::value;
+    using Cfg = WgFwdTiles<kFwdBc>;
+    auto kernel = attention_wgmma_forward_kernel<BF16, kFwdBc, kFwdCtas>;
+    set_smem(kernel, Cfg::kSmem);
+    const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+    kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
+  });
+  LF_CUDA_CHECK_LAUNCH("attention_wgmma_forward_kernel");
+}
+
+void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const AttnParams& p) {
+  LF_CHECK(p.d == kD && p.dv_dim == kD, "attention_backward (wgmma): head dim 64 only, got {}", p.d);
+  Scratch delta(ctx.device, size_t(p.nb * p.nh * p.nt) * sizeof(float));
+  if (p.nb * p.nh * p.nt > 0) launch_attention_delta(ctx, t, p, delta.get<float>());
+  dispatch_type(t, "attention_backward (wgmma)", [&](auto bf) {
+    constexpr bool BF16 = decltype(bf)::value;
+    if (p.nb * p.nh * p.nt > 0) {
+      using Cfg = WgDqTiles<kDqBc>;
+      auto kernel = attention_wgmma_dq_kernel<BF16, kDqBc, kDqCtas>;
+      set_smem(kernel, Cfg::kSmem);
+      const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      LF_CUDA_CHECK_LAUNCH("attention_wgmma_dq_kernel");
+    }
+    if (p.nb * p.nhkv * p.ns > 0) {
+      using Cfg = WgDkvTiles<kDkvBr>;
+      auto kernel = attention_wgmma_dkv_kernel<BF16, kDkvBr, kDkvCtas>;
+      set_smem(kernel, Cfg::kSmem);
+      const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
+      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
+    }
+  });
+}
+
+}  // namespace lmforge::cuda

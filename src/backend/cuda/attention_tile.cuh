@@ -76,14 +76,20 @@ __device__ __forceinline__ int swz(int row, int col) {
 }
 
 // Rows [0, ROWS) of a tile whose row 0 is at g (row stride `stride` elements); rows >= valid are zeros.
+// Thread t copies chunk t % (W/8) of rows t / (W/8) + k·P, P = NT / (W/8) rows a pass: with P a
+// multiple of 8 every row it copies has the same swizzle phase, so its shared and global addresses
+// step by constants and each copy costs an add, a compare and the cp.async.
 template <int ROWS, int W, int NT>
 __device__ __forceinline__ void load_tile(uint16_t* s, const uint16_t* g, int64_t stride, int valid) {
-  constexpr int kChunks = W / 8;
+  constexpr int kChunks = W / 8, kPass = NT / kChunks;
+  static_assert(NT % kChunks == 0 && kPass % 8 == 0 && ROWS % kPass == 0, "tile rows must split into whole passes");
+  const int r0 = int(threadIdx.x % NT) / kChunks, c = (int(threadIdx.x) % kChunks) * 8;
+  uint16_t* sp = s + swz<W>(r0, c);
+  const uint16_t* gp = g + r0 * stride + c;
 #pragma unroll
-  for (int i = threadIdx.x; i < ROWS * kChunks; i += NT) {
-    const int r = i / kChunks, c = (i % kChunks) * 8;
-    const bool ok = r < valid;
-    cp_async16(s + swz<W>(r, c), ok ? g + r * stride + c : g, ok ? 16 : 0);
+  for (int k = 0; k < ROWS / kPass; ++k) {
+    const bool ok = r0 + k * kPass < valid;
+    cp_async16(sp + k * kPass * W, ok ? gp + k * kPass * stride : g, ok ? 16 : 0);
   }
 }
 

@@ -16,6 +16,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "backend/cuda/attention_tile.cuh"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -120,24 +123,39 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
     const int64_t s0 = int64_t(j) * Bc;
     if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > wg_first + offset))
       mask_scores<Bc>(s, w.tq, clamp_int(p.ns - s0), p.causal ? clamp_int(row0 + offset - s0) : (1 << 30));
+    // Row max and sum over 8 independent partial chains (one long fmax / add chain would leave
+    // the issue slots waiting on its latency).
+    float ref[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float mx = m[r];
+      float part[8];
 #pragma unroll
-      for (int jj = 0; jj < Bc / 8; ++jj) mx = fmaxf(mx, fmaxf(s[jj][2 * r], s[jj][2 * r + 1]));
+      for (int i = 0; i < 8; ++i) part[i] = s[(i >> 1) % (Bc / 8)][2 * r + (i & 1)];
+#pragma unroll
+      for (int jj = 4; jj < Bc / 8; ++jj) {
+        part[2 * (jj & 3)] = fmaxf(part[2 * (jj & 3)], s[jj][2 * r]);
+        part[2 * (jj & 3) + 1] = fmaxf(part[2 * (jj & 3) + 1], s[jj][2 * r + 1]);
+      }
+      float mx = fmaxf(fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3])),
+                       fmaxf(fmaxf(part[4], part[5]), fmaxf(part[6], part[7])));
+      mx = fmaxf(mx, m[r]);
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float ref = mx == -INFINITY ? 0.f : mx * sl2;
-      alpha[r] = fast_exp2(m[r] * sl2 - ref);
+      ref[r] = mx == -INFINITY ? 0.f : mx * sl2;
+      alpha[r] = fast_exp2(m[r] * sl2 - ref[r]);
       m[r] = mx;
-      float sum = 0.f;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
 #pragma unroll
       for (int jj = 0; jj < Bc / 8; ++jj) {
-        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref));
-        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref));
-        sum += s[jj][2 * r] + s[jj][2 * r + 1];
+        s[jj][2 * r] = fast_exp2(fmaf(s[jj][2 * r], sl2, -ref[r]));
+        s[jj][2 * r + 1] = fast_exp2(fmaf(s[jj][2 * r + 1], sl2, -ref[r]));
+        part[2 * (jj & 3)] += s[jj][2 * r];
+        part[2 * (jj & 3) + 1] += s[jj][2 * r + 1];
       }
-      l[r] = l[r] * alpha[r] + sum;
+      l[r] = l[r] * alpha[r] + (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7])));
     }
   };
 
@@ -320,10 +338,14 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
           }
       }
 #pragma unroll
-      for (int jj = 0; jj < Br / 8; ++jj)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          st[0][jj][e] = fast_exp2(fmaf(st[0][jj][e], sl2, -lse_log2(lse[jj * 8 + 2 * w.tq + (e & 1)])));
+      for (int jj = 0; jj < Br / 8; ++jj) {
+        const float2 lc = *reinterpret_cast<const float2*>(lse + jj * 8 + 2 * w.tq);  // this thread's two queries
+        const float c0 = lse_log2(lc.x), c1 = lse_log2(lc.y);
+        st[0][jj][0] = fast_exp2(fmaf(st[0][jj][0], sl2, -c0));
+        st[0][jj][1] = fast_exp2(fmaf(st[0][jj][1], sl2, -c1));
+        st[0][jj][2] = fast_exp2(fmaf(st[0][jj][2], sl2, -c0));
+        st[0][jj][3] = fast_exp2(fmaf(st[0][jj][3], sl2, -c1));
+      }
       to_a_fragments<BF16, 1, Br>(pa, st);
       wgmma::fence();
 #pragma unroll
@@ -333,10 +355,13 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       wgmma::wait<1>();  // dPᵀ_i is ready; dV may still run
       wgmma::fence_operand(dpt[0]);
 #pragma unroll
-      for (int jj = 0; jj < Br / 8; ++jj)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          dpt[0][jj][e] = st[0][jj][e] * (dpt[0][jj][e] - dl[jj * 8 + 2 * w.tq + (e & 1)]);
+      for (int jj = 0; jj < Br / 8; ++jj) {
+        const float2 dc = *reinterpret_cast<const float2*>(dl + jj * 8 + 2 * w.tq);
+        dpt[0][jj][0] = st[0][jj][0] * (dpt[0][jj][0] - dc.x);
+        dpt[0][jj][1] = st[0][jj][1] * (dpt[0][jj][1] - dc.y);
+        dpt[0][jj][2] = st[0][jj][2] * (dpt[0][jj][2] - dc.x);
+        dpt[0][jj][3] = st[0][jj][3] * (dpt[0][jj][3] - dc.y);
+      }
       to_a_fragments<BF16, 1, Br>(da, dpt);
       wgmma::fence();
 #pragma unroll
@@ -472,9 +497,17 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
 // ---- launchers ----
 // Tiles: forward 64 queries × 128 keys a step, two CTAs an SM; dK/dV 64 keys × 64 queries, two
 // CTAs an SM; dQ 64 queries × 64 keys, three CTAs an SM.
-constexpr int kFwdBc = 128, kFwdCtas = 2;
-constexpr int kDkvBr = 64, kDkvCtas = 2;
-constexpr int kDqBc = 64, kDqCtas = 3;
+struct TileChoice {
+  int fwd = 64, dkv = 64, dq = 64;
+};
+const TileChoice& tile_choice() {
+  static const TileChoice c = [] {
+    TileChoice t;
+    if (const char* e = getenv("LMFORGE_ATTN_TILES")) sscanf(e, "%d,%d,%d", &t.fwd, &t.dkv, &t.dq);
+    return t;
+  }();
+  return c;
+}
 
 template <class F>
 void dispatch_type(DType t, const char* op, F&& f) {
@@ -490,6 +523,31 @@ void set_smem(K kernel, size_t bytes) {
 
 unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
 
+template <bool BF16, int BC, int CTAS>
+void launch_fwd(const CudaContext& ctx, const AttnParams& p) {
+  using Cfg = WgFwdTiles<BC>;
+  auto kernel = attention_wgmma_forward_kernel<BF16, BC, CTAS>;
+  set_smem(kernel, Cfg::kSmem);
+  const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
+}
+template <bool BF16, int BC, int CTAS>
+void launch_dq(const CudaContext& ctx, const AttnParams& p, const float* delta) {
+  using Cfg = WgDqTiles<BC>;
+  auto kernel = attention_wgmma_dq_kernel<BF16, BC, CTAS>;
+  set_smem(kernel, Cfg::kSmem);
+  const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
+}
+template <bool BF16, int BR, int CTAS>
+void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta) {
+  using Cfg = WgDkvTiles<BR>;
+  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, CTAS>;
+  set_smem(kernel, Cfg::kSmem);
+  const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
+}
+
 }  // namespace
 
 void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnParams& p) {
@@ -497,11 +555,8 @@ void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnP
   if (p.nb * p.nh * p.nt == 0) return;
   dispatch_type(t, "attention (wgmma)", [&](auto bf) {
     constexpr bool BF16 = decltype(bf)::value;
-    using Cfg = WgFwdTiles<kFwdBc>;
-    auto kernel = attention_wgmma_forward_kernel<BF16, kFwdBc, kFwdCtas>;
-    set_smem(kernel, Cfg::kSmem);
-    const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
-    kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
+    if (tile_choice().fwd == 64) launch_fwd<BF16, 64, 3>(ctx, p);
+    else launch_fwd<BF16, 128, 2>(ctx, p);
   });
   LF_CUDA_CHECK_LAUNCH("attention_wgmma_forward_kernel");
 }
@@ -513,19 +568,13 @@ void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const Attn
   dispatch_type(t, "attention_backward (wgmma)", [&](auto bf) {
     constexpr bool BF16 = decltype(bf)::value;
     if (p.nb * p.nh * p.nt > 0) {
-      using Cfg = WgDqTiles<kDqBc>;
-      auto kernel = attention_wgmma_dq_kernel<BF16, kDqBc, kDqCtas>;
-      set_smem(kernel, Cfg::kSmem);
-      const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
-      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      if (tile_choice().dq == 32) launch_dq<BF16, 32, 4>(ctx, p, delta.get<float>());
+      else launch_dq<BF16, 64, 3>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dq_kernel");
     }
     if (p.nb * p.nhkv * p.ns > 0) {
-      using Cfg = WgDkvTiles<kDkvBr>;
-      auto kernel = attention_wgmma_dkv_kernel<BF16, kDkvBr, kDkvCtas>;
-      set_smem(kernel, Cfg::kSmem);
-      const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
-      kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta.get<float>());
+      if (tile_choice().dkv == 32) launch_dkv<BF16, 32, 3>(ctx, p, delta.get<float>());
+      else launch_dkv<BF16, 64, 2>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
     }
   });

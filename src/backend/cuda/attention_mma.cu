@@ -308,7 +308,8 @@ __global__ void __launch_bounds__(DkvTiles<D>::kThreads, 2) attention_mma_dkv_ke
     const int rows = int(min(int64_t(Br), p.nt - t0));
     load_tile<Br, D, NT>(qs + buf * Br * D, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
     load_tile<Br, D, NT>(gs + buf * Br * D, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
-    load_row_stats(lses + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
+    const int64_t stats = (b * p.nh + h) * p.nt + t0;
+    load_row_stats(lses + buf * Br, dls + buf * Br, static_cast<const float*>(p.lse) + stats, delta + stats, rows, Br);
   };
   if (iters > 0) issue(0, 0);
   cp_async_commit();

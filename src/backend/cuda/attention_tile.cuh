@@ -157,17 +157,15 @@ __device__ __forceinline__ int64_t visible_keys(const AttnParams& p, int64_t t0,
   return e < 0 ? 0 : (e > p.ns ? p.ns : e);
 }
 
-// lse and Δ of rows [t0, t0 + n), copied asynchronously with the Q and dO tiles (a plain load
-// would stall the CTA at its next barrier). Rows past the end read 0: their q and dO are zero
+// lse and Δ of n rows from lse_g / dl_g, copied asynchronously with the Q and dO tiles (a plain
+// load would stall the CTA at its next barrier). Rows >= valid read 0: their q and dO are zero
 // too, so P = 1 there meets dO = 0 and dS = 0, and they add nothing.
-__device__ __forceinline__ void load_row_stats(float* lse, float* dl, const AttnParams& p, const float* delta,
-                                               int64_t b, int64_t h, int64_t t0, int n) {
-  const float* lg = static_cast<const float*>(p.lse) + (b * p.nh + h) * p.nt;
-  const float* dg = delta + (b * p.nh + h) * p.nt;
+__device__ __forceinline__ void load_row_stats(float* lse, float* dl, const float* lse_g, const float* dl_g, int valid,
+                                               int n) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const bool ok = t0 + i < p.nt;
-    cp_async4(lse + i, ok ? lg + t0 + i : lg, ok ? 4 : 0);
-    cp_async4(dl + i, ok ? dg + t0 + i : dg, ok ? 4 : 0);
+    const bool ok = i < valid;
+    cp_async4(lse + i, ok ? lse_g + i : lse_g, ok ? 4 : 0);
+    cp_async4(dl + i, ok ? dl_g + i : dl_g, ok ? 4 : 0);
   }
 }
 

@@ -95,18 +95,24 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
   const WarpGroupLane w;
   const float sl2 = float(p.scale) * kLog2e;
 
+  // Everything the steps use, as locals: lambdas capturing the kernel parameters by reference
+  // would reload them from memory at every step.
   const uint16_t* kg = head_ptr(p.k, b, hk);
   const uint16_t* vg = head_ptr(p.v, b, hk);
+  const int64_t k_s1 = p.k.s1, v_s1 = p.v.s1, ns = p.ns;
+  const bool causal = p.causal;
   const int64_t kend = visible_keys(p, t0, Br);
   const int ntiles = int((kend + Bc - 1) / Bc);
   auto load_k = [&](int j) {
-    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * p.k.s1, p.k.s1,
-                          int(min(int64_t(Bc), p.ns - int64_t(j) * Bc)));
+    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * k_s1, k_s1,
+                          int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
   auto load_v = [&](int j) {
-    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * p.v.s1, p.v.s1,
-                          int(min(int64_t(Bc), p.ns - int64_t(j) * Bc)));
+    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * v_s1, v_s1,
+                          int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
+  constexpr uint32_t kKvBytes = Bc * kD * 2;
+  const uint64_t k_desc = wgmma::desc_k_major(ks), v_desc = wgmma::desc_mn_major(vs);
   load_tile<Br, kD, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, int(min(int64_t(Br), p.nt - t0)));
   if (ntiles > 0) load_k(0);
   cp_async_commit();
@@ -121,8 +127,8 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
   // Masks and exponentiates S_j in place (P_j), updates the running max and sum; returns α.
   auto softmax = [&](float (&s)[Bc / 8][4], int j, float (&alpha)[2]) {
     const int64_t s0 = int64_t(j) * Bc;
-    if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > wg_first + offset))
-      mask_scores<Bc>(s, w.tq, clamp_int(p.ns - s0), p.causal ? clamp_int(row0 + offset - s0) : (1 << 30));
+    if (s0 + Bc > ns || (causal && s0 + Bc - 1 > wg_first + offset))
+      mask_scores<Bc>(s, w.tq, clamp_int(ns - s0), causal ? clamp_int(row0 + offset - s0) : (1 << 30));
     // Row max and sum over 8 independent partial chains (one long fmax / add chain would leave
     // the issue slots waiting on its latency).
     float ref[2];
@@ -174,7 +180,8 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
     uint32_t pa[1][Bc / 16][4];
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], wgmma::desc_k_major(ks, kk), kk);
+    for (int kk = 0; kk < kD / 16; ++kk)
+      wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], k_desc + wgmma::kKMajorStep * kk, kk);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operand(s[0]);
@@ -185,14 +192,15 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
       cp_async_wait<0>();  // K_j, V_{j-1}
       wgmma::fence_proxy_async();
       __syncthreads();
-      const uint16_t* kt = ks + (j & 1) * Bc * kD;
-      const uint16_t* vt = vs + ((j - 1) & 1) * Bc * kD;
+      const uint64_t kt = wgmma::desc_advance(k_desc, (j & 1) * kKvBytes);
+      const uint64_t vt = wgmma::desc_advance(v_desc, ((j - 1) & 1) * kKvBytes);
       wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], wgmma::desc_k_major(kt, kk), kk);
+      for (int kk = 0; kk < kD / 16; ++kk)
+        wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], kt + wgmma::kKMajorStep * kk, kk);
       wgmma::commit();
 #pragma unroll
-      for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], wgmma::desc_mn_major(vt, kk), 1);
+      for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], vt + wgmma::kMnMajorStep * kk, 1);
       wgmma::commit();
       wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
       wgmma::fence_operand(s[0]);
@@ -214,10 +222,10 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
     cp_async_wait<0>();  // V of the last step
     wgmma::fence_proxy_async();
     __syncthreads();
-    const uint16_t* vt = vs + ((ntiles - 1) & 1) * Bc * kD;
+    const uint64_t vt = wgmma::desc_advance(v_desc, ((ntiles - 1) & 1) * kKvBytes);
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], wgmma::desc_mn_major(vt, kk), 1);
+    for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], vt + wgmma::kMnMajorStep * kk, 1);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operand(o[0]);
@@ -270,17 +278,29 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
   load_tile<Bc, kD, NT>(ks, head_ptr(p.k, b, hk) + s0 * p.k.s1, p.k.s1, int(min(int64_t(Bc), p.ns - s0)));
   load_tile<Bc, kD, NT>(vs, head_ptr(p.v, b, hk) + s0 * p.v.s1, p.v.s1, int(min(int64_t(Bc), p.ns - s0)));
   // Causal: queries before t_first see no key of this tile.
+  const int64_t nt = p.nt;
   int64_t t_first = p.causal ? s0 - offset : 0;
   t_first = t_first < 0 ? 0 : (t_first / Br) * Br;
-  const int64_t nqt = t_first < p.nt ? (p.nt - t_first + Br - 1) / Br : 0;
-  const int64_t iters = nqt * group;
-  auto issue = [&](int64_t it) {
-    const int buf = int(it & 1);
-    const int64_t h = hk * group + it / nqt, t0 = t_first + (it % nqt) * Br;
-    const int rows = int(min(int64_t(Br), p.nt - t0));
-    load_tile<Br, kD, NT>(qs + buf * Br * kD, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
-    load_tile<Br, kD, NT>(gs + buf * Br * kD, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
-    load_row_stats(lses + buf * Br, dls + buf * Br, p, delta, b, h, t0, Br);
+  const int nqt = t_first < nt ? int((nt - t_first + Br - 1) / Br) : 0;
+  const int iters = nqt * int(group);
+  // The steps walk (query head, query tile) in order; the copy cursor runs one step ahead of the
+  // compute cursor. Strides and bases are locals (a lambda capturing the kernel parameters by
+  // reference would reload them at every step) and no step divides.
+  const int64_t q_s1 = p.q.s1, q_s2 = p.q.s2, g_s1 = p.dout.s1, g_s2 = p.dout.s2;
+  const uint16_t* q_first = head_ptr(p.q, b, hk * group) + t_first * q_s1;
+  const uint16_t* g_first = head_ptr(p.dout, b, hk * group) + t_first * g_s1;
+  const float* lse_first = static_cast<const float*>(p.lse) + (b * p.nh + hk * group) * nt + t_first;
+  const float* dl_first = delta + (b * p.nh + hk * group) * nt + t_first;
+  int copy_head = 0, copy_tile = 0;
+  auto issue = [&](int buf) {
+    const int64_t t0 = t_first + int64_t(copy_tile) * Br;
+    const int rows = int(min(int64_t(Br), nt - t0));
+    const int64_t dt = int64_t(copy_tile) * Br;
+    load_tile<Br, kD, NT>(qs + buf * Br * kD, q_first + copy_head * q_s2 + dt * q_s1, q_s1, rows);
+    load_tile<Br, kD, NT>(gs + buf * Br * kD, g_first + copy_head * g_s2 + dt * g_s1, g_s1, rows);
+    load_row_stats(lses + buf * Br, dls + buf * Br, lse_first + copy_head * nt + dt,
+                   dl_first + copy_head * nt + dt, rows, Br);
+    if (++copy_tile == nqt) copy_tile = 0, ++copy_head;
   };
   if (iters > 0) issue(0);
   cp_async_commit();
@@ -291,6 +311,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
   const int r0 = w.row0();
   const int64_t key0 = s0 + r0 + w.gid;  // this thread's keys: key0, key0 + 8
   const int64_t wg_last = s0 + Bc - 1;   // the warp group's last key
+  const bool causal = p.causal;
 
   if (iters > 0) {
     cp_async_wait<0>();
@@ -299,34 +320,40 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
     float st[1][Br / 8][4], dpt[1][Br / 8][4];  // Sᵀ, dPᵀ: keys × queries
     uint32_t pa[1][Br / 16][4], da[1][Br / 16][4];
 
-    for (int64_t it = 0; it < iters; ++it) {
-      const int buf = int(it & 1);
+    constexpr uint32_t kQBytes = Br * kD * 2;
+    const uint64_t k_desc = wgmma::desc_k_major(ks), v_desc = wgmma::desc_k_major(vs);
+    const uint64_t qk_desc = wgmma::desc_k_major(qs), gk_desc = wgmma::desc_k_major(gs);
+    const uint64_t qm_desc = wgmma::desc_mn_major(qs), gm_desc = wgmma::desc_mn_major(gs);
+    int tile_in_head = 0;  // the compute cursor's query tile
+    for (int it = 0; it < iters; ++it) {
+      const int buf = it & 1;
       if (it > 0) {
         cp_async_wait<0>();
         wgmma::fence_proxy_async();
         __syncthreads();
       }
-      const int64_t t0 = t_first + (it % nqt) * Br;
-      const uint16_t* q = qs + buf * Br * kD;
-      const uint16_t* g = gs + buf * Br * kD;
+      const int64_t t0 = t_first + int64_t(tile_in_head) * Br;
+      if (++tile_in_head == nqt) tile_in_head = 0;
       const float* lse = lses + buf * Br;
       const float* dl = dls + buf * Br;
+      const uint64_t qk = wgmma::desc_advance(qk_desc, buf * kQBytes), gk = wgmma::desc_advance(gk_desc, buf * kQBytes);
+      const uint64_t qm = wgmma::desc_advance(qm_desc, buf * kQBytes), gm = wgmma::desc_advance(gm_desc, buf * kQBytes);
 
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Br, 0>(st[0], wgmma::desc_k_major(ks, kk), wgmma::desc_k_major(q, kk), kk);
+        wgmma::wgmma_ss<BF16, Br, 0>(st[0], k_desc + wgmma::kKMajorStep * kk, qk + wgmma::kKMajorStep * kk, kk);
       wgmma::commit();
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Br, 0>(dpt[0], wgmma::desc_k_major(vs, kk), wgmma::desc_k_major(g, kk), kk);
+        wgmma::wgmma_ss<BF16, Br, 0>(dpt[0], v_desc + wgmma::kKMajorStep * kk, gk + wgmma::kKMajorStep * kk, kk);
       wgmma::commit();
       wgmma::wait<1>();  // Sᵀ_i is ready (and dK, dV of step i-1); dPᵀ_i may still run
       wgmma::fence_operand(st[0]);
-      if (it + 1 < iters) issue(it + 1);
+      if (it + 1 < iters) issue(buf ^ 1);
       cp_async_commit();
 
-      if (p.causal && wg_last > t0 + offset) {
+      if (causal && wg_last > t0 + offset) {
         // Query column c of key row k is out when k > t0 + c + offset.
         const int diag = clamp_int(key0 - t0 - offset);
 #pragma unroll
@@ -350,7 +377,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < Br / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dv[0], pa[0][kk], wgmma::desc_mn_major(g, kk), 1);
+        wgmma::wgmma_rs<BF16, kD, 1>(dv[0], pa[0][kk], gm + wgmma::kMnMajorStep * kk, 1);
       wgmma::commit();
       wgmma::wait<1>();  // dPᵀ_i is ready; dV may still run
       wgmma::fence_operand(dpt[0]);
@@ -366,7 +393,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < Br / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dk[0], da[0][kk], wgmma::desc_mn_major(q, kk), 1);
+        wgmma::wgmma_rs<BF16, kD, 1>(dk[0], da[0][kk], qm + wgmma::kMnMajorStep * kk, 1);
       wgmma::commit();
     }
     wgmma::wait<0>();
@@ -407,14 +434,16 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
 
   const uint16_t* kg = head_ptr(p.k, b, hk);
   const uint16_t* vg = head_ptr(p.v, b, hk);
+  const int64_t k_s1 = p.k.s1, v_s1 = p.v.s1, ns = p.ns;  // locals: see the forward
+  const bool causal = p.causal;
   const int rows = int(min(int64_t(Br), p.nt - t0));
   const int64_t kend = visible_keys(p, t0, Br);
   const int ntiles = int((kend + Bc - 1) / Bc);
   auto load_kv = [&](int j) {
     const int64_t s1 = int64_t(j) * Bc;
-    const int valid = int(min(int64_t(Bc), p.ns - s1));
-    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + s1 * p.k.s1, p.k.s1, valid);
-    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + s1 * p.v.s1, p.v.s1, valid);
+    const int valid = int(min(int64_t(Bc), ns - s1));
+    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + s1 * k_s1, k_s1, valid);
+    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + s1 * v_s1, v_s1, valid);
   };
   load_tile<Br, kD, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
   load_tile<Br, kD, NT>(gs, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
@@ -443,6 +472,10 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
     __syncthreads();
     float s[1][Bc / 8][4], dp[1][Bc / 8][4];
     uint32_t da[1][Bc / 16][4];
+    constexpr uint32_t kKvBytes = Bc * kD * 2;
+    const uint64_t q_desc = wgmma::desc_k_major(qs), g_desc = wgmma::desc_k_major(gs);
+    const uint64_t kk_desc = wgmma::desc_k_major(ks), km_desc = wgmma::desc_mn_major(ks);
+    const uint64_t v_desc = wgmma::desc_k_major(vs);
 
     for (int j = 0; j < ntiles; ++j) {
       if (j > 0) {
@@ -451,24 +484,25 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
         __syncthreads();
       }
       const int64_t s0 = int64_t(j) * Bc;
-      const uint16_t* kt = ks + (j & 1) * Bc * kD;
-      const uint16_t* vt = vs + (j & 1) * Bc * kD;
+      const uint64_t kt = wgmma::desc_advance(kk_desc, (j & 1) * kKvBytes);
+      const uint64_t km = wgmma::desc_advance(km_desc, (j & 1) * kKvBytes);
+      const uint64_t vt = wgmma::desc_advance(v_desc, (j & 1) * kKvBytes);
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Bc, 0>(s[0], wgmma::desc_k_major(qs, kk), wgmma::desc_k_major(kt, kk), kk);
+        wgmma::wgmma_ss<BF16, Bc, 0>(s[0], q_desc + wgmma::kKMajorStep * kk, kt + wgmma::kKMajorStep * kk, kk);
       wgmma::commit();
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Bc, 0>(dp[0], wgmma::desc_k_major(gs, kk), wgmma::desc_k_major(vt, kk), kk);
+        wgmma::wgmma_ss<BF16, Bc, 0>(dp[0], g_desc + wgmma::kKMajorStep * kk, vt + wgmma::kKMajorStep * kk, kk);
       wgmma::commit();
       wgmma::wait<1>();  // S_j is ready (and dQ of step j-1); dP_j may still run
       wgmma::fence_operand(s[0]);
       if (j + 1 < ntiles) load_kv(j + 1);
       cp_async_commit();
 
-      if (s0 + Bc > p.ns || (p.causal && s0 + Bc - 1 > t0 + offset))
-        mask_scores<Bc>(s[0], w.tq, clamp_int(p.ns - s0), p.causal ? clamp_int(row0 + offset - s0) : (1 << 30));
+      if (s0 + Bc > ns || (causal && s0 + Bc - 1 > t0 + offset))
+        mask_scores<Bc>(s[0], w.tq, clamp_int(ns - s0), causal ? clamp_int(row0 + offset - s0) : (1 << 30));
 #pragma unroll
       for (int jj = 0; jj < Bc / 8; ++jj)
 #pragma unroll
@@ -483,7 +517,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
       wgmma::fence();
 #pragma unroll
       for (int kk = 0; kk < Bc / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dq[0], da[0][kk], wgmma::desc_mn_major(kt, kk), 1);
+        wgmma::wgmma_rs<BF16, kD, 1>(dq[0], da[0][kk], km + wgmma::kMnMajorStep * kk, 1);
       wgmma::commit();
     }
     wgmma::wait<0>();
@@ -574,7 +608,8 @@ void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const Attn
     }
     if (p.nb * p.nhkv * p.ns > 0) {
       if (tile_choice().dkv == 32) launch_dkv<BF16, 32, 3>(ctx, p, delta.get<float>());
-      else launch_dkv<BF16, 64, 2>(ctx, p, delta.get<float>());
+      else if (tile_choice().dkv == 128) launch_dkv<BF16, 64, 2>(ctx, p, delta.get<float>());
+      else launch_dkv<BF16, 64, 3>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
     }
   });

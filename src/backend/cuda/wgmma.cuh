@@ -28,16 +28,19 @@ __device__ __forceinline__ uint64_t sw128_desc(const void* smem, uint32_t leadin
          (uint64_t((stride_bytes & 0x3FFFF) >> 4) << 32) | (uint64_t(1) << 62);
 }
 
-// K-major operand: k columns [16kk, 16kk + 16) of a tile of 64-element rows (32 bytes on within
-// each swizzled row; the swizzle applies to the absolute address, so the slice stays consistent).
-__device__ __forceinline__ uint64_t desc_k_major(const uint16_t* tile, int kk) {
-  return sw128_desc(tile + 16 * kk, 16, 1024);
-}
-// MN-major operand: k rows [16kk, 16kk + 16) of a tile of 64-element rows (N = 64 = one
-// swizzle atom wide, so the leading offset, the stride between 64-wide column blocks, is unused).
-__device__ __forceinline__ uint64_t desc_mn_major(const uint16_t* tile, int kk) {
-  return sw128_desc(tile + 16 * 64 * kk, 8192, 1024);
-}
+// Descriptors of a tile of 64-element rows, made once per tile base; the products step them by
+// whole 16-byte units (no carry leaves the 14-bit address field: shared memory ends below 256 KiB).
+//   K-major (rows = M or N, k along the row): k columns [16kk, 16kk + 16) start 32 bytes on
+//     within each swizzled row (the swizzle applies to the absolute address, so the slice stays
+//     consistent): desc + kKMajorStep·kk.
+//   MN-major (rows = k, N = 64 along the row, one swizzle atom wide, so the leading offset, the
+//     stride between 64-wide column blocks, is unused): rows [16kk, 16kk + 16) start 2048 bytes
+//     on: desc + kMnMajorStep·kk.
+constexpr uint64_t kKMajorStep = 32 >> 4, kMnMajorStep = (16 * 128) >> 4;
+__device__ __forceinline__ uint64_t desc_k_major(const uint16_t* tile) { return sw128_desc(tile, 16, 1024); }
+__device__ __forceinline__ uint64_t desc_mn_major(const uint16_t* tile) { return sw128_desc(tile, 8192, 1024); }
+// The descriptor of the same layout `bytes` further on (the next buffer of a double-buffered tile).
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
 
 // Orders earlier register writes (accumulators, A fragments) before the next products.
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }

@@ -5,7 +5,7 @@ Each wrapper names every accumulator register in its inline PTX (an instruction 
 keeps n/2 f32 values per thread), which is why they are generated rather than written by hand.
 Run from the repository root: python3 scripts/gen_wgmma.py
 """
-NS = (32, 64, 128)
+NS = (64, 128)
 TYPES = (("bf16", "true"), ("f16", "false"))
 
 out = []

@@ -145,19 +145,26 @@ void check_linear(const char* op, const Tensor& x, const Tensor& w, const Tensor
     LF_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "{}: bias {} does not match weight {}", op, b.str(), w.str());
 }
 
-// dW = dzᵀ·x and db = Σ_rows dz from one GEMM call (dz [rows, n] contiguous, x [rows, k]): the
-// bias gradient comes from the GEMM's epilogue where the backend fuses it, instead of another
-// pass over dz.
-Tensor weight_grad_and_bias_grad(const Tensor& dz, const Tensor& x, Tensor& db) {
+// dW = dzᵀ·x (dz [rows, n] contiguous, x [rows, k]), with db = Σ_rows dz from the same GEMM call
+// when db_out is given: the bias gradient comes from the GEMM's epilogue where the backend fuses
+// it, instead of another pass over dz.
+// Without a bias gradient, a bf16 / f16 dW is produced in f32, rounded nowhere: the weight is then
+// usually the compute copy of an f32 master weight, whose gradient it becomes without a cast (a
+// bf16 / f16 weight's own gradient is rounded once, as the GEMM would have). With one, dW keeps dz's
+// dtype: the fused bias-gradient epilogue wants C in the inputs' dtype.
+Tensor weight_grad(const Tensor& dz, const Tensor& x, Tensor* db_out) {
   const int64_t rows = dz.size(0), n = dz.size(1), k = x.size(1);
   Tensor xb = x;
   MatrixLayout lb = matrix_layout(xb);
   if (!lb.ok) { xb = contiguous(xb); lb = matrix_layout(xb); }
-  Tensor dw = Tensor::empty({n, k}, dz.dtype(), dz.device());
-  db = Tensor::empty({n}, dz.dtype(), dz.device());
+  const bool reduced = dz.dtype() == DType::BF16 || dz.dtype() == DType::F16;
+  Tensor dw = Tensor::empty({n, k}, reduced && !db_out ? DType::F32 : dz.dtype(), dz.device());
   GemmArgs g{.a = dz, .b = xb, .c = dw, .trans_a = true, .trans_b = lb.trans, .m = n, .n = k, .k = rows,
              .lda = std::max<int64_t>(n, 1), .ldb = lb.ld, .ldc = std::max<int64_t>(k, 1)};
-  g.bias_grad = db;
+  if (db_out) {
+    *db_out = Tensor::empty({n}, dz.dtype(), dz.device());
+    g.bias_grad = *db_out;
+  }
   backend_for(dz).gemm(g);
   return dw;
 }
@@ -167,10 +174,10 @@ Tensor weight_grad_and_bias_grad(const Tensor& dz, const Tensor& x, Tensor& db) 
 void weight_and_bias_grads(const BackwardContext& ctx, const Tensor& dz, const Tensor& x, size_t wi, size_t bi,
                            TensorList& grads) {
   if (ctx.needs_input_grad(wi) && ctx.needs_input_grad(bi)) {
-    grads[wi] = weight_grad_and_bias_grad(dz, x, grads[bi]);
+    grads[wi] = weight_grad(dz, x, &grads[bi]);
     return;
   }
-  if (ctx.needs_input_grad(wi)) grads[wi] = matmul(transpose(dz, 0, 1), x);
+  if (ctx.needs_input_grad(wi)) grads[wi] = weight_grad(dz, x, nullptr);
   if (ctx.needs_input_grad(bi)) grads[bi] = sum(dz, {0});
 }
 

@@ -249,21 +249,28 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
   // f16: the loss is multiplied by the loss scale before backward and the gradients divided by it
   // inside the optimizer (grad_scale), so the update is the unscaled one.
   const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
-  double loss_sum = 0;
+  // The losses are read once every backward pass is queued: reading one waits for the device to
+  // finish it, and a read between forward and backward would leave the GPU idle while the host
+  // starts the backward. A non-finite loss makes non-finite gradients, which the step discards.
+  TensorList losses;
   for (int64_t m = 0; m < accum; ++m) {
     sampler_->next_batch(b, x_, y_);
     const Tensor xs = from_vector<int64_t>(x_, {b, t}, device_);
     const Tensor ys = from_vector<int64_t>(y_, {b, t}, device_);
     Tensor loss = model_->loss(xs, ys);
     if (opt_.loss_hook) opt_.loss_hook(step, loss);
+    const double factor = loss_scale / double(accum);
+    (factor != 1.0 ? loss * factor : loss).backward();
+    losses.push_back(loss.detach());
+  }
+  double loss_sum = 0;
+  for (const Tensor& loss : losses) {
     const double l = loss.item();
     if (!std::isfinite(l)) {
       loss_out = l;
       return StepResult::NonFinite;
     }
     loss_sum += l;
-    const double factor = loss_scale / double(accum);
-    (factor != 1.0 ? loss * factor : loss).backward();
   }
   loss_out = loss_sum / double(accum);
   const optim::ClipResult clip = optim::clip_grad_norm(params_, cfg_.optim.grad_clip, 1.0 / loss_scale);

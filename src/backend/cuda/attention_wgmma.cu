@@ -16,9 +16,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <cstdio>
-#include <cstdlib>
-
 #include "backend/cuda/attention_tile.cuh"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -529,19 +526,9 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
 }
 
 // ---- launchers ----
-// Tiles: forward 64 queries × 128 keys a step, two CTAs an SM; dK/dV 64 keys × 64 queries, two
-// CTAs an SM; dQ 64 queries × 64 keys, three CTAs an SM.
-struct TileChoice {
-  int fwd = 64, dkv = 64, dq = 64;
-};
-const TileChoice& tile_choice() {
-  static const TileChoice c = [] {
-    TileChoice t;
-    if (const char* e = getenv("LMFORGE_ATTN_TILES")) sscanf(e, "%d,%d,%d", &t.fwd, &t.dkv, &t.dq);
-    return t;
-  }();
-  return c;
-}
+// Tiles (measured on an H200, docs/CUDA.md): forward 64 queries × 64 keys a step, dK/dV 64 keys ×
+// 64 queries, dQ 64 queries × 64 keys; three CTAs an SM each.
+constexpr int kFwdBc = 64, kDkvBr = 64, kDqBc = 64, kCtasPerSm = 3;
 
 template <class F>
 void dispatch_type(DType t, const char* op, F&& f) {
@@ -587,11 +574,7 @@ void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta)
 void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnParams& p) {
   LF_CHECK(p.d == kD && p.dv_dim == kD, "attention (wgmma): head dim 64 only, got {}", p.d);
   if (p.nb * p.nh * p.nt == 0) return;
-  dispatch_type(t, "attention (wgmma)", [&](auto bf) {
-    constexpr bool BF16 = decltype(bf)::value;
-    if (tile_choice().fwd == 64) launch_fwd<BF16, 64, 3>(ctx, p);
-    else launch_fwd<BF16, 128, 2>(ctx, p);
-  });
+  dispatch_type(t, "attention (wgmma)", [&](auto bf) { launch_fwd<decltype(bf)::value, kFwdBc, kCtasPerSm>(ctx, p); });
   LF_CUDA_CHECK_LAUNCH("attention_wgmma_forward_kernel");
 }
 
@@ -602,14 +585,11 @@ void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const Attn
   dispatch_type(t, "attention_backward (wgmma)", [&](auto bf) {
     constexpr bool BF16 = decltype(bf)::value;
     if (p.nb * p.nh * p.nt > 0) {
-      if (tile_choice().dq == 32) launch_dq<BF16, 32, 4>(ctx, p, delta.get<float>());
-      else launch_dq<BF16, 64, 3>(ctx, p, delta.get<float>());
+      launch_dq<BF16, kDqBc, kCtasPerSm>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dq_kernel");
     }
     if (p.nb * p.nhkv * p.ns > 0) {
-      if (tile_choice().dkv == 32) launch_dkv<BF16, 32, 3>(ctx, p, delta.get<float>());
-      else if (tile_choice().dkv == 128) launch_dkv<BF16, 64, 2>(ctx, p, delta.get<float>());
-      else launch_dkv<BF16, 64, 3>(ctx, p, delta.get<float>());
+      launch_dkv<BF16, kDkvBr, kCtasPerSm>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
     }
   });

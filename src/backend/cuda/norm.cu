@@ -228,8 +228,9 @@ int64_t rows_per_block(int64_t n) { return std::max(kMinRowsPerBlock, (n + kMaxB
 // Vectors per lane the warp kernels are built for; a row takes the smallest that holds it. The
 // forward holds the packed row: NV = 16 (C = 4096 bf16 / f16, 2048 f32) is the widest that
 // compiles without spilling (ptxas -v; f16's exact software rounding costs the most registers:
-// its LayerNorm spills from NV = 16, so it stops at 12). The backward holds x, dy (packed) and up
-// to two [NV · W] f32 partials per lane: NV = 8 is about 250 registers for bf16 / f16.
+// its LayerNorm spills from NV = 16, so it stops at 12). The backward holds x, dy, dsum (packed)
+// and up to two [NV · W] f32 partials per lane: at NV = 8 the bf16 / f16 LayerNorm reaches 255
+// registers and spills about 50 bytes; the RMSNorm stays below 230.
 using FwdVectors = std::integer_sequence<int, 1, 2, 3, 4, 6, 8, 12, 16>;
 using FwdVectorsF16Ln = std::integer_sequence<int, 1, 2, 3, 4, 6, 8, 12>;
 using BwdVectors = std::integer_sequence<int, 1, 2, 3, 4, 6, 8>;

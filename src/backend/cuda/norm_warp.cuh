@@ -78,8 +78,8 @@ __device__ __forceinline__ void load_input_row(const T* __restrict__ x, const T*
 // o (the norm's gradient of a vector) becomes o rounded to T plus the vector of dsum at p: the
 // caller's store rounds it again.
 template <class T>
-__device__ __forceinline__ void add_dsum(Vec<T>& o, const T* __restrict__ p) {
-  const Vec<T> rounded = unpack_vec<T>(pack_vec<T>(o)), d = load_vec<T>(p);
+__device__ __forceinline__ void add_dsum(Vec<T>& o, const uint4& raw) {
+  const Vec<T> rounded = unpack_vec<T>(pack_vec<T>(o)), d = unpack_vec<T>(raw);
 #pragma unroll
   for (int i = 0; i < kVecWidth<T>; ++i) o.v[i] = rounded.v[i] + d.v[i];
 }
@@ -221,9 +221,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 #pragma unroll
     for (int i = 0; i < W; ++i) acc[k][i] = 0.f;
   for (int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); row < n; row += stride) {
-    uint4 rx[NV], rg[NV];
+    uint4 rx[NV], rg[NV], rd[NV];  // rd: the dsum row, loaded with the others so its latency overlaps theirs
     load_row<T, NV>(x + row * c, lane, cv, rx);
     load_row<T, NV>(dy + row * c, lane, cv, rg);
+    if (dsum) load_row<T, NV>(dsum + row * c, lane, cv, rd);
     const float s = rstd[row];
     float dot = 0;
 #pragma unroll
@@ -252,7 +253,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         o.v[i] = (w ? s * wv[i] * gv.v[i] : s * gv.v[i]) - kc * xv.v[i];
         acc[k][i] += gv.v[i] * xv.v[i] * s;
       }
-      if (dsum) add_dsum<T>(o, dsum + row * c + vi * W);
+      if (dsum) add_dsum<T>(o, rd[k]);
       store_vec<T>(dr + vi * W, o);
     }
   }
@@ -277,9 +278,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 #pragma unroll
     for (int i = 0; i < W; ++i) acc_w[k][i] = acc_b[k][i] = 0.f;
   for (int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); row < n; row += stride) {
-    uint4 rx[NV], rg[NV];
+    uint4 rx[NV], rg[NV], rd[NV];  // rd: the dsum row, loaded with the others so its latency overlaps theirs
     load_row<T, NV>(x + row * c, lane, cv, rx);
     load_row<T, NV>(dy + row * c, lane, cv, rg);
+    if (dsum) load_row<T, NV>(dsum + row * c, lane, cv, rd);
     const float mu = mean[row], s = rstd[row];
     float sum_g = 0, sum_gx = 0;
 #pragma unroll
@@ -314,7 +316,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
         acc_w[k][i] += gv.v[i] * xh;
         acc_b[k][i] += gv.v[i];
       }
-      if (dsum) add_dsum<T>(o, dsum + row * c + vi * W);
+      if (dsum) add_dsum<T>(o, rd[k]);
       store_vec<T>(dr + vi * W, o);
     }
   }

@@ -4,10 +4,11 @@
 // per-warp mma.sync. The launchers in attention_mma.cu call these on compute capability 9.0 for
 // head dim 64; this file is built for sm_90a alone (CMakeLists.txt).
 //
-// What wgmma changes: one instruction multiplies a 64-row A tile (in registers: Q, K, V, P or dS
-// fragments) by a B tile read straight from the swizzled shared tile by the tensor cores, with no
-// ldmatrix and no B registers; products run asynchronously while the warps compute the softmax of
-// the previous one. Each warp group (4 warps) owns 64 rows of the CTA's tile:
+// What wgmma changes: one instruction multiplies a 64-row A tile (register fragments: the
+// forward's Q and P, the backward's P and dS; or a shared tile: the backward's Q, dO, K and V) by a
+// B tile the tensor cores read straight from the swizzled shared tile, with no ldmatrix and no B
+// registers; products run asynchronously while the warps compute the softmax of the previous one.
+// A CTA is one warp group (4 warps) owning 64 rows, three CTAs an SM:
 //   forward:  S = Q·Kᵀ (B = K, K-major), O = α·O + P·V (B = V, MN-major);
 //   dK / dV:  Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (B = Q, dO, K-major) run together; dV += Pᵀ·dO and
 //             dK += dSᵀ·Q (B = dO, Q, MN-major) start as soon as Pᵀ, then dSᵀ, are ready;

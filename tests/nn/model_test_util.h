@@ -72,4 +72,22 @@ struct ModelVariant {
   std::optional<DType> compute_dtype = std::nullopt;
 };
 
+// The architectures every whole-model check covers; tests append their own cases.
+inline std::vector<ModelVariant> core_model_variants() {
+  using nn::ModelConfig;
+  return {
+      {"llama-like (rmsnorm, pre, swiglu, rope, tied)", [](ModelConfig&) {}},
+      {"gpt2-like (layernorm, gelu, learned positions, biases)",
+       [](ModelConfig& c) {
+         c.norm = nn::NormKind::LayerNorm, c.ffn = nn::FfnKind::GELU, c.position = nn::PositionKind::Learned,
+         c.bias = true;
+       }},
+      {"llama-like, untied, gqa, qk-norm, z-loss",
+       [](ModelConfig& c) {
+         c.tied_embeddings = false, c.n_heads = 4, c.n_kv_heads = 2, c.qk_norm = true, c.z_loss = 0.1;
+       }},
+      {"llama-like with dropout", [](ModelConfig& c) { c.dropout = 0.2; }},
+  };
+}
+
 }  // namespace lmforge::test

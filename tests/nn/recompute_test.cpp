@@ -73,21 +73,12 @@ void check_recompute_matches(const test::ModelVariant& v) {
 }
 
 TEST(Recompute, SameLossAndGradientsBitForBit) {
-  const std::vector<test::ModelVariant> variants = {
-      {"llama-like", [](ModelConfig&) {}},
-      {"gpt2-like (layernorm, gelu, learned positions, biases)",
-       [](ModelConfig& c) {
-         c.norm = NormKind::LayerNorm, c.ffn = FfnKind::GELU, c.position = PositionKind::Learned, c.bias = true;
-       }},
-      {"llama-like, untied, gqa, qk-norm, z-loss",
-       [](ModelConfig& c) {
-         c.tied_embeddings = false, c.n_heads = 4, c.n_kv_heads = 2, c.qk_norm = true, c.z_loss = 0.1;
-       }},
-      {"llama-like with dropout", [](ModelConfig& c) { c.dropout = 0.2; }},
+  std::vector<test::ModelVariant> variants = test::core_model_variants();
+  variants.insert(variants.end(), {
       {"post-norm layernorm with dropout",
        [](ModelConfig& c) { c.norm_position = NormPosition::Post, c.norm = NormKind::LayerNorm, c.dropout = 0.2; }},
       {"llama-like, bf16 compute", [](ModelConfig&) {}, DType::BF16},
-  };
+  });
   for (const auto& v : variants) check_recompute_matches(v);
 }
 

@@ -117,17 +117,8 @@ void check_matches_unfused(const test::ModelVariant& v) {
 }
 
 TEST(ResidualFusion, MatchesTheUnfusedModelBitForBit) {
-  const std::vector<test::ModelVariant> variants = {
-      {"llama-like (rmsnorm, pre, swiglu, rope, tied)", [](ModelConfig&) {}},
-      {"gpt2-like (layernorm, gelu, learned positions, biases)",
-       [](ModelConfig& c) {
-         c.norm = NormKind::LayerNorm, c.ffn = FfnKind::GELU, c.position = PositionKind::Learned, c.bias = true;
-       }},
-      {"llama-like, untied, gqa, qk-norm, z-loss",
-       [](ModelConfig& c) {
-         c.tied_embeddings = false, c.n_heads = 4, c.n_kv_heads = 2, c.qk_norm = true, c.z_loss = 0.1;
-       }},
-      {"llama-like with dropout", [](ModelConfig& c) { c.dropout = 0.2; }},
+  std::vector<test::ModelVariant> variants = test::core_model_variants();
+  variants.insert(variants.end(), {
       {"gpt2-like with dropout",
        [](ModelConfig& c) {
          c.norm = NormKind::LayerNorm, c.ffn = FfnKind::GELU, c.position = PositionKind::Learned, c.bias = true,
@@ -142,7 +133,7 @@ TEST(ResidualFusion, MatchesTheUnfusedModelBitForBit) {
          c.norm = NormKind::LayerNorm, c.ffn = FfnKind::GELU, c.position = PositionKind::Learned, c.bias = true;
        },
        DType::BF16},
-  };
+  });
   for (const auto& v : variants) check_matches_unfused(v);
 }
 

@@ -66,6 +66,30 @@ __device__ __forceinline__ void mask_scores(float (&s)[N / 8][4], int tq, int kv
     }
 }
 
+// ---- the three products, each one commit group ----
+// d = A·Bᵀ over the head dim: A (64 rows) and B (N rows) K-major shared tiles.
+template <bool BF16, int N>
+__device__ __forceinline__ void product_ss(float (&d)[N / 8][4], uint64_t a_desc, uint64_t b_desc) {
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk)
+    wgmma::wgmma_ss<BF16, N, 0>(d, a_desc + wgmma::kKMajorStep * kk, b_desc + wgmma::kKMajorStep * kk, kk);
+  wgmma::commit();
+}
+// The same with A as register fragments (the forward's Q).
+template <bool BF16, int N>
+__device__ __forceinline__ void product_rs(float (&d)[N / 8][4], const uint32_t (&a)[kD / 16][4], uint64_t b_desc) {
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) wgmma::wgmma_rs<BF16, N, 0>(d, a[kk], b_desc + wgmma::kKMajorStep * kk, kk);
+  wgmma::commit();
+}
+// d += A·B: A [64 × K] register fragments (P or dS), B the MN-major shared tile of K rows × head dim.
+template <bool BF16, int K>
+__device__ __forceinline__ void accumulate_mn(float (&d)[kD / 8][4], const uint32_t (&a)[K / 16][4], uint64_t b_desc) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(d, a[kk], b_desc + wgmma::kMnMajorStep * kk, 1);
+  wgmma::commit();
+}
+
 // ---- forward ----
 // One warp group (64 query rows) a CTA; BC keys a step. The products of consecutive steps overlap
 // the softmax: step j issues S_j = Q·K_jᵀ and O += P_{j-1}·V_{j-1}, waits for S_j only, computes
@@ -177,10 +201,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
     float alpha[2];
     uint32_t pa[1][Bc / 16][4];
     wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk)
-      wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], k_desc + wgmma::kKMajorStep * kk, kk);
-    wgmma::commit();
+    product_rs<BF16, Bc>(s[0], qa[0], k_desc);
     wgmma::wait<0>();
     wgmma::fence_operand(s[0]);
     softmax(s[0], 0, alpha);
@@ -193,13 +214,8 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
       const uint64_t kt = wgmma::desc_advance(k_desc, (j & 1) * kKvBytes);
       const uint64_t vt = wgmma::desc_advance(v_desc, ((j - 1) & 1) * kKvBytes);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_rs<BF16, Bc, 0>(s[0], qa[0][kk], kt + wgmma::kKMajorStep * kk, kk);
-      wgmma::commit();
-#pragma unroll
-      for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], vt + wgmma::kMnMajorStep * kk, 1);
-      wgmma::commit();
+      product_rs<BF16, Bc>(s[0], qa[0], kt);
+      accumulate_mn<BF16, Bc>(o[0], pa[0], vt);
       wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
       wgmma::fence_operand(s[0]);
       if (j + 1 < ntiles) load_k(j + 1);
@@ -222,9 +238,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
     __syncthreads();
     const uint64_t vt = wgmma::desc_advance(v_desc, ((ntiles - 1) & 1) * kKvBytes);
     wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < Bc / 16; ++kk) wgmma::wgmma_rs<BF16, kD, 1>(o[0], pa[0][kk], vt + wgmma::kMnMajorStep * kk, 1);
-    wgmma::commit();
+    accumulate_mn<BF16, Bc>(o[0], pa[0], vt);
     wgmma::wait<0>();
     wgmma::fence_operand(o[0]);
   }
@@ -338,14 +352,8 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       const uint64_t qm = wgmma::desc_advance(qm_desc, buf * kQBytes), gm = wgmma::desc_advance(gm_desc, buf * kQBytes);
 
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Br, 0>(st[0], k_desc + wgmma::kKMajorStep * kk, qk + wgmma::kKMajorStep * kk, kk);
-      wgmma::commit();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Br, 0>(dpt[0], v_desc + wgmma::kKMajorStep * kk, gk + wgmma::kKMajorStep * kk, kk);
-      wgmma::commit();
+      product_ss<BF16, Br>(st[0], k_desc, qk);
+      product_ss<BF16, Br>(dpt[0], v_desc, gk);
       wgmma::wait<1>();  // Sᵀ_i is ready (and dK, dV of step i-1); dPᵀ_i may still run
       wgmma::fence_operand(st[0]);
       if (it + 1 < iters) issue(buf ^ 1);
@@ -373,10 +381,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       }
       to_a_fragments<BF16, 1, Br>(pa, st);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < Br / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dv[0], pa[0][kk], gm + wgmma::kMnMajorStep * kk, 1);
-      wgmma::commit();
+      accumulate_mn<BF16, Br>(dv[0], pa[0], gm);
       wgmma::wait<1>();  // dPᵀ_i is ready; dV may still run
       wgmma::fence_operand(dpt[0]);
 #pragma unroll
@@ -389,10 +394,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
       }
       to_a_fragments<BF16, 1, Br>(da, dpt);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < Br / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dk[0], da[0][kk], qm + wgmma::kMnMajorStep * kk, 1);
-      wgmma::commit();
+      accumulate_mn<BF16, Br>(dk[0], da[0], qm);
     }
     wgmma::wait<0>();
     wgmma::fence_operand(dk[0]);
@@ -486,14 +488,8 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
       const uint64_t km = wgmma::desc_advance(km_desc, (j & 1) * kKvBytes);
       const uint64_t vt = wgmma::desc_advance(v_desc, (j & 1) * kKvBytes);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Bc, 0>(s[0], q_desc + wgmma::kKMajorStep * kk, kt + wgmma::kKMajorStep * kk, kk);
-      wgmma::commit();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk)
-        wgmma::wgmma_ss<BF16, Bc, 0>(dp[0], g_desc + wgmma::kKMajorStep * kk, vt + wgmma::kKMajorStep * kk, kk);
-      wgmma::commit();
+      product_ss<BF16, Bc>(s[0], q_desc, kt);
+      product_ss<BF16, Bc>(dp[0], g_desc, vt);
       wgmma::wait<1>();  // S_j is ready (and dQ of step j-1); dP_j may still run
       wgmma::fence_operand(s[0]);
       if (j + 1 < ntiles) load_kv(j + 1);
@@ -513,10 +509,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
         for (int e = 0; e < 4; ++e) dp[0][jj][e] = s[0][jj][e] * (dp[0][jj][e] - dl[e >> 1]);
       to_a_fragments<BF16, 1, Bc>(da, dp);
       wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < Bc / 16; ++kk)
-        wgmma::wgmma_rs<BF16, kD, 1>(dq[0], da[0][kk], km + wgmma::kMnMajorStep * kk, 1);
-      wgmma::commit();
+      accumulate_mn<BF16, Bc>(dq[0], da[0], km);
     }
     wgmma::wait<0>();
     wgmma::fence_operand(dq[0]);

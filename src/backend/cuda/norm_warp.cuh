@@ -75,8 +75,8 @@ __device__ __forceinline__ void load_input_row(const T* __restrict__ x, const T*
   }
 }
 
-// o (the norm's gradient of a vector) becomes o rounded to T plus the vector of dsum at p: the
-// caller's store rounds it again.
+// o (the norm's gradient of a vector) becomes o rounded to T plus the dsum vector `raw` (loaded
+// with the row's other vectors): the caller's store rounds it again.
 template <class T>
 __device__ __forceinline__ void add_dsum(Vec<T>& o, const uint4& raw) {
   const Vec<T> rounded = unpack_vec<T>(pack_vec<T>(o)), d = unpack_vec<T>(raw);

@@ -43,6 +43,24 @@ Backend& profiling_backend(Device d) {
 
 }  // namespace
 
+namespace {
+class ReadDone final : public PendingRead {
+ public:
+  explicit ReadDone(std::vector<unsigned char> bytes) : bytes_(std::move(bytes)) {}
+  const std::vector<unsigned char>& wait() override { return bytes_; }
+
+ private:
+  std::vector<unsigned char> bytes_;
+};
+}  // namespace
+
+std::unique_ptr<PendingRead> Backend::read_async(const Tensor& src) {
+  LF_ASSERT(src.is_contiguous(), "read_async needs a contiguous tensor, got {}", src.str());
+  const Tensor host = src.device().is_cpu() ? src : src.to(Device::cpu());
+  const auto* p = static_cast<const unsigned char*>(host.data_ptr());
+  return std::make_unique<ReadDone>(std::vector<unsigned char>(p, p + host.nbytes()));
+}
+
 void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
   LF_ASSERT(g.batch == 1);
   if (g.gelu_tanh_grad) {

@@ -11,8 +11,10 @@
 //  * Kernels throw Error for what the op layer cannot check cheaply (an index out of range).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "core/tensor.h"
@@ -93,6 +95,29 @@ struct AdamWArgs {
   double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0;
   double bias_correction1 = 1, bias_correction2 = 1;  // 1 - beta^step
   double grad_scale = 1;  // gradient multiplied by this first (clipping, loss-scale unscaling)
+  // adamw_multi_step only. Global-norm clipping decided where the gradients live, so the host
+  // need not read the norm before the update: clip_norm_sq (defined: an f64 scalar on the
+  // parameters' device) is Σ g² over the gradients as they are. The step then multiplies every
+  // gradient by clip_step_scale(sq, grad_scale, max_norm) instead of grad_scale, and when the norm is
+  // not finite it changes nothing (parameters, moments and compute copies are left as they were).
+  Tensor clip_norm_sq;
+  double max_norm = 0;  // <= 0: no clipping (a non-finite norm still skips the update)
+};
+
+// The gradient multiplier of a clipped step (optim/clip.h): norm = sqrt(sq)·|grad_scale|; above
+// max_norm (> 0) the gradients are scaled down to it. False when the norm is not finite: no update.
+inline bool clip_step_scale(double sq, double grad_scale, double max_norm, double& scale) {
+  const double norm = std::sqrt(sq) * std::abs(grad_scale);
+  scale = max_norm > 0 && norm > max_norm ? grad_scale * max_norm / (norm + 1e-6) : grad_scale;
+  return std::isfinite(norm);
+}
+
+// Values on their way from a device to the host (Backend::read_async).
+class PendingRead {
+ public:
+  virtual ~PendingRead() = default;
+  // Blocks until the values have arrived; the bytes of the tensor, in order.
+  virtual const std::vector<unsigned char>& wait() = 0;
 };
 
 // One tensor of a multi-tensor AdamW step (Backend::adamw_multi_step): the single-tensor
@@ -130,6 +155,9 @@ class Backend {
   // dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a
   // contiguous src or dst on the CPU (host<->device copies).
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // Starts copying a contiguous tensor to the host behind the work already queued, without
+  // waiting for it; the default (CPU) copies at once.
+  virtual std::unique_ptr<PendingRead> read_async(const Tensor& src);
   virtual void fill(const Tensor& dst, double value) = 0;
   virtual void arange(const Tensor& dst, double start, double step) = 0;  // contiguous dst
   virtual void random(const Tensor& dst, const RandomArgs& args) = 0;     // contiguous dst

@@ -41,6 +41,12 @@ void ProfilingBackend::timed(const std::string& name, F&& f) {
   op_profile::record(name, t.device_s, t.host_s);
 }
 
+std::unique_ptr<PendingRead> ProfilingBackend::read_async(const Tensor& src) {
+  std::unique_ptr<PendingRead> r;
+  timed(fmt::format("read_async {}", dt(src)), [&] { r = inner_.read_async(src); });
+  return r;
+}
+
 void ProfilingBackend::copy(const Tensor& src, const Tensor& dst) {
   const bool host = src.device() != dst.device();
   timed(fmt::format("copy {}{}->{}", host ? "host/device " : "", dt(src), dt(dst)), [&] { inner_.copy(src, dst); });

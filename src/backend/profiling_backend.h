@@ -15,6 +15,7 @@ class ProfilingBackend final : public Backend {
   Device device() const override { return inner_.device(); }
   void synchronize() override { inner_.synchronize(); }
 
+  std::unique_ptr<PendingRead> read_async(const Tensor& src) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void fill(const Tensor& dst, double value) override;
   void arange(const Tensor& dst, double start, double step) override;

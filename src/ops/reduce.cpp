@@ -246,7 +246,7 @@ double sum_of_squares(const Tensor& x) {
   return out.item();
 }
 
-double sum_of_squares(const TensorList& xs) {
+Tensor sum_of_squares_tensor(const TensorList& xs, Device device) {
   TensorList cs;
   for (const Tensor& x : xs) {
     if (!x.defined()) continue;
@@ -255,10 +255,12 @@ double sum_of_squares(const TensorList& xs) {
              cs[0].device().str(), x.device().str());
     cs.push_back(contiguous(x.detach()));
   }
-  if (cs.empty()) return 0.0;
+  if (cs.empty()) return zeros({}, DType::F64, device);
   Tensor out = Tensor::empty({}, DType::F64, cs[0].device());
   backend_for(cs[0]).multi_sum_of_squares(cs, out);
-  return out.item();
+  return out;
 }
+
+double sum_of_squares(const TensorList& xs) { return sum_of_squares_tensor(xs, Device::cpu()).item(); }
 
 }  // namespace lmforge

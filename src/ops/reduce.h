@@ -26,5 +26,8 @@ double sum_of_squares(const Tensor& x);
 // read of the result, however many tensors (Backend::multi_sum_of_squares). Undefined tensors are
 // skipped.
 double sum_of_squares(const TensorList& xs);
+// The same as an f64 scalar tensor on the tensors' device, not read back (so the host does not
+// wait for the device); `device` when every tensor is undefined (the sum is then 0).
+Tensor sum_of_squares_tensor(const TensorList& xs, Device device);
 
 }  // namespace lmforge

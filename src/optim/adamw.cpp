@@ -40,7 +40,14 @@ bool AdamW::decays(const std::string& name) const {
   return false;
 }
 
-void AdamW::step(double lr, double grad_scale) {
+void AdamW::step(double lr, double grad_scale) { step(lr, grad_scale, DeviceClip{}); }
+
+void AdamW::cancel_step() {
+  LF_CHECK(step_ > 0, "AdamW::cancel_step without a step");
+  --step_;
+}
+
+void AdamW::step(double lr, double grad_scale, const DeviceClip& clip) {
   NoGradGuard no_grad;
   ++step_;
   const double bc1 = 1.0 - std::pow(options_.beta1, double(step_));
@@ -64,7 +71,7 @@ void AdamW::step(double lr, double grad_scale) {
   if (tensors.empty()) return;
   const AdamWArgs args{.lr = lr, .beta1 = options_.beta1, .beta2 = options_.beta2, .eps = options_.eps,
                        .weight_decay = 0, .bias_correction1 = bc1, .bias_correction2 = bc2,
-                       .grad_scale = grad_scale};
+                       .grad_scale = grad_scale, .clip_norm_sq = clip.norm_squared, .max_norm = clip.max_norm};
   backend_for(tensors[0].param).adamw_multi_step(tensors, args);
   for (size_t i = 0; i < tensors.size(); ++i) {
     tensors[i].param.bump_version();

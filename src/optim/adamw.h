@@ -40,6 +40,17 @@ class AdamW {
   // (global-norm clipping, averaging). Parameters without a gradient are left as they are.
   // Increments the step count (bias corrections use the new count).
   void step(double lr, double grad_scale = 1.0);
+  // Clipping decided on the parameters' device (optim/clip.h grad_norm_squared): the gradients
+  // are multiplied by grad_scale, and scaled down to max_norm (> 0) when their norm exceeds it;
+  // when the norm is not finite the device leaves every parameter and moment as it was, and the
+  // caller, on reading the norm, calls cancel_step().
+  struct DeviceClip {
+    Tensor norm_squared;
+    double max_norm = 0;
+  };
+  void step(double lr, double grad_scale, const DeviceClip& clip);
+  // Undoes the step count of the last step(), whose update the device skipped.
+  void cancel_step();
 
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t step) { step_ = step; }

@@ -19,4 +19,12 @@ struct ClipResult {
 // max_norm <= 0 disables clipping (the norm is still measured).
 ClipResult clip_grad_norm(const std::vector<nn::NamedParameter>& params, double max_norm, double grad_scale = 1.0);
 
+// The same without reading anything back: Σ g² over every gradient as an f64 scalar on the
+// parameters' device. Given to AdamW::step (DeviceClip), the update clips with it where the
+// gradients live and is skipped there when the norm is not finite, so a training step queues its
+// update without waiting for the device; the host reads the norm afterwards (clip_norm()).
+Tensor grad_norm_squared(const std::vector<nn::NamedParameter>& params);
+// The clip_grad_norm norm of a grad_norm_squared value.
+double clip_norm(double norm_squared, double grad_scale = 1.0);
+
 }  // namespace lmforge::optim

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -249,10 +250,13 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
   // f16: the loss is multiplied by the loss scale before backward and the gradients divided by it
   // inside the optimizer (grad_scale), so the update is the unscaled one.
   const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
-  // The losses are read once every backward pass is queued: reading one waits for the device to
-  // finish it, and a read between forward and backward would leave the GPU idle while the host
-  // starts the backward. A non-finite loss makes non-finite gradients, which the step discards.
-  TensorList losses;
+  // The whole step is queued before the host waits for anything: the batches go up through
+  // staging copies, the gradient norm stays on the device, and the update clips with it there
+  // and is skipped there when the norm or a loss is not finite. The host then reads the losses
+  // and the norm, which arrive while the device runs the update, and settles the step (a skipped
+  // update is undone in the step count). A read earlier in the step would leave the GPU idle
+  // while the host catches up.
+  TensorList losses, graphs;
   for (int64_t m = 0; m < accum; ++m) {
     sampler_->next_batch(b, x_, y_);
     const Tensor xs = from_vector<int64_t>(x_, {b, t}, device_);
@@ -261,32 +265,51 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
     if (opt_.loss_hook) opt_.loss_hook(step, loss);
     const double factor = loss_scale / double(accum);
     (factor != 1.0 ? loss * factor : loss).backward();
-    losses.push_back(loss.detach());
+    losses.push_back(loss.detach().to(DType::F64).reshape({1}));
+    graphs.push_back(loss);  // the graph is freed once the update is queued, while it runs
   }
+  const Tensor norm_sq = optim::grad_norm_squared(params_);
+  const Tensor readout = cat({cat(losses, 0), norm_sq.reshape({1})}, 0);
+  // 0·loss is 0 for a finite loss and NaN otherwise: a non-finite loss skips the update too.
+  const Tensor guarded_sq = add(norm_sq, mul(sum(readout.narrow(0, 0, accum)), 0.0));
+  const auto pending = backend_for(readout).read_async(readout);
+  optimizer_->step(lr, 1.0 / loss_scale, {.norm_squared = guarded_sq, .max_norm = cfg_.optim.grad_clip});
+  graphs.clear();
+  const auto& bytes = pending->wait();
+  std::vector<double> values(size_t(accum) + 1);
+  LF_ASSERT(bytes.size() == values.size() * sizeof(double));
+  std::memcpy(values.data(), bytes.data(), bytes.size());
+
   double loss_sum = 0;
-  for (const Tensor& loss : losses) {
-    const double l = loss.item();
+  for (int64_t m = 0; m < accum; ++m) {
+    const double l = values[size_t(m)];
     if (!std::isfinite(l)) {
       loss_out = l;
+      optimizer_->cancel_step();
       return StepResult::NonFinite;
     }
     loss_sum += l;
   }
   loss_out = loss_sum / double(accum);
-  const optim::ClipResult clip = optim::clip_grad_norm(params_, cfg_.optim.grad_clip, 1.0 / loss_scale);
-  grad_norm = clip.norm;
+  grad_norm = optim::clip_norm(values.back(), 1.0 / loss_scale);
   if (loss_scaler_) {
-    const auto outcome = loss_scaler_->update(clip.norm);
+    const auto outcome = loss_scaler_->update(grad_norm);
     if (loss_scaler_->scale() != loss_scale) {
       metrics_->write({{"step", step + 1}, {"event", "loss_scale"}, {"scale", loss_scaler_->scale()},
                        {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
     }
-    if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) return StepResult::LossScaleOverflow;
-    if (outcome == optim::DynamicLossScaler::Outcome::NonFinite) return StepResult::NonFinite;
-  } else if (!std::isfinite(clip.norm)) {
+    if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) {
+      optimizer_->cancel_step();
+      return StepResult::LossScaleOverflow;
+    }
+    if (outcome == optim::DynamicLossScaler::Outcome::NonFinite) {
+      optimizer_->cancel_step();
+      return StepResult::NonFinite;
+    }
+  } else if (!std::isfinite(grad_norm)) {
+    optimizer_->cancel_step();
     return StepResult::NonFinite;
   }
-  optimizer_->step(lr, clip.scale);
   return StepResult::Done;
 }
 

@@ -41,6 +41,39 @@ TEST(CudaMemory, CopyConvertsEveryDtypePairLikeTheCpu) {
   }
 }
 
+// Host-to-device copies that do not wait for the GPU: queued behind a long kernel, with the
+// host buffer overwritten as soon as copy() returns, each device tensor still gets the values the
+// host held at the call (they were staged), in order with the kernels around it. Past the
+// staging size the copy is synchronous and equally right. read_async lands the same bytes.
+TEST(CudaMemory, StagedHostCopiesAndAsyncReads) {
+  LF_REQUIRE_GPU();
+  Generator g(24);
+  for (int64_t n : {int64_t(1), int64_t(1000), int64_t(3) << 20}) {  // 8 B .. 24 MiB of f64
+    SCOPED_TRACE(n);
+    std::vector<Tensor> devs;
+    std::vector<std::vector<double>> want;
+    Tensor host = random_host(g, {n}, DType::F64);
+    Tensor busy = random_host(g, {1 << 24}, DType::F32).to(gpu());
+    for (int k = 0; k < 4; ++k) {
+      // Device work ahead of the copy, so the copy is still queued when copy() returns.
+      for (int r = 0; r < 4; ++r) gpu_be().unary(UnaryOp::Tanh, busy, busy, 0, 0);
+      Tensor d = poisoned({n}, DType::F64, gpu());
+      gpu_be().copy(host, d);
+      want.push_back(to_vector<double>(host));
+      fill_(host, double(k) - 7.25);  // the caller's buffer is free again at once
+      devs.push_back(d);
+    }
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(to_vector<double>(devs[size_t(k)]), want[size_t(k)]) << "copy " << k;
+    const Tensor src = random_host(g, {n}, DType::F64).to(gpu());
+    auto pending = gpu_be().read_async(src);
+    const auto& bytes = pending->wait();
+    ASSERT_EQ(bytes.size(), size_t(n) * sizeof(double));
+    std::vector<double> got(static_cast<size_t>(n), 0.0);
+    std::memcpy(got.data(), bytes.data(), bytes.size());
+    EXPECT_EQ(got, to_vector<double>(src));
+  }
+}
+
 TEST(CudaMemory, CopyBroadcastSourceAndManyDims) {
   LF_REQUIRE_GPU();
   Generator g(22);

@@ -72,6 +72,62 @@ TEST(CudaMultiTensor, AdamWMatchesCpuAndCopiesEqualTheCast) {
     EXPECT_TRUE(close(items[i].p.gpu, items[i].p.cpu, items[i].p.cpu.dtype() == DType::F32 ? 1e-6 : 1e-2)) << i;
 }
 
+// Clipping decided on the GPU (AdamWArgs::clip_norm_sq) against the CPU twin given the same
+// norm: the multiplier is formed from the norm where it lives, both above and below max_norm; a
+// non-finite norm leaves every parameter, moment and compute copy as it was. A list with a bf16
+// parameter (single-tensor path) reads the norm on the host and must agree as well.
+TEST(CudaMultiTensor, AdamWDeviceClipMatchesCpuAndSkipsNonFinite) {
+  LF_REQUIRE_GPU();
+  Generator g(83);
+  for (bool mixed : {false, true}) {
+    for (double max_norm : {0.5, 1e9, 0.0}) {
+      SCOPED_TRACE(fmt::format("mixed {} max_norm {}", mixed, max_norm));
+      std::vector<Pair> p, grad, m, v, copy;
+      std::vector<AdamWTensor> cpu_list, gpu_list;
+      double sq = 0;
+      for (int64_t n : {int64_t(3), int64_t(4097), int64_t(65537)}) {
+        p.push_back(random_pair(g, {n}, mixed && n == 3 ? DType::BF16 : DType::F32, -1, 1));
+        grad.push_back(random_pair(g, {n}, DType::F32, -2, 2));
+        m.push_back(random_pair(g, {n}, DType::F32, -0.1, 0.1));
+        v.push_back(random_pair(g, {n}, DType::F32, 0, 0.01));
+        copy.push_back(n == 4097 ? poisoned_pair({n}, DType::BF16) : Pair{});
+        for (double x : to_vector<double>(grad.back().cpu)) sq += x * x;
+        cpu_list.push_back({p.back().cpu, grad.back().cpu, m.back().cpu, v.back().cpu, 0.1, copy.back().cpu});
+        gpu_list.push_back({p.back().gpu, grad.back().gpu, m.back().gpu, v.back().gpu, 0.1, copy.back().gpu});
+      }
+      AdamWArgs args{.lr = 1e-2, .bias_correction1 = 0.1, .bias_correction2 = 0.05, .grad_scale = 0.25,
+                     .max_norm = max_norm};
+      AdamWArgs cpu_args = args, gpu_args = args;
+      cpu_args.clip_norm_sq = from_vector<double>({sq}, {});
+      gpu_args.clip_norm_sq = cpu_args.clip_norm_sq.to(gpu());
+      cpu_be().adamw_multi_step(cpu_list, cpu_args);
+      gpu_be().adamw_multi_step(gpu_list, gpu_args);
+      // The CPU twin with the host's clip: the same update.
+      double host_scale = 0;
+      ASSERT_TRUE(clip_step_scale(sq, args.grad_scale, max_norm, host_scale));
+      if (max_norm == 0.5) EXPECT_LT(host_scale, args.grad_scale);
+      for (size_t i = 0; i < p.size(); ++i) {
+        EXPECT_TRUE(close(p[i].gpu, p[i].cpu, p[i].cpu.dtype() == DType::F32 ? 1e-6 : tol_for(DType::BF16))) << i;
+        EXPECT_TRUE(close(m[i].gpu, m[i].cpu, 1e-6)) << i;
+        if (copy[i].gpu.defined()) EXPECT_TRUE(bit_equal(copy[i].gpu, cast(p[i].gpu.to(Device::cpu()), DType::BF16)));
+      }
+      // A non-finite norm: nothing moves on either device.
+      for (double bad : {double(NAN), double(INFINITY)}) {
+        std::vector<Tensor> before;
+        for (size_t i = 0; i < p.size(); ++i)
+          for (const Tensor* t : {&p[i].gpu, &m[i].gpu, &v[i].gpu, &copy[i].gpu})
+            if (t->defined()) before.push_back(t->to(Device::cpu()));
+        gpu_args.clip_norm_sq = from_vector<double>({bad}, {}).to(gpu());
+        gpu_be().adamw_multi_step(gpu_list, gpu_args);
+        size_t k = 0;
+        for (size_t i = 0; i < p.size(); ++i)
+          for (const Tensor* t : {&p[i].gpu, &m[i].gpu, &v[i].gpu, &copy[i].gpu})
+            if (t->defined()) EXPECT_TRUE(bit_equal(*t, before[k++])) << "tensor " << i;
+      }
+    }
+  }
+}
+
 TEST(CudaMultiTensor, SumOfSquaresMatchesCpuAndIsDeterministic) {
   LF_REQUIRE_GPU();
   Generator g(82);

@@ -1,8 +1,8 @@
 // Training on the GPU against the CPU reference.
 //
 // A whole f32 training step of small llama- and gpt2-style models, built from the same seed on
-// both devices (Philox fills are bit-identical across backends, so both start from the same
-// bits): the loss, every parameter's gradient, the global gradient norm, and the parameters
+// both devices (Philox fills agree across backends; the GPU then takes the CPU's exact initial
+// values): the loss, every parameter's gradient, the global gradient norm, and the parameters
 // after clipping and one AdamW update, for two steps. Then `lmforge train` on the GPU (the
 // trainer with train.device = "cuda"): the same seed gives the same bits, its first losses
 // follow the CPU run's, and a run interrupted and resumed from a checkpoint is bit-identical
@@ -84,8 +84,16 @@ void expect_training_steps_match(const nn::ModelConfig& c, const std::string& la
   SCOPED_TRACE(label);
   Trainee cpu = make_trainee(c, Device::cpu()), gpu = make_trainee(c, cuda_test::gpu());
   ASSERT_EQ(cpu.params.size(), gpu.params.size());
-  for (size_t i = 0; i < cpu.params.size(); ++i)
-    ASSERT_TRUE(bit_equal(gpu.params[i].tensor, cpu.params[i].tensor)) << "initial " << cpu.params[i].name;
+  // The same seed initialises both devices alike; the last bits of the CPU's normal fills depend
+  // on its compiler (libm, FMA contraction), so the GPU then takes the CPU's exact values and the
+  // steps below start from identical parameters.
+  {
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < cpu.params.size(); ++i) {
+      ASSERT_TRUE(close(gpu.params[i].tensor, cpu.params[i].tensor, 1e-6)) << "initial " << cpu.params[i].name;
+      copy_(gpu.params[i].tensor, cpu.params[i].tensor);
+    }
+  }
 
   std::vector<Tensor> initial_cpu;
   for (const auto& p : cpu.params) initial_cpu.push_back(clone(p.tensor.detach()));

@@ -108,6 +108,42 @@ TEST(ClipGradNorm, GlobalNormAndScale) {
   EXPECT_TRUE(std::isnan(r.norm));
 }
 
+// Clipping on the parameters' device (grad_norm_squared + DeviceClip) gives the update of the
+// host's clip_grad_norm bit for bit; a non-finite norm leaves the parameters and moments alone,
+// and cancel_step() takes the step count back.
+TEST(ClipGradNorm, DeviceClipMatchesHostClipAndSkipsNonFinite) {
+  auto make = [] {
+    Tensor a = from_vector<float>({0.5f, -1.f, 2.f}, {3}).set_requires_grad(true);
+    Tensor b = from_vector<float>({1.f, 1.5f}, {2}).set_requires_grad(true);
+    return std::vector<nn::NamedParameter>{{"a", a, nn::ParamKind::Matrix}, {"b", b, nn::ParamKind::Norm}};
+  };
+  auto host = make(), device = make();
+  AdamW opt_host(host, {}), opt_device(device, {});
+  for (double max_norm : {1.0, 100.0, 0.0}) {
+    for (auto* ps : {&host, &device}) {
+      (*ps)[0].tensor.set_grad(from_vector<float>({3.f, 0.f, -1.f}, {3}));
+      (*ps)[1].tensor.set_grad(from_vector<float>({4.f, 0.5f}, {2}));
+    }
+    const double grad_scale = 0.5;
+    opt_host.step(1e-2, clip_grad_norm(host, max_norm, grad_scale).scale);
+    const Tensor sq = grad_norm_squared(device);
+    EXPECT_DOUBLE_EQ(clip_norm(sq.item(), grad_scale), clip_grad_norm(device, max_norm, grad_scale).norm);
+    opt_device.step(1e-2, grad_scale, {.norm_squared = sq, .max_norm = max_norm});
+    for (size_t i = 0; i < host.size(); ++i)
+      EXPECT_EQ(to_vector<float>(host[i].tensor), to_vector<float>(device[i].tensor)) << "max_norm " << max_norm;
+  }
+  const auto before = to_vector<float>(device[0].tensor);
+  const auto moments = opt_device.state_tensors();
+  const auto m_before = to_vector<float>(moments[0].second);
+  device[0].tensor.set_grad(from_vector<float>({NAN, 0.f, 0.f}, {3}));
+  opt_device.step(1e-2, 1.0, {.norm_squared = grad_norm_squared(device), .max_norm = 1.0});
+  EXPECT_EQ(to_vector<float>(device[0].tensor), before);
+  EXPECT_EQ(to_vector<float>(moments[0].second), m_before);
+  EXPECT_EQ(opt_device.step_count(), 4);
+  opt_device.cancel_step();
+  EXPECT_EQ(opt_device.step_count(), 3);
+}
+
 // A tiny model memorises one batch.
 TEST(AdamW, TinyModelOverfitsOneBatch) {
   nn::ModelConfig c = test::tiny_config();

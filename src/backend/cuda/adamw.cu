@@ -7,7 +7,9 @@
 // adamw_multi_kernel: the same update for a list of f32 parameters with f32 gradients in one
 // launch (kernels.h: one block per 64K-element chunk of one tensor, found through the table).
 // 16-byte loads and stores where the tensor's four arrays are 16-byte aligned; the compute copy
-// (bf16 / f16) is written from the stored f32 value, so it equals casting the parameter.
+// (bf16 / f16) is written from the stored f32 value, so it equals casting the parameter. With a
+// device-side clip every block forms the gradient multiplier from the norm itself (the same f64
+// arithmetic as the host's), and none writes anything when the norm is not finite.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
@@ -40,11 +42,20 @@ __global__ void adamw_kernel(T* __restrict__ p, const G* __restrict__ g, compute
 struct AdamWMultiConst {
   double lr;  // the decay 1 - lr·wd is formed per tensor in f64 and rounded, as the CPU does
   float b1, b2, c1, c2, step, inv_bc2, eps, scale;
+  const double* clip_norm_sq;  // null: the gradient multiplier is `scale`
+  double grad_scale, max_norm;
 };
 
-__device__ __forceinline__ float adamw_update(float p, float g, float& m, float& v, float decay,
+// backend.h's clip_step_scale, in the same f64 operations.
+__device__ __forceinline__ bool clip_step_scale_device(double sq, double grad_scale, double max_norm, double& scale) {
+  const double norm = sqrt(sq) * fabs(grad_scale);
+  scale = max_norm > 0 && norm > max_norm ? grad_scale * max_norm / (norm + 1e-6) : grad_scale;
+  return isfinite(norm);
+}
+
+__device__ __forceinline__ float adamw_update(float p, float g, float& m, float& v, float decay, float scale,
                                               const AdamWMultiConst& k) {
-  const float gi = g * k.scale;
+  const float gi = g * scale;
   const float mi = k.b1 * m + k.c1 * gi;
   const float vi = k.b2 * v + k.c2 * gi * gi;
   m = mi;
@@ -59,6 +70,12 @@ __device__ __forceinline__ void store_copy(void* copy, MultiTensorKind kind, int
 
 __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
                                    const MultiTensorChunk* __restrict__ chunks, AdamWMultiConst k) {
+  float scale = k.scale;
+  if (k.clip_norm_sq) {
+    double clipped = 0;
+    if (!clip_step_scale_device(*k.clip_norm_sq, k.grad_scale, k.max_norm, clipped)) return;
+    scale = float(clipped);
+  }
   const MultiTensorChunk ch = chunks[blockIdx.x];
   const MultiTensorEntry e = entries[ch.tensor];
   const int64_t lo = ch.start, hi = min(e.n, lo + kMultiTensorChunk);
@@ -82,10 +99,10 @@ __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
       const float4 gv = *reinterpret_cast<const float4*>(g + i);
       float4 mv = *reinterpret_cast<const float4*>(m + i);
       float4 vv = *reinterpret_cast<const float4*>(v + i);
-      pv.x = adamw_update(pv.x, gv.x, mv.x, vv.x, decay, k);
-      pv.y = adamw_update(pv.y, gv.y, mv.y, vv.y, decay, k);
-      pv.z = adamw_update(pv.z, gv.z, mv.z, vv.z, decay, k);
-      pv.w = adamw_update(pv.w, gv.w, mv.w, vv.w, decay, k);
+      pv.x = adamw_update(pv.x, gv.x, mv.x, vv.x, decay, scale, k);
+      pv.y = adamw_update(pv.y, gv.y, mv.y, vv.y, decay, scale, k);
+      pv.z = adamw_update(pv.z, gv.z, mv.z, vv.z, decay, scale, k);
+      pv.w = adamw_update(pv.w, gv.w, mv.w, vv.w, decay, scale, k);
       *reinterpret_cast<float4*>(p + i) = pv;
       *reinterpret_cast<float4*>(m + i) = mv;
       *reinterpret_cast<float4*>(v + i) = vv;
@@ -100,7 +117,7 @@ __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
   }
   for (int64_t i = tail + threadIdx.x; i < hi; i += blockDim.x) {
     float mi = m[i], vi = v[i];
-    const float pi = adamw_update(p[i], g[i], mi, vi, decay, k);
+    const float pi = adamw_update(p[i], g[i], mi, vi, decay, scale, k);
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;
@@ -111,13 +128,13 @@ __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
 }  // namespace
 
 void launch_adamw_multi(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
-                        const AdamWArgs& a) {
+                        const AdamWArgs& a, const double* clip_norm_sq) {
   if (n_chunks == 0) return;
   const auto* entries = static_cast<const MultiTensorEntry*>(table);
   const auto* chunks = reinterpret_cast<const MultiTensorChunk*>(entries + n_tensors);
   const AdamWMultiConst k{a.lr, float(a.beta1), float(a.beta2), float(1.0 - a.beta1), float(1.0 - a.beta2),
                           float(a.lr / a.bias_correction1), float(1.0 / a.bias_correction2), float(a.eps),
-                          float(a.grad_scale)};
+                          float(a.grad_scale), clip_norm_sq, a.grad_scale, a.max_norm};
   adamw_multi_kernel<<<unsigned(n_chunks), kThreads, 0, ctx.stream>>>(entries, chunks, k);
   LF_CUDA_CHECK_LAUNCH("adamw_multi_kernel");
 }

@@ -94,8 +94,8 @@ __device__ __forceinline__ void accumulate_mn(float (&d)[kD / 8][4], const uint3
 // One warp group (64 query rows) a CTA; BC keys a step. The products of consecutive steps overlap
 // the softmax: step j issues S_j = Q·K_jᵀ and O += P_{j-1}·V_{j-1}, waits for S_j only, computes
 // P_j while the tensor cores run P_{j-1}·V_{j-1}, then rescales O. K and V have two buffers each;
-// the copy of K_{j+1} and V_j starts once S_j is done (its buffers' last readers, S_{j-1} and
-// P_{j-2}·V_{j-2}, are then complete).
+// the copy of K_{j+1} and V_j starts right after the products are issued (its buffers' last
+// readers, S_{j-1} and P_{j-2}·V_{j-2}, completed in the previous step).
 template <int BC>
 struct WgFwdTiles {
   static constexpr int kBr = kWgRows, kBc = BC, kThreads = 128;
@@ -216,11 +216,13 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
       wgmma::fence();
       product_rs<BF16, Bc>(s[0], qa[0], kt);
       accumulate_mn<BF16, Bc>(o[0], pa[0], vt);
-      wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
-      wgmma::fence_operand(s[0]);
+      // The copies go out while the products run: K_{j+1} replaces K_{j-1} (S_{j-1} is done) and
+      // V_j replaces V_{j-2} (P_{j-2}·V_{j-2} is done); neither buffer is read by this step.
       if (j + 1 < ntiles) load_k(j + 1);
       load_v(j);
       cp_async_commit();
+      wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
+      wgmma::fence_operand(s[0]);
       softmax(s[0], j, alpha);
       wgmma::wait<0>();
       wgmma::fence_operand(o[0]);

@@ -6,15 +6,21 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 
 #include "backend/cpu/cpu_types.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pinned_pool.h"
 #include "core/random_kernels.h"
 
 namespace lmforge::cuda {
 
 namespace {
+
+// Host-to-device copies up to this size go through a pinned buffer without waiting for the GPU;
+// larger ones (weights being loaded) are copied synchronously.
+constexpr size_t kStagedCopyBytes = size_t(8) << 20;
 
 template <int N>
 Layout<N> layout_of(const char* op, const Tensor& shape_of, std::array<const Tensor*, N> operands) {
@@ -97,6 +103,19 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
              dst.str());
     check_device("copy", {src_host ? &dst : &src});
     if (src.nbytes() == 0) return;
+    if (src_host && src.nbytes() <= kStagedCopyBytes) {
+      // Staged through a pinned buffer: the caller's memory is free again at once, the copy runs
+      // in stream order, and the host does not wait for the kernels queued before it (a training
+      // step's batch goes up while the previous step's update still runs).
+      if (!pinned_) pinned_ = std::make_shared<PinnedPool>(ctx_);
+      PinnedPool::Buffer* b = pinned_->take(src.nbytes());
+      std::memcpy(b->host, src.data_ptr(), src.nbytes());
+      const cudaError_t err =
+          cudaMemcpyAsync(dst.data_ptr(), b->host, src.nbytes(), cudaMemcpyHostToDevice, ctx_.stream);
+      pinned_->give(b, err == cudaSuccess);
+      LF_CUDA_CHECK(err);
+      return;
+    }
     // Pageable host memory: the copy is complete (device to host) or staged (host to device)
     // when the call returns; waiting for the stream as well makes both directions plainly
     // synchronous, so the host may reuse or free its buffer at once.
@@ -114,6 +133,50 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
     return;
   }
   launch_copy(ctx_, src.dtype(), src.data_ptr(), dst.dtype(), dst.data_ptr(), layout_of<2>("copy", dst, {&src, &dst}));
+}
+
+namespace {
+class CudaPendingRead final : public PendingRead {
+ public:
+  CudaPendingRead(std::shared_ptr<PinnedPool> pool, PinnedPool::Buffer* b, size_t bytes)
+      : pool_(std::move(pool)), buffer_(b), bytes_(bytes) {}
+  ~CudaPendingRead() override {
+    if (buffer_) pool_->give(buffer_, false);  // its event already follows the copy
+  }
+  const std::vector<unsigned char>& wait() override {
+    if (buffer_) {
+      pool_->context().activate();
+      LF_CUDA_CHECK(cudaEventSynchronize(buffer_->copied));
+      const auto* p = static_cast<const unsigned char*>(buffer_->host);
+      values_.assign(p, p + bytes_);
+      pool_->give(buffer_, false);
+      buffer_ = nullptr;
+    }
+    return values_;
+  }
+
+ private:
+  std::shared_ptr<PinnedPool> pool_;
+  PinnedPool::Buffer* buffer_;
+  size_t bytes_;
+  std::vector<unsigned char> values_;
+};
+}  // namespace
+
+std::unique_ptr<PendingRead> CudaBackend::read_async(const Tensor& src) {
+  check_device("read_async", {&src});
+  LF_ASSERT(src.is_contiguous(), "read_async needs a contiguous tensor, got {}", src.str());
+  if (!pinned_) pinned_ = std::make_shared<PinnedPool>(ctx_);
+  PinnedPool::Buffer* b = pinned_->take(src.nbytes());
+  const cudaError_t err = src.nbytes() == 0 ? cudaSuccess
+                                            : cudaMemcpyAsync(b->host, src.data_ptr(), src.nbytes(),
+                                                              cudaMemcpyDeviceToHost, ctx_.stream);
+  if (err != cudaSuccess) {
+    pinned_->give(b, false);
+    LF_CUDA_CHECK(err);
+  }
+  LF_CUDA_CHECK(cudaEventRecord(b->copied, ctx_.stream));
+  return std::make_unique<CudaPendingRead>(pinned_, b, src.nbytes());
 }
 
 void CudaBackend::fill(const Tensor& dst, double value) {

@@ -1,8 +1,9 @@
 // The CUDA backend: every kernel of backend/backend.h on one GPU. Methods validate their tensors
 // (device, dtype, layout) with the same rules as the CPU twin, turn them into plain pointers and
 // strides, and call the launchers of kernels.h on the device's stream. Nothing here waits for
-// the GPU except copies to the host, synchronize(), and index checks (which must report a bad
-// index as Error before returning).
+// the GPU except copies to the host (read_async waits only when asked), copies of more than a
+// few MiB from the host, synchronize(), and index checks (which must report a bad index as
+// Error before returning).
 //
 // The methods are defined across cuda_backend_*.cpp, by kernel family.
 #pragma once
@@ -15,6 +16,7 @@
 namespace lmforge::cuda {
 
 class MultiTensorTable;
+class PinnedPool;
 
 class CudaBackend final : public Backend {
  public:
@@ -25,6 +27,7 @@ class CudaBackend final : public Backend {
   const CudaContext& context() const { return ctx_; }
 
   void copy(const Tensor& src, const Tensor& dst) override;
+  std::unique_ptr<PendingRead> read_async(const Tensor& src) override;
   void fill(const Tensor& dst, double value) override;
   void arange(const Tensor& dst, double start, double step) override;
   void random(const Tensor& dst, const RandomArgs& args) override;
@@ -91,6 +94,8 @@ class CudaBackend final : public Backend {
   CudaContext& ctx_;
   // Device tables of the multi-tensor launches, kept between calls (multi_tensor_table.h).
   std::shared_ptr<MultiTensorTable> adamw_table_, sum_of_squares_table_;
+  // Staging for small host-to-device copies and landing buffers of read_async (pinned_pool.h).
+  std::shared_ptr<PinnedPool> pinned_;
 };
 
 // gemm_cublas.cpp: C = alpha·op(A)·op(B) + beta·C (and the epilogue, bias and tanh-GELU, fused

@@ -1,5 +1,6 @@
 // CudaBackend: matrix products and the fused ops (cross-entropy, norms, RoPE, SwiGLU,
 // attention, AdamW). Argument rules are the CPU twin's (backend/cpu/*.cpp), checked the same way.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cuda/cuda_backend.h"
@@ -367,9 +368,29 @@ MultiTensorKind multi_tensor_kind(DType t) {
 }
 }  // namespace
 
-void CudaBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) {
+void CudaBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args0) {
   // f32 parameters with f32 gradients (every master weight) go into one launch; anything else
   // takes the single-tensor kernel, its compute copy written by a cast.
+  AdamWArgs args = args0;
+  const double* clip_norm_sq = nullptr;
+  if (args.clip_norm_sq.defined()) {
+    check_device("adamw_multi_step", {&args.clip_norm_sq});
+    LF_CHECK(args.clip_norm_sq.dtype() == DType::F64 && args.clip_norm_sq.numel() == 1,
+             "adamw_multi_step: clip_norm_sq must be an f64 scalar, got {}", args.clip_norm_sq.str());
+    const bool one_launch = std::all_of(tensors.begin(), tensors.end(), [](const AdamWTensor& t) {
+      return t.param.dtype() == DType::F32 && t.grad.dtype() == DType::F32;
+    });
+    if (one_launch) {
+      clip_norm_sq = static_cast<const double*>(args.clip_norm_sq.data_ptr());
+    } else {
+      // The single-tensor kernels take the multiplier from the host: read the norm here.
+      double sq = 0;
+      LF_CUDA_CHECK(cudaMemcpyAsync(&sq, args.clip_norm_sq.data_ptr(), sizeof sq, cudaMemcpyDeviceToHost, ctx_.stream));
+      LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+      if (!clip_step_scale(sq, args0.grad_scale, args.max_norm, args.grad_scale)) return;
+    }
+    args.clip_norm_sq = Tensor();
+  }
   std::vector<MultiTensorEntry> entries;
   for (const AdamWTensor& t : tensors) {
     AdamWArgs a = args;
@@ -405,7 +426,7 @@ void CudaBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, cons
   if (!adamw_table_) adamw_table_ = std::make_shared<MultiTensorTable>(ctx_);
   int64_t n_chunks = 0;
   const void* table = adamw_table_->upload(entries, n_chunks);
-  launch_adamw_multi(ctx_, table, int64_t(entries.size()), n_chunks, args);
+  launch_adamw_multi(ctx_, table, int64_t(entries.size()), n_chunks, args, clip_norm_sq);
 }
 
 void CudaBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {

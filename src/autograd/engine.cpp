@@ -17,8 +17,13 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<AutogradMeta> meta, Shape shape, DType dtype)
       : Node("accumulate_grad", 1), meta_(std::move(meta)), shape_(std::move(shape)), dtype_(dtype) {
-    seq_ = 0;  // runs after every op node, once all contributions are summed
+    // Lowered to the oldest consumer's number as consumers attach (attach()); ties run op nodes
+    // first, so the accumulator runs right after the last node that sends it a gradient, with all
+    // of them summed. (Run last of all, every leaf's accumulation would queue after the backward's
+    // last kernel, with the GPU idle.)
+    seq_ = UINT64_MAX;
   }
+  bool accumulates_leaf() const override { return true; }
   TensorList apply(TensorList&& grads) override {
     auto meta = meta_.lock();
     if (!meta || !grads[0].defined()) return {};
@@ -79,6 +84,8 @@ void attach(std::shared_ptr<Node> node, const TensorList& inputs, const TensorLi
   auto& edges = node->next_edges();
   edges.reserve(inputs.size());
   for (const auto& in : inputs) edges.push_back(in.defined() ? gradient_edge(in) : Edge{});
+  for (const auto& e : edges)
+    if (e.fn && e.fn->accumulates_leaf()) e.fn->lower_sequence_nr(node->sequence_nr());
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (!outputs[i].defined()) continue;
     auto& m = meta_of(outputs[i]);
@@ -206,9 +213,13 @@ void run_backward(const TensorList& roots, const TensorList& seeds) {
   NoGradGuard no_grad;
 
   // Pending gradients per node, summed as they arrive; nodes run in decreasing creation order,
-  // which is a valid reverse topological order for a define-by-run tape.
+  // which is a valid reverse topological order for a define-by-run tape. A leaf's accumulator
+  // carries its oldest consumer's number and runs after the op nodes of that number.
   struct ByNewest {
-    bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
+    bool operator()(const Node* a, const Node* b) const {
+      if (a->sequence_nr() != b->sequence_nr()) return a->sequence_nr() < b->sequence_nr();
+      return a->accumulates_leaf() && !b->accumulates_leaf();
+    }
   };
   std::map<Node*, std::pair<std::shared_ptr<Node>, TensorList>> pending;
   std::priority_queue<Node*, std::vector<Node*>, ByNewest> ready;

@@ -33,6 +33,12 @@ class Node {
 
   const std::string& name() const { return name_; }
   uint64_t sequence_nr() const { return seq_; }
+  // A leaf's gradient accumulator: it takes the sequence number of its oldest consumer (see
+  // engine.cpp), so it runs as soon as every gradient for its leaf has arrived.
+  virtual bool accumulates_leaf() const { return false; }
+  void lower_sequence_nr(uint64_t s) {
+    if (s < seq_) seq_ = s;
+  }
   uint32_t n_outputs() const { return n_outputs_; }
   std::vector<Edge>& next_edges() { return edges_; }
 

@@ -242,8 +242,10 @@ Tensor linear_fused(const char* name, const Tensor& x, const Tensor& w, const Te
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_linear("linear", x, w, b);
-  // With a bias of the input's dtype: one GEMM with the bias in its epilogue.
-  if (b.defined() && b.dtype() == x.dtype() && x.dtype() == w.dtype() && x.dim() >= 2 && x.numel() > 0)
+  // One GEMM (the bias, if any, in its epilogue). Its backward takes dW straight from dzᵀ·x: in f32
+  // for bf16 / f16 operands without a bias, which is what an f32 master weight's gradient needs
+  // (through matmul it would be a rounded, transposed product converted afterwards).
+  if ((!b.defined() || b.dtype() == x.dtype()) && x.dtype() == w.dtype() && x.dim() >= 2 && x.numel() > 0)
     return linear_fused("linear", x, w, b, false);
   Tensor y = matmul(x, transpose(w, 0, 1));
   return b.defined() ? add(y, b) : y;

@@ -131,6 +131,7 @@ TEST(CudaAttention, TensorCoreKernel) {
   cases.push_back({1, 200, 200, 4, 2, 80, 80, true, false, L::Fused});      // head dim 80: general kernel
   cases.push_back({2, 100, 100, 4, 4, 32, 32, true, false, L::Separate});   // head dim 32: general kernel
   cases.push_back({1, 65, 65, 2, 2, 64, 64, true, true, L::Separate});      // a mask: general kernel
+  cases.push_back({1, 1100, 1100, 2, 1, 64, 64, true, false, L::Fused});    // T > 1024: Hopper's other dQ tiling
   for (const AttnCase& c : cases)
     for (DType t : {DType::BF16, DType::F16}) check_attention(g, c, t);
 }

@@ -96,16 +96,22 @@ __device__ __forceinline__ void accumulate_mn(float (&d)[kD / 8][4], const uint3
 // P_j while the tensor cores run P_{j-1}·V_{j-1}, then rescales O. K and V have two buffers each;
 // the copy of K_{j+1} and V_j starts right after the products are issued (its buffers' last
 // readers, S_{j-1} and P_{j-2}·V_{j-2}, completed in the previous step).
-template <int BC>
+// NWG warp groups a CTA (NWG·64 query rows) share each K and V tile: the tiles cross from L2 once
+// for all of them. The CTA walks the key tiles its last group sees; an earlier group's tiles past
+// its diagonal are masked whole (P = 0, α = 1): the products stay outside any branch that
+// depends on the warp group, which would make ptxas serialize them.
+template <int BC, int NWG>
 struct WgFwdTiles {
-  static constexpr int kBr = kWgRows, kBc = BC, kThreads = 128;
+  static constexpr int kBr = kWgRows * NWG, kBc = BC, kThreads = 128 * NWG;
+  // K/V tiles are copied by the first kLoadThreads threads (a pass must cover whole rows).
+  static constexpr int kLoadThreads = NWG == 3 ? 256 : kThreads;
   static constexpr size_t kSmem = kSmemAlign + 2 * (size_t(kBr) * kD + 4 * size_t(kBc) * kD);
 };
 
-template <bool BF16, int BC, int CTAS>
-__global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(AttnParams p) {
-  using Cfg = WgFwdTiles<BC>;
-  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+template <bool BF16, int BC, int NWG, int CTAS>
+__global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kernel(AttnParams p) {
+  using Cfg = WgFwdTiles<BC, NWG>;
+  constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads, NL = Cfg::kLoadThreads;
   extern __shared__ unsigned char smem_raw[];
   uint16_t* qs = aligned_smem(smem_raw);
   uint16_t* ks = qs + Br * kD;  // [2][Bc·D]
@@ -123,15 +129,18 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
   const uint16_t* vg = head_ptr(p.v, b, hk);
   const int64_t k_s1 = p.k.s1, v_s1 = p.v.s1, ns = p.ns;
   const bool causal = p.causal;
-  const int64_t kend = visible_keys(p, t0, Br);
-  const int ntiles = int((kend + Bc - 1) / Bc);
+  const int ntiles = int((visible_keys(p, t0, Br) + Bc - 1) / Bc);
+  const int64_t wg_first = t0 + kWgRows * (int(threadIdx.x) / 128);  // the warp group's first query
+  const bool loader = NL == NT || int(threadIdx.x) < NL;
   auto load_k = [&](int j) {
-    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * k_s1, k_s1,
-                          int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
+    if (loader)
+      load_tile<Bc, kD, NL>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * k_s1, k_s1,
+                            int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
   auto load_v = [&](int j) {
-    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * v_s1, v_s1,
-                          int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
+    if (loader)
+      load_tile<Bc, kD, NL>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * v_s1, v_s1,
+                            int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
   constexpr uint32_t kKvBytes = Bc * kD * 2;
   const uint64_t k_desc = wgmma::desc_k_major(ks), v_desc = wgmma::desc_mn_major(vs);
@@ -144,7 +153,6 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int r0 = w.row0();
   const int64_t row0 = t0 + r0 + w.gid;  // this thread's rows: row0, row0 + 8
-  const int64_t wg_first = t0;           // the warp group's first query
 
   // Masks and exponentiates S_j in place (P_j), updates the running max and sum; returns α.
   auto softmax = [&](float (&s)[Bc / 8][4], int j, float (&alpha)[2]) {
@@ -265,16 +273,18 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_forward_kernel(Attn
 // Sᵀ_i = K·Q_iᵀ and dPᵀ_i = V·dO_iᵀ without waiting for dK/dV of step i-1; dV += Pᵀ·dO starts once
 // Pᵀ is ready and runs while dSᵀ is formed. Q, dO, lse and Δ have two buffers; the copy of step
 // i+1 starts once Sᵀ_i is done (then the products of step i-1, its buffers' readers, are too).
-template <int BR>
+// NWG warp groups a CTA (NWG·64 keys) share each Q / dO tile; a later group's query tiles before
+// its first key are masked whole (P = 0, so they add nothing), as in the forward.
+template <int BR, int NWG>
 struct WgDkvTiles {
-  static constexpr int kBc = kWgRows, kBr = BR, kThreads = 128;
+  static constexpr int kBc = kWgRows * NWG, kBr = BR, kThreads = 128 * NWG;
   static constexpr size_t kSmem =
       kSmemAlign + 2 * (2 * size_t(kBc) * kD + 4 * size_t(kBr) * kD) + sizeof(float) * 4 * kBr;
 };
 
-template <bool BF16, int BR, int CTAS>
-__global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnParams p, const float* delta) {
-  using Cfg = WgDkvTiles<BR>;
+template <bool BF16, int BR, int NWG, int CTAS>
+__global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(AttnParams p, const float* delta) {
+  using Cfg = WgDkvTiles<BR, NWG>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
   extern __shared__ unsigned char smem_raw[];
   uint16_t* ks = aligned_smem(smem_raw);
@@ -323,8 +333,9 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
   zero(dk);
   zero(dv);
   const int r0 = w.row0();
-  const int64_t key0 = s0 + r0 + w.gid;  // this thread's keys: key0, key0 + 8
-  const int64_t wg_last = s0 + Bc - 1;   // the warp group's last key
+  const int wg = int(threadIdx.x) / 128;
+  const int64_t key0 = s0 + r0 + w.gid;                  // this thread's keys: key0, key0 + 8
+  const int64_t wg_last = s0 + kWgRows * (wg + 1) - 1;  // the warp group's last key
   const bool causal = p.causal;
 
   if (iters > 0) {
@@ -335,7 +346,9 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
     uint32_t pa[1][Br / 16][4], da[1][Br / 16][4];
 
     constexpr uint32_t kQBytes = Br * kD * 2;
-    const uint64_t k_desc = wgmma::desc_k_major(ks), v_desc = wgmma::desc_k_major(vs);
+    // A: this warp group's 64 keys of the K and V tiles (whole swizzle periods in).
+    const uint64_t k_desc = wgmma::desc_k_major(ks + wg * kWgRows * kD);
+    const uint64_t v_desc = wgmma::desc_k_major(vs + wg * kWgRows * kD);
     const uint64_t qk_desc = wgmma::desc_k_major(qs), gk_desc = wgmma::desc_k_major(gs);
     const uint64_t qm_desc = wgmma::desc_mn_major(qs), gm_desc = wgmma::desc_mn_major(gs);
     int tile_in_head = 0;  // the compute cursor's query tile
@@ -412,15 +425,16 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dkv_kernel(AttnPara
 // One warp group (64 query rows) a CTA over BC-key tiles. Step j issues S_j = Q·K_jᵀ and
 // dP_j = dO·V_jᵀ (dQ of step j-1 may still run), forms P_j while dP_j runs, then issues
 // dQ += dS_j·K_j. K and V have two buffers; the copy of step j+1 starts once S_j is done.
-template <int BC>
+// NWG warp groups a CTA (NWG·64 queries) share each K / V tile, with the forward's masking.
+template <int BC, int NWG>
 struct WgDqTiles {
-  static constexpr int kBr = kWgRows, kBc = BC, kThreads = 128;
+  static constexpr int kBr = kWgRows * NWG, kBc = BC, kThreads = 128 * NWG;
   static constexpr size_t kSmem = kSmemAlign + 2 * (2 * size_t(kBr) * kD + 4 * size_t(kBc) * kD);
 };
 
-template <bool BF16, int BC, int CTAS>
-__global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParams p, const float* delta) {
-  using Cfg = WgDqTiles<BC>;
+template <bool BF16, int BC, int NWG, int CTAS>
+__global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(AttnParams p, const float* delta) {
+  using Cfg = WgDqTiles<BC, NWG>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
   extern __shared__ unsigned char smem_raw[];
   uint16_t* qs = aligned_smem(smem_raw);
@@ -475,7 +489,11 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
     float s[1][Bc / 8][4], dp[1][Bc / 8][4];
     uint32_t da[1][Bc / 16][4];
     constexpr uint32_t kKvBytes = Bc * kD * 2;
-    const uint64_t q_desc = wgmma::desc_k_major(qs), g_desc = wgmma::desc_k_major(gs);
+    // A: this warp group's 64 rows of the Q and dO tiles.
+    const int wg = int(threadIdx.x) / 128;
+    const int64_t wg_first = t0 + kWgRows * wg;
+    const uint64_t q_desc = wgmma::desc_k_major(qs + wg * kWgRows * kD);
+    const uint64_t g_desc = wgmma::desc_k_major(gs + wg * kWgRows * kD);
     const uint64_t kk_desc = wgmma::desc_k_major(ks), km_desc = wgmma::desc_mn_major(ks);
     const uint64_t v_desc = wgmma::desc_k_major(vs);
 
@@ -497,7 +515,7 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
       if (j + 1 < ntiles) load_kv(j + 1);
       cp_async_commit();
 
-      if (s0 + Bc > ns || (causal && s0 + Bc - 1 > t0 + offset))
+      if (s0 + Bc > ns || (causal && s0 + Bc - 1 > wg_first + offset))
         mask_scores<Bc>(s[0], w.tq, clamp_int(ns - s0), causal ? clamp_int(row0 + offset - s0) : (1 << 30));
 #pragma unroll
       for (int jj = 0; jj < Bc / 8; ++jj)
@@ -522,9 +540,14 @@ __global__ void __launch_bounds__(128, CTAS) attention_wgmma_dq_kernel(AttnParam
 }
 
 // ---- launchers ----
-// Tiles (measured on an H200, docs/CUDA.md): forward 64 queries × 64 keys a step, dK/dV 64 keys ×
-// 64 queries, dQ 64 queries × 64 keys; three CTAs an SM each.
-constexpr int kFwdBc = 64, kDkvBr = 64, kDqBc = 64, kCtasPerSm = 3;
+// Tiles (measured on an H200, docs/CUDA.md): forward 64 keys a step, two warp groups (128
+// queries) a CTA sharing each K/V tile, two CTAs an SM; dK/dV 64 keys × 64 queries, one warp
+// group a CTA, three CTAs an SM; dQ 64 queries × 64 keys, three one-group CTAs an SM, or up to
+// T = 1024 two two-group CTAs (shorter rows gain more from sharing the K/V tiles; at T = 2048
+// the single group's occupancy wins).
+constexpr int kFwdBc = 64, kFwdGroups = 2, kFwdCtasPerSm = 2;
+constexpr int kDkvBr = 64, kDqBc = 64, kCtasPerSm = 3;
+constexpr int64_t kDqSharedMaxT = 1024;
 
 template <class F>
 void dispatch_type(DType t, const char* op, F&& f) {
@@ -540,26 +563,26 @@ void set_smem(K kernel, size_t bytes) {
 
 unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
 
-template <bool BF16, int BC, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS>
 void launch_fwd(const CudaContext& ctx, const AttnParams& p) {
-  using Cfg = WgFwdTiles<BC>;
-  auto kernel = attention_wgmma_forward_kernel<BF16, BC, CTAS>;
+  using Cfg = WgFwdTiles<BC, NWG>;
+  auto kernel = attention_wgmma_forward_kernel<BF16, BC, NWG, CTAS>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
 }
-template <bool BF16, int BC, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS>
 void launch_dq(const CudaContext& ctx, const AttnParams& p, const float* delta) {
-  using Cfg = WgDqTiles<BC>;
-  auto kernel = attention_wgmma_dq_kernel<BF16, BC, CTAS>;
+  using Cfg = WgDqTiles<BC, NWG>;
+  auto kernel = attention_wgmma_dq_kernel<BF16, BC, NWG, CTAS>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
 }
-template <bool BF16, int BR, int CTAS>
+template <bool BF16, int BR, int NWG, int CTAS>
 void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta) {
-  using Cfg = WgDkvTiles<BR>;
-  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, CTAS>;
+  using Cfg = WgDkvTiles<BR, NWG>;
+  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, NWG, CTAS>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
@@ -570,7 +593,9 @@ void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta)
 void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnParams& p) {
   LF_CHECK(p.d == kD && p.dv_dim == kD, "attention (wgmma): head dim 64 only, got {}", p.d);
   if (p.nb * p.nh * p.nt == 0) return;
-  dispatch_type(t, "attention (wgmma)", [&](auto bf) { launch_fwd<decltype(bf)::value, kFwdBc, kCtasPerSm>(ctx, p); });
+  dispatch_type(t, "attention (wgmma)", [&](auto bf) {
+    launch_fwd<decltype(bf)::value, kFwdBc, kFwdGroups, kFwdCtasPerSm>(ctx, p);
+  });
   LF_CUDA_CHECK_LAUNCH("attention_wgmma_forward_kernel");
 }
 
@@ -581,11 +606,12 @@ void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const Attn
   dispatch_type(t, "attention_backward (wgmma)", [&](auto bf) {
     constexpr bool BF16 = decltype(bf)::value;
     if (p.nb * p.nh * p.nt > 0) {
-      launch_dq<BF16, kDqBc, kCtasPerSm>(ctx, p, delta.get<float>());
+      if (p.nt <= kDqSharedMaxT) launch_dq<BF16, kDqBc, 2, 2>(ctx, p, delta.get<float>());
+      else launch_dq<BF16, kDqBc, 1, kCtasPerSm>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dq_kernel");
     }
     if (p.nb * p.nhkv * p.ns > 0) {
-      launch_dkv<BF16, kDkvBr, kCtasPerSm>(ctx, p, delta.get<float>());
+      launch_dkv<BF16, kDkvBr, 1, kCtasPerSm>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
     }
   });

@@ -13,19 +13,28 @@ PinnedPool::~PinnedPool() {
 }
 
 PinnedPool::Buffer* PinnedPool::take(size_t bytes) {
+  ctx_.activate();
   Buffer* b = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    // The smallest free buffer that fits.
-    auto best = free_.end();
-    for (auto it = free_.begin(); it != free_.end(); ++it)
-      if ((*it)->capacity >= bytes && (best == free_.end() || (*it)->capacity < (*best)->capacity)) best = it;
-    if (best != free_.end()) {
-      b = *best;
-      free_.erase(best);
+    // The smallest free buffer that fits and whose last copy has finished; failing that, a new
+    // buffer (up to kMaxBuffers), so that a copy never waits for another still queued behind the
+    // GPU's work; failing that, the smallest that fits, waited for below.
+    auto pick = free_.end(), waitable = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if ((*it)->capacity < bytes) continue;
+      if (waitable == free_.end() || (*it)->capacity < (*waitable)->capacity) waitable = it;
+      const cudaError_t q = cudaEventQuery((*it)->copied);
+      if (q == cudaErrorNotReady) continue;
+      LF_CUDA_CHECK(q);
+      if (pick == free_.end() || (*it)->capacity < (*pick)->capacity) pick = it;
+    }
+    if (pick == free_.end() && all_.size() >= kMaxBuffers) pick = waitable;
+    if (pick != free_.end()) {
+      b = *pick;
+      free_.erase(pick);
     }
   }
-  ctx_.activate();
   if (!b) {
     auto owned = std::make_unique<Buffer>();
     owned->capacity = std::max<size_t>(bytes, size_t(64) << 10);

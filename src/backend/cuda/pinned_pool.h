@@ -3,9 +3,11 @@
 // again at once, and the DMA runs in stream order), and an asynchronous read lands in one.
 //
 // A buffer taken from the pool is the caller's until it is given back; giving it back after
-// queuing a copy records an event behind that copy, and the next taker of the buffer waits on
-// that event only (never on the stream). Buffers are reused largest-fit and kept for the life of
-// the pool.
+// queuing a copy records an event behind that copy. take() prefers a buffer whose copy has
+// finished and otherwise makes a new one (up to kMaxBuffers), so consecutive staged copies (a
+// batch's inputs and targets, queued while the GPU still runs the previous step) never wait for
+// each other; only past that many does a taker wait, on that buffer's event alone (never on the
+// stream). Buffers are kept for the life of the pool.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +26,8 @@ class PinnedPool {
     size_t capacity = 0;
     cudaEvent_t copied = nullptr;  // behind the last copy that used this buffer
   };
+
+  static constexpr size_t kMaxBuffers = 16;
 
   explicit PinnedPool(const CudaContext& ctx) : ctx_(ctx) {}
   ~PinnedPool();

@@ -199,8 +199,14 @@ AddNorm norm_op(NormOp kind, const Tensor& x0, const Tensor& residual0, const Te
                 if (layer) be.layer_norm_backward(x, w, sm.get(), sr.get(), dy, dsum, dx, dw, db);
                 else be.rms_norm_backward(x, w, sr.get(), dy, dsum, dx, dw);
                 dx = dx.reshape(shape);
-                if (dw.defined()) g[2] = as_dtype(dw, w.dtype());
-                if (db.defined()) g[3] = as_dtype(db, bias_dtype);
+                // A bf16 / f16 weight (usually the compute copy of an f32 master) gets its f32
+                // gradient as it is: a round trip through its dtype would cost two casts and a
+                // rounding; the leaf's accumulator casts once if it is a low-precision leaf.
+                const auto stat_grad = [](const Tensor& t, DType want) {
+                  return want == DType::BF16 || want == DType::F16 ? t : as_dtype(t, want);
+                };
+                if (dw.defined()) g[2] = stat_grad(dw, w.dtype());
+                if (db.defined()) g[3] = stat_grad(db, bias_dtype);
               }
               // x and residual get the same tensor, as add() gives its two inputs: the tape never
               // writes into a gradient it passes on (it sums out of place, and a leaf copies a

@@ -13,7 +13,7 @@ TEST(CudaIndex, IndexSelectAndIndexAdd) {
     int64_t outer, n, inner, m;
   };
   for (const Case& c : {Case{1, 50257, 64, 4096}, Case{3, 10, 7, 100}, Case{2, 5, 1, 3}, Case{1, 1000, 768, 20000},
-                        Case{4, 3, 0, 5}, Case{1, 8, 16, 0}}) {
+                        Case{2, 17, 24, 50}, Case{4, 3, 0, 5}, Case{1, 8, 16, 0}}) {
     for (DType it : {DType::I64, DType::I32}) {
       for (DType t : {DType::F32, DType::BF16, DType::F64, DType::F16}) {
         SCOPED_TRACE(fmt::format("[{},{},{}] m {} {} {}", c.outer, c.n, c.inner, c.m, dtype_name(t), dtype_name(it)));

@@ -51,6 +51,7 @@ std::unique_ptr<CudaContext> create_context(int index) {
   ctx->workspace_bytes = kWorkspaceBytes;
   LF_CUDA_CHECK(cudaMalloc(&ctx->workspace, ctx->workspace_bytes));
   ctx->gemm_plans = new_gemm_plan_cache();
+  ctx->rope_tables = new_rope_table_cache();
   LF_CUDA_CHECK(cudaMalloc(&ctx->error_position, sizeof(unsigned long long)));
   LF_CUDA_CHECK(cudaMemset(ctx->error_position, 0xFF, sizeof(unsigned long long)));
   LF_CUDA_CHECK(cudaMallocHost(&ctx->error_position_host, sizeof(unsigned long long)));

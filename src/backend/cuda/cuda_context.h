@@ -19,6 +19,8 @@ namespace lmforge::cuda {
 
 struct GemmPlanCache;  // gemm_cublas.cpp: cuBLASLt descriptors and algorithms by problem
 GemmPlanCache* new_gemm_plan_cache();
+struct RopeTableCache;  // rope.cu: cos / sin tables of recent shapes
+RopeTableCache* new_rope_table_cache();
 
 struct CudaContext {
   int device = 0;
@@ -42,6 +44,10 @@ struct CudaContext {
   // GEMM plans of this device, made on first use of a problem shape (owned; never freed, like
   // the context itself).
   GemmPlanCache* gemm_plans = nullptr;
+  // RoPE cos / sin tables, kept for the few most recent (length, head dim, theta, offset,
+  // direction): a training step rotates q and k of every layer with the same two (owned; never
+  // freed).
+  RopeTableCache* rope_tables = nullptr;
   // f32 GEMMs in TF32 on tensor cores (Backend::set_allow_tf32); off: full f32 arithmetic.
   std::atomic<bool> allow_tf32{false};
 

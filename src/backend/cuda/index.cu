@@ -152,6 +152,15 @@ void launch_index_select(const CudaContext& ctx, DType t, DType it, const void* 
   if (total == 0) return;
   dispatch_index(it, "index_select", [&](auto i0) {
     using I = decltype(i0);
+    // Rows of whole 16-byte vectors (an embedding's rows) move as such: the same kernel with
+    // 16-byte elements, a fraction of the index arithmetic per byte.
+    const int64_t row_bytes = inner * int64_t(dtype_size(t));
+    if (row_bytes % 16 == 0 && (reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out)) % 16 == 0) {
+      const int64_t vin = row_bytes / 16;
+      index_select_kernel<uint4, I><<<grid_for(ctx, outer * m * vin), kThreads, 0, ctx.stream>>>(
+          static_cast<const uint4*>(x), static_cast<const I*>(index), static_cast<uint4*>(out), outer, n, vin, m);
+      return;
+    }
     dispatch_elem(dtype_size(t), [&](auto e0) {
       using E = decltype(e0);
       index_select_kernel<E, I><<<grid_for(ctx, total), kThreads, 0, ctx.stream>>>(

@@ -3,11 +3,17 @@
 // pair i is rotated by angle = pos·theta^(-2i/D), pos = position_offset + t;
 //   half-split (x[i], x[i + D/2]) or interleaved (x[2i], x[2i + 1]);
 //   (a, b) -> (a·cos - b·sin, b·cos + a·sin); inverse uses -angle.
-// cos / sin are computed in f64 once per call into a [T, D/2] table (rounded to the compute
-// type), as on the CPU, so angles at large positions keep full accuracy.
+// cos / sin are computed in f64 into a [T, D/2] table (rounded to the compute type), as on the
+// CPU, so angles at large positions keep full accuracy. The context keeps the tables of the last
+// few (T, D, theta, offset, direction): a training step's q and k rotations of every layer, and
+// their inverses in backward, share two tables instead of computing one per call.
 // The half-split layout with 16-byte aligned rows moves 16-byte vectors: a thread rotates the
 // kVecWidth pairs whose first elements form one vector of the first half (the second elements
 // are the matching vector of the second half).
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/scratch.h"
@@ -96,16 +102,64 @@ bool rope_vectorizable(const RopeParams& p) {
 
 }  // namespace
 
+struct RopeTableCache {
+  static constexpr size_t kEntries = 4;
+  struct Entry {
+    int64_t nt, half, d, position_offset;
+    double theta, sign;
+    size_t elem;
+    Scratch cos_t, sin_t;
+    uint64_t last_use;
+  };
+  std::mutex mutex;  // held from lookup to the rotation's launch: an entry evicted meanwhile
+                     // could be refilled before the rotation reads it
+  std::vector<Entry> entries;
+  uint64_t uses = 0;
+};
+
+RopeTableCache* new_rope_table_cache() { return new RopeTableCache(); }
+
+namespace {
+
+// The table for p in compute type A: cached, else computed into the least recently used slot.
+template <class A>
+const RopeTableCache::Entry& rope_table(const CudaContext& ctx, RopeTableCache& cache, const RopeParams& p) {
+  const int64_t half = p.d / 2;
+  const double sign = p.inverse ? -1.0 : 1.0;
+  ++cache.uses;
+  for (auto& e : cache.entries)
+    if (e.nt == p.nt && e.half == half && e.d == p.d && e.position_offset == p.position_offset &&
+        e.theta == p.theta && e.sign == sign && e.elem == sizeof(A)) {
+      e.last_use = cache.uses;
+      return e;
+    }
+  RopeTableCache::Entry fresh{p.nt, half, p.d, p.position_offset, p.theta, sign, sizeof(A),
+                              Scratch(ctx.device, size_t(p.nt * half) * sizeof(A)),
+                              Scratch(ctx.device, size_t(p.nt * half) * sizeof(A)), cache.uses};
+  rope_table_kernel<A><<<grid_for(ctx, p.nt * half), kThreads, 0, ctx.stream>>>(
+      p.nt, half, p.d, p.theta, p.position_offset, sign, fresh.cos_t.get<A>(), fresh.sin_t.get<A>());
+  LF_CUDA_CHECK_LAUNCH("rope_table_kernel");
+  if (cache.entries.size() < RopeTableCache::kEntries) {
+    cache.entries.push_back(std::move(fresh));
+    return cache.entries.back();
+  }
+  auto oldest = std::min_element(cache.entries.begin(), cache.entries.end(),
+                                 [](const auto& a, const auto& b) { return a.last_use < b.last_use; });
+  *oldest = std::move(fresh);  // the old tables go back to the allocator, stream-ordered
+  return *oldest;
+}
+
+}  // namespace
+
 void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p) {
   const int64_t half = p.d / 2;
   if (p.nb * p.nt * p.nh * half == 0) return;
   dispatch_nn(t, "rope", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
-    Scratch cos_t(ctx.device, size_t(p.nt * half) * sizeof(A)), sin_t(ctx.device, size_t(p.nt * half) * sizeof(A));
-    rope_table_kernel<A><<<grid_for(ctx, p.nt * half), kThreads, 0, ctx.stream>>>(
-        p.nt, half, p.d, p.theta, p.position_offset, p.inverse ? -1.0 : 1.0, cos_t.get<A>(), sin_t.get<A>());
-    LF_CUDA_CHECK_LAUNCH("rope_table_kernel");
+    std::lock_guard<std::mutex> lock(ctx.rope_tables->mutex);
+    const RopeTableCache::Entry& table = rope_table<A>(ctx, *ctx.rope_tables, p);
+    const Scratch &cos_t = table.cos_t, &sin_t = table.sin_t;
     if (rope_vectorizable<T>(p)) {
       rope_half_vec_kernel<T><<<grid_for(ctx, p.nb * p.nt * p.nh * (half / kVecWidth<T>)), kThreads, 0,
                                 ctx.stream>>>(p, cos_t.get<A>(), sin_t.get<A>());

@@ -253,7 +253,7 @@ Tensor sum_of_squares_tensor(const TensorList& xs, Device device) {
     LF_CHECK(is_floating(x.dtype()), "sum_of_squares: tensors must be floating, got {}", x.str());
     LF_CHECK(cs.empty() || x.device() == cs[0].device(), "sum_of_squares: tensors on {} and {}",
              cs[0].device().str(), x.device().str());
-    cs.push_back(contiguous(x.detach()));
+    cs.push_back(x.is_contiguous() ? x : contiguous(x.detach()));  // read only: no new handle needed
   }
   if (cs.empty()) return zeros({}, DType::F64, device);
   Tensor out = Tensor::empty({}, DType::F64, cs[0].device());

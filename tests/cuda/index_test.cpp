@@ -92,6 +92,14 @@ TEST(CudaIndex, BadIndexIsAnErrorAndLeavesDstAlone) {
   Tensor ok_idx = from_vector<int64_t>({0, 9}, {2}).to(gpu());
   Tensor ok_out = Tensor::empty({2, 4}, DType::F32, gpu());
   EXPECT_NO_THROW(gpu_be().index_select(x, ok_idx, ok_out, 1, 10, 4));
+  // Indices found valid are not checked again until written: an op writing bad values into the
+  // same tensor moves its version, and the next use is checked and fails.
+  Tensor ok_src = full({2, 4}, 1.0, DType::F32, gpu());
+  EXPECT_NO_THROW(gpu_be().index_add(x, ok_idx, ok_src, 1, 10, 4));
+  copy_(ok_idx, from_vector<int64_t>({0, 10}, {2}));
+  Tensor before_add = x.to(Device::cpu());
+  EXPECT_THROW(gpu_be().index_add(x, ok_idx, ok_src, 1, 10, 4), Error);
+  EXPECT_TRUE(bit_equal(x, before_add));
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 // forward's Q and P, the backward's P and dS; or a shared tile: the backward's Q, dO, K and V) by a
 // B tile the tensor cores read straight from the swizzled shared tile, with no ldmatrix and no B
 // registers; products run asynchronously while the warps compute the softmax of the previous one.
-// A CTA is one warp group (4 warps) owning 64 rows, three CTAs an SM:
+// A warp group (4 warps) owns 64 rows. A dK/dV CTA is one group, three CTAs an SM; a forward CTA
+// is two groups (128 queries) sharing each K/V tile, two CTAs an SM, and so is a dQ CTA up to
+// T = 1024 (three one-group CTAs beyond; see the launchers):
 //   forward:  S = Q·Kᵀ (B = K, K-major), O = α·O + P·V (B = V, MN-major);
 //   dK / dV:  Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (B = Q, dO, K-major) run together; dV += Pᵀ·dO and
 //             dK += dSᵀ·Q (B = dO, Q, MN-major) start as soon as Pᵀ, then dSᵀ, are ready;
@@ -93,29 +95,32 @@ __device__ __forceinline__ void accumulate_mn(float (&d)[kD / 8][4], const uint3
 // ---- forward ----
 // One warp group (64 query rows) a CTA; BC keys a step. The products of consecutive steps overlap
 // the softmax: step j issues S_j = Q·K_jᵀ and O += P_{j-1}·V_{j-1}, waits for S_j only, computes
-// P_j while the tensor cores run P_{j-1}·V_{j-1}, then rescales O. K and V have two buffers each;
-// the copy of K_{j+1} and V_j starts right after the products are issued (its buffers' last
-// readers, S_{j-1} and P_{j-2}·V_{j-2}, completed in the previous step).
+// P_j while the tensor cores run P_{j-1}·V_{j-1}, then rescales O. K and V have STAGES buffers
+// each; the copies of the step STAGES - 1 ahead start right after the products are issued (their
+// buffers' last readers, S_{j-1} and P_{j-2}·V_{j-2}, completed in the previous step).
 // NWG warp groups a CTA (NWG·64 query rows) share each K and V tile: the tiles cross from L2 once
 // for all of them. The CTA walks the key tiles its last group sees; an earlier group's tiles past
 // its diagonal are masked whole (P = 0, α = 1): the products stay outside any branch that
 // depends on the warp group, which would make ptxas serialize them.
-template <int BC, int NWG>
+// STAGES buffers of K and V: with three, the copies run two steps ahead (K_{j+2}, V_{j+1}).
+template <int BC, int NWG, int STAGES>
 struct WgFwdTiles {
   static constexpr int kBr = kWgRows * NWG, kBc = BC, kThreads = 128 * NWG;
   // K/V tiles are copied by the first kLoadThreads threads (a pass must cover whole rows).
   static constexpr int kLoadThreads = NWG == 3 ? 256 : kThreads;
-  static constexpr size_t kSmem = kSmemAlign + 2 * (size_t(kBr) * kD + 4 * size_t(kBc) * kD);
+  static constexpr size_t kSmem = kSmemAlign + 2 * (size_t(kBr) * kD + 2 * STAGES * size_t(kBc) * kD);
 };
 
-template <bool BF16, int BC, int NWG, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kernel(AttnParams p) {
-  using Cfg = WgFwdTiles<BC, NWG>;
+  static_assert(STAGES == 2 || STAGES == 3);
+  using Cfg = WgFwdTiles<BC, NWG, STAGES>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads, NL = Cfg::kLoadThreads;
+  constexpr int kAhead = STAGES - 1;  // how many steps ahead the K copies run
   extern __shared__ unsigned char smem_raw[];
   uint16_t* qs = aligned_smem(smem_raw);
-  uint16_t* ks = qs + Br * kD;  // [2][Bc·D]
-  uint16_t* vs = ks + 2 * Bc * kD;
+  uint16_t* ks = qs + Br * kD;  // [STAGES][Bc·D]
+  uint16_t* vs = ks + STAGES * Bc * kD;
 
   const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
   const int64_t tile = gridDim.y - 1 - blockIdx.y;  // the longest causal rows first
@@ -134,12 +139,12 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kerne
   const bool loader = NL == NT || int(threadIdx.x) < NL;
   auto load_k = [&](int j) {
     if (loader)
-      load_tile<Bc, kD, NL>(ks + (j & 1) * Bc * kD, kg + int64_t(j) * Bc * k_s1, k_s1,
+      load_tile<Bc, kD, NL>(ks + (j % STAGES) * Bc * kD, kg + int64_t(j) * Bc * k_s1, k_s1,
                             int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
   auto load_v = [&](int j) {
     if (loader)
-      load_tile<Bc, kD, NL>(vs + (j & 1) * Bc * kD, vg + int64_t(j) * Bc * v_s1, v_s1,
+      load_tile<Bc, kD, NL>(vs + (j % STAGES) * Bc * kD, vg + int64_t(j) * Bc * v_s1, v_s1,
                             int(min(int64_t(Bc), ns - int64_t(j) * Bc)));
   };
   constexpr uint32_t kKvBytes = Bc * kD * 2;
@@ -204,6 +209,11 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kerne
     if (ntiles > 1) load_k(1);
     load_v(0);
     cp_async_commit();
+    if constexpr (STAGES == 3) {
+      if (ntiles > 2) load_k(2);
+      if (ntiles > 1) load_v(1);
+      cp_async_commit();
+    }
 
     float s[1][Bc / 8][4];
     float alpha[2];
@@ -215,20 +225,24 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kerne
     softmax(s[0], 0, alpha);
     to_a_fragments<BF16, 1, Bc>(pa, s);
 
+    int kb = 1 % STAGES, vb = 0;  // the buffers of K_j and V_{j-1}
     for (int j = 1; j < ntiles; ++j) {
-      cp_async_wait<0>();  // K_j, V_{j-1}
+      cp_async_wait<kAhead - 1>();  // K_j, V_{j-1} (the copies of the next step may still run)
       wgmma::fence_proxy_async();
       __syncthreads();
-      const uint64_t kt = wgmma::desc_advance(k_desc, (j & 1) * kKvBytes);
-      const uint64_t vt = wgmma::desc_advance(v_desc, ((j - 1) & 1) * kKvBytes);
+      const uint64_t kt = wgmma::desc_advance(k_desc, kb * kKvBytes);
+      const uint64_t vt = wgmma::desc_advance(v_desc, vb * kKvBytes);
       wgmma::fence();
       product_rs<BF16, Bc>(s[0], qa[0], kt);
       accumulate_mn<BF16, Bc>(o[0], pa[0], vt);
-      // The copies go out while the products run: K_{j+1} replaces K_{j-1} (S_{j-1} is done) and
-      // V_j replaces V_{j-2} (P_{j-2}·V_{j-2} is done); neither buffer is read by this step.
-      if (j + 1 < ntiles) load_k(j + 1);
-      load_v(j);
+      // The copies go out while the products run: K_{j+A} (A = STAGES - 1 steps ahead) replaces
+      // K_{j-1} (S_{j-1} is done) and V_{j+A-1} replaces V_{j-2} (P_{j-2}·V_{j-2} is done);
+      // neither buffer is read by this step.
+      if (j + kAhead < ntiles) load_k(j + kAhead);
+      if (j + kAhead - 1 < ntiles) load_v(j + kAhead - 1);
       cp_async_commit();
+      kb = kb + 1 == STAGES ? 0 : kb + 1;
+      vb = vb + 1 == STAGES ? 0 : vb + 1;
       wgmma::wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
       wgmma::fence_operand(s[0]);
       softmax(s[0], j, alpha);
@@ -243,10 +257,10 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kerne
       }
       to_a_fragments<BF16, 1, Bc>(pa, s);
     }
-    cp_async_wait<0>();  // V of the last step
+    cp_async_wait<kAhead - 1>();  // V of the last step
     wgmma::fence_proxy_async();
     __syncthreads();
-    const uint64_t vt = wgmma::desc_advance(v_desc, ((ntiles - 1) & 1) * kKvBytes);
+    const uint64_t vt = wgmma::desc_advance(v_desc, ((ntiles - 1) % STAGES) * kKvBytes);
     wgmma::fence();
     accumulate_mn<BF16, Bc>(o[0], pa[0], vt);
     wgmma::wait<0>();
@@ -541,11 +555,11 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(Att
 
 // ---- launchers ----
 // Tiles (measured on an H200, docs/CUDA.md): forward 64 keys a step, two warp groups (128
-// queries) a CTA sharing each K/V tile, two CTAs an SM; dK/dV 64 keys × 64 queries, one warp
+// queries) a CTA sharing each K/V tile, two CTAs an SM, K/V copies two steps ahead; dK/dV 64 keys × 64 queries, one warp
 // group a CTA, three CTAs an SM; dQ 64 queries × 64 keys, three one-group CTAs an SM, or up to
 // T = 1024 two two-group CTAs (shorter rows gain more from sharing the K/V tiles; at T = 2048
 // the single group's occupancy wins).
-constexpr int kFwdBc = 64, kFwdGroups = 2, kFwdCtasPerSm = 2;
+constexpr int kFwdBc = 64, kFwdGroups = 2, kFwdCtasPerSm = 2, kFwdStages = 3;
 constexpr int kDkvBr = 64, kDqBc = 64, kCtasPerSm = 3;
 constexpr int64_t kDqSharedMaxT = 1024;
 
@@ -563,10 +577,10 @@ void set_smem(K kernel, size_t bytes) {
 
 unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
 
-template <bool BF16, int BC, int NWG, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 void launch_fwd(const CudaContext& ctx, const AttnParams& p) {
-  using Cfg = WgFwdTiles<BC, NWG>;
-  auto kernel = attention_wgmma_forward_kernel<BF16, BC, NWG, CTAS>;
+  using Cfg = WgFwdTiles<BC, NWG, STAGES>;
+  auto kernel = attention_wgmma_forward_kernel<BF16, BC, NWG, CTAS, STAGES>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
@@ -594,7 +608,7 @@ void launch_attention_wgmma_forward(const CudaContext& ctx, DType t, const AttnP
   LF_CHECK(p.d == kD && p.dv_dim == kD, "attention (wgmma): head dim 64 only, got {}", p.d);
   if (p.nb * p.nh * p.nt == 0) return;
   dispatch_type(t, "attention (wgmma)", [&](auto bf) {
-    launch_fwd<decltype(bf)::value, kFwdBc, kFwdGroups, kFwdCtasPerSm>(ctx, p);
+    launch_fwd<decltype(bf)::value, kFwdBc, kFwdGroups, kFwdCtasPerSm, kFwdStages>(ctx, p);
   });
   LF_CUDA_CHECK_LAUNCH("attention_wgmma_forward_kernel");
 }

@@ -55,6 +55,22 @@ void CudaBackend::throw_if_bad_index(const char* op, const Tensor& index, int64_
                           n));
 }
 
+bool CudaBackend::index_known_valid(const Tensor& index, int64_t bound, int64_t ignore_index) const {
+  for (const ValidIndex& v : valid_indices_)
+    if (v.storage.lock() == index.storage() && v.offset == index.offset() && v.numel == index.numel() &&
+        v.dtype == index.dtype() && v.bound == bound && v.ignore_index == ignore_index &&
+        v.version == index.version())
+      return true;
+  return false;
+}
+
+void CudaBackend::remember_valid_index(const Tensor& index, int64_t bound, int64_t ignore_index) {
+  constexpr size_t kRemembered = 8;
+  if (valid_indices_.size() == kRemembered) valid_indices_.erase(valid_indices_.begin());
+  valid_indices_.push_back({index.storage(), index.offset(), index.numel(), bound, ignore_index, index.dtype(),
+                            index.version()});
+}
+
 void CudaBackend::synchronize() {
   ctx_.activate();
   LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
@@ -358,8 +374,11 @@ void CudaBackend::index_select(const Tensor& x, const Tensor& index, const Tenso
   LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
   check_device("index_select", {&x, &index, &out});
   const int64_t m = index.numel();
-  launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
-  throw_if_bad_index("index_select", index, n);
+  if (!index_known_valid(index, n, -1)) {
+    launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
+    throw_if_bad_index("index_select", index, n);
+    remember_valid_index(index, n, -1);
+  }
   launch_index_select(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner,
                       m);
 }
@@ -369,8 +388,11 @@ void CudaBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor
   LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype());
   check_device("index_add", {&dst, &index, &src});
   const int64_t m = index.numel();
-  launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
-  throw_if_bad_index("index_add", index, n);
+  if (!index_known_valid(index, n, -1)) {
+    launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
+    throw_if_bad_index("index_add", index, n);
+    remember_valid_index(index, n, -1);
+  }
   launch_index_add(ctx_, dst.dtype(), index.dtype(), dst.data_ptr(), index.data_ptr(), src.data_ptr(), outer, n,
                    inner, m);
 }

@@ -3,12 +3,14 @@
 // strides, and call the launchers of kernels.h on the device's stream. Nothing here waits for
 // the GPU except copies to the host (read_async waits only when asked), copies of more than a
 // few MiB from the host, synchronize(), and index checks (which must report a bad index as
-// Error before returning).
+// Error before returning; an index tensor already found valid and not written since is not
+// checked again).
 //
 // The methods are defined across cuda_backend_*.cpp, by kernel family.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_context.h"
@@ -90,6 +92,19 @@ class CudaBackend final : public Backend {
   // After launch_check_indices: throws the CPU backend's out-of-range message if a kernel
   // reported a bad index.
   void throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const;
+  // Index tensors found valid for a bound, until their storage is written (its version moves)
+  // or freed: the backward of an embedding or a cross-entropy reads the forward's ids again,
+  // and checking them again would make the host wait for the GPU a second time. Ops bump the
+  // version of what they write; a raw Backend call writing into a checked index tensor must too.
+  bool index_known_valid(const Tensor& index, int64_t bound, int64_t ignore_index) const;
+  void remember_valid_index(const Tensor& index, int64_t bound, int64_t ignore_index);
+  struct ValidIndex {
+    std::weak_ptr<Storage> storage;
+    int64_t offset = 0, numel = 0, bound = 0, ignore_index = 0;
+    DType dtype = DType::I64;
+    uint64_t version = 0;
+  };
+  std::vector<ValidIndex> valid_indices_;  // the last few, newest last
 
   CudaContext& ctx_;
   // Device tables of the multi-tensor launches, kept between calls (multi_tensor_table.h).

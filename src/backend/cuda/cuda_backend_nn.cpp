@@ -149,14 +149,17 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
   check_stat(lse, logits.dtype(), "cross_entropy lse");
   const int64_t n = logits.size(0), v = logits.size(1);
   // Targets: every one in [0, V) or ignore_index. Checked before any work, as on the CPU.
-  launch_check_targets(ctx_, targets.dtype(), targets.data_ptr(), n, v, args.ignore_index);
-  if (const int64_t pos = ctx_.take_error_position(); pos >= 0) {
-    int64_t t = 0;
-    LF_CUDA_CHECK(cudaMemcpy(&t, static_cast<const char*>(targets.data_ptr()) + pos * targets.element_size(),
-                             targets.element_size(), cudaMemcpyDeviceToHost));
-    if (targets.element_size() == 4) t = static_cast<int32_t>(t);
-    throw Error(fmt::format("cross_entropy: target {} at row {} is out of range for {} classes (expected 0..{} or "
-                            "ignore_index {})", t, pos, v, v - 1, args.ignore_index));
+  if (!index_known_valid(targets, v, args.ignore_index)) {
+    launch_check_targets(ctx_, targets.dtype(), targets.data_ptr(), n, v, args.ignore_index);
+    if (const int64_t pos = ctx_.take_error_position(); pos >= 0) {
+      int64_t t = 0;
+      LF_CUDA_CHECK(cudaMemcpy(&t, static_cast<const char*>(targets.data_ptr()) + pos * targets.element_size(),
+                               targets.element_size(), cudaMemcpyDeviceToHost));
+      if (targets.element_size() == 4) t = static_cast<int32_t>(t);
+      throw Error(fmt::format("cross_entropy: target {} at row {} is out of range for {} classes (expected 0..{} "
+                              "or ignore_index {})", t, pos, v, v - 1, args.ignore_index));
+    }
+    remember_valid_index(targets, v, args.ignore_index);
   }
   launch_cross_entropy_forward(ctx_, logits.dtype(), targets.dtype(), logits.data_ptr(), targets.data_ptr(), n, v,
                                args, loss.data_ptr(), lse.data_ptr());
@@ -171,9 +174,12 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
   check_stat(lse, logits.dtype(), "cross_entropy lse");
   check_stat(dloss, logits.dtype(), "cross_entropy dloss");
   const int64_t n = logits.size(0), v = logits.size(1);
-  launch_check_targets(ctx_, targets.dtype(), targets.data_ptr(), n, v, args.ignore_index);
-  if (const int64_t pos = ctx_.take_error_position(); pos >= 0)
-    throw Error(fmt::format("cross_entropy backward: target at row {} is out of range for {} classes", pos, v));
+  if (!index_known_valid(targets, v, args.ignore_index)) {
+    launch_check_targets(ctx_, targets.dtype(), targets.data_ptr(), n, v, args.ignore_index);
+    if (const int64_t pos = ctx_.take_error_position(); pos >= 0)
+      throw Error(fmt::format("cross_entropy backward: target at row {} is out of range for {} classes", pos, v));
+    remember_valid_index(targets, v, args.ignore_index);
+  }
   launch_cross_entropy_backward(ctx_, logits.dtype(), targets.dtype(), logits.data_ptr(), targets.data_ptr(),
                                 lse.data_ptr(), dloss.data_ptr(), n, v, args, dlogits.data_ptr());
 }

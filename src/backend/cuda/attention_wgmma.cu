@@ -285,28 +285,31 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_forward_kerne
 // ---- backward: dK, dV ----
 // One warp group (64 keys) a CTA walks the group's query heads and BR-query tiles. Step i issues
 // Sᵀ_i = K·Q_iᵀ and dPᵀ_i = V·dO_iᵀ without waiting for dK/dV of step i-1; dV += Pᵀ·dO starts once
-// Pᵀ is ready and runs while dSᵀ is formed. Q, dO, lse and Δ have two buffers; the copy of step
-// i+1 starts once Sᵀ_i is done (then the products of step i-1, its buffers' readers, are too).
+// Pᵀ is ready and runs while dSᵀ is formed. Q, dO, lse and Δ have STAGES buffers; the copy of step
+// i + STAGES - 1 starts once Sᵀ_i is done (then the products of step i-1, its buffers' readers,
+// are too).
 // NWG warp groups a CTA (NWG·64 keys) share each Q / dO tile; a later group's query tiles before
 // its first key are masked whole (P = 0, so they add nothing), as in the forward.
-template <int BR, int NWG>
+template <int BR, int NWG, int STAGES>
 struct WgDkvTiles {
   static constexpr int kBc = kWgRows * NWG, kBr = BR, kThreads = 128 * NWG;
-  static constexpr size_t kSmem =
-      kSmemAlign + 2 * (2 * size_t(kBc) * kD + 4 * size_t(kBr) * kD) + sizeof(float) * 4 * kBr;
+  static constexpr size_t kSmem = kSmemAlign + 2 * (2 * size_t(kBc) * kD + 2 * STAGES * size_t(kBr) * kD) +
+                                  sizeof(float) * 2 * STAGES * kBr;
 };
 
-template <bool BF16, int BR, int NWG, int CTAS>
+template <bool BF16, int BR, int NWG, int CTAS, int STAGES>
 __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(AttnParams p, const float* delta) {
-  using Cfg = WgDkvTiles<BR, NWG>;
+  static_assert(STAGES == 2 || STAGES == 3);
+  using Cfg = WgDkvTiles<BR, NWG, STAGES>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  constexpr int kAhead = STAGES - 1;  // how many steps ahead the copies run
   extern __shared__ unsigned char smem_raw[];
   uint16_t* ks = aligned_smem(smem_raw);
   uint16_t* vs = ks + Bc * kD;
-  uint16_t* qs = vs + Bc * kD;      // [2][Br·D]
-  uint16_t* gs = qs + 2 * Br * kD;  // dO, [2][Br·D]
-  float* lses = reinterpret_cast<float*>(gs + 2 * Br * kD);  // [2][Br]
-  float* dls = lses + 2 * Br;                                 // Δ, [2][Br]
+  uint16_t* qs = vs + Bc * kD;           // [STAGES][Br·D]
+  uint16_t* gs = qs + STAGES * Br * kD;  // dO, [STAGES][Br·D]
+  float* lses = reinterpret_cast<float*>(gs + STAGES * Br * kD);  // [STAGES][Br]
+  float* dls = lses + STAGES * Br;                                 // Δ, [STAGES][Br]
 
   const int64_t hk = blockIdx.x % p.nhkv, b = blockIdx.x / p.nhkv;
   const int64_t s0 = int64_t(blockIdx.y) * Bc, group = p.nh / p.nhkv, offset = p.ns - p.nt;
@@ -342,6 +345,10 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(At
   };
   if (iters > 0) issue(0);
   cp_async_commit();
+  if constexpr (STAGES == 3) {
+    if (iters > 1) issue(1);
+    cp_async_commit();
+  }
 
   float dk[1][kD / 8][4], dv[1][kD / 8][4];
   zero(dk);
@@ -353,7 +360,7 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(At
   const bool causal = p.causal;
 
   if (iters > 0) {
-    cp_async_wait<0>();
+    cp_async_wait<kAhead - 1>();
     wgmma::fence_proxy_async();
     __syncthreads();
     float st[1][Br / 8][4], dpt[1][Br / 8][4];  // Sᵀ, dPᵀ: keys × queries
@@ -366,10 +373,10 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(At
     const uint64_t qk_desc = wgmma::desc_k_major(qs), gk_desc = wgmma::desc_k_major(gs);
     const uint64_t qm_desc = wgmma::desc_mn_major(qs), gm_desc = wgmma::desc_mn_major(gs);
     int tile_in_head = 0;  // the compute cursor's query tile
-    for (int it = 0; it < iters; ++it) {
-      const int buf = it & 1;
+    int buf = 0;  // it % STAGES
+    for (int it = 0; it < iters; ++it, buf = buf + 1 == STAGES ? 0 : buf + 1) {
       if (it > 0) {
-        cp_async_wait<0>();
+        cp_async_wait<kAhead - 1>();  // step it's tiles (the next step's copies may still run)
         wgmma::fence_proxy_async();
         __syncthreads();
       }
@@ -385,7 +392,8 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(At
       product_ss<BF16, Br>(dpt[0], v_desc, gk);
       wgmma::wait<1>();  // Sᵀ_i is ready (and dK, dV of step i-1); dPᵀ_i may still run
       wgmma::fence_operand(st[0]);
-      if (it + 1 < iters) issue(buf ^ 1);
+      // Step it + kAhead's tiles replace step it - 1's, whose products are all done now.
+      if (it + kAhead < iters) issue(buf + kAhead >= STAGES ? buf + kAhead - STAGES : buf + kAhead);
       cp_async_commit();
 
       if (causal && wg_last > t0 + offset) {
@@ -438,23 +446,26 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dkv_kernel(At
 // ---- backward: dQ ----
 // One warp group (64 query rows) a CTA over BC-key tiles. Step j issues S_j = Q·K_jᵀ and
 // dP_j = dO·V_jᵀ (dQ of step j-1 may still run), forms P_j while dP_j runs, then issues
-// dQ += dS_j·K_j. K and V have two buffers; the copy of step j+1 starts once S_j is done.
+// dQ += dS_j·K_j. K and V have STAGES buffers; the copy of step j + STAGES - 1 starts once S_j is
+// done (then step j-1's products, its buffers' readers, are too).
 // NWG warp groups a CTA (NWG·64 queries) share each K / V tile, with the forward's masking.
-template <int BC, int NWG>
+template <int BC, int NWG, int STAGES>
 struct WgDqTiles {
   static constexpr int kBr = kWgRows * NWG, kBc = BC, kThreads = 128 * NWG;
-  static constexpr size_t kSmem = kSmemAlign + 2 * (2 * size_t(kBr) * kD + 4 * size_t(kBc) * kD);
+  static constexpr size_t kSmem = kSmemAlign + 2 * (2 * size_t(kBr) * kD + 2 * STAGES * size_t(kBc) * kD);
 };
 
-template <bool BF16, int BC, int NWG, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(AttnParams p, const float* delta) {
-  using Cfg = WgDqTiles<BC, NWG>;
+  static_assert(STAGES == 2 || STAGES == 3);
+  using Cfg = WgDqTiles<BC, NWG, STAGES>;
   constexpr int Br = Cfg::kBr, Bc = Cfg::kBc, NT = Cfg::kThreads;
+  constexpr int kAhead = STAGES - 1;  // how many steps ahead the K/V copies run
   extern __shared__ unsigned char smem_raw[];
   uint16_t* qs = aligned_smem(smem_raw);
   uint16_t* gs = qs + Br * kD;
-  uint16_t* ks = gs + Br * kD;  // [2][Bc·D]
-  uint16_t* vs = ks + 2 * Bc * kD;
+  uint16_t* ks = gs + Br * kD;  // [STAGES][Bc·D]
+  uint16_t* vs = ks + STAGES * Bc * kD;
 
   const int64_t h = blockIdx.x % p.nh, b = blockIdx.x / p.nh;
   const int64_t tile = gridDim.y - 1 - blockIdx.y;
@@ -472,13 +483,17 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(Att
   auto load_kv = [&](int j) {
     const int64_t s1 = int64_t(j) * Bc;
     const int valid = int(min(int64_t(Bc), ns - s1));
-    load_tile<Bc, kD, NT>(ks + (j & 1) * Bc * kD, kg + s1 * k_s1, k_s1, valid);
-    load_tile<Bc, kD, NT>(vs + (j & 1) * Bc * kD, vg + s1 * v_s1, v_s1, valid);
+    load_tile<Bc, kD, NT>(ks + (j % STAGES) * Bc * kD, kg + s1 * k_s1, k_s1, valid);
+    load_tile<Bc, kD, NT>(vs + (j % STAGES) * Bc * kD, vg + s1 * v_s1, v_s1, valid);
   };
   load_tile<Br, kD, NT>(qs, head_ptr(p.q, b, h) + t0 * p.q.s1, p.q.s1, rows);
   load_tile<Br, kD, NT>(gs, head_ptr(p.dout, b, h) + t0 * p.dout.s1, p.dout.s1, rows);
   if (ntiles > 0) load_kv(0);
   cp_async_commit();
+  if constexpr (STAGES == 3) {
+    if (ntiles > 1) load_kv(1);
+    cp_async_commit();
+  }
 
   const int r0 = w.row0();
   const int64_t row0 = t0 + r0 + w.gid;  // this thread's rows: row0, row0 + 8
@@ -497,7 +512,7 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(Att
   zero(dq);
 
   if (ntiles > 0) {
-    cp_async_wait<0>();
+    cp_async_wait<kAhead - 1>();
     wgmma::fence_proxy_async();
     __syncthreads();
     float s[1][Bc / 8][4], dp[1][Bc / 8][4];
@@ -511,22 +526,24 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(Att
     const uint64_t kk_desc = wgmma::desc_k_major(ks), km_desc = wgmma::desc_mn_major(ks);
     const uint64_t v_desc = wgmma::desc_k_major(vs);
 
-    for (int j = 0; j < ntiles; ++j) {
+    int buf = 0;  // j % STAGES
+    for (int j = 0; j < ntiles; ++j, buf = buf + 1 == STAGES ? 0 : buf + 1) {
       if (j > 0) {
-        cp_async_wait<0>();
+        cp_async_wait<kAhead - 1>();  // K_j, V_j (the next step's copies may still run)
         wgmma::fence_proxy_async();
         __syncthreads();
       }
       const int64_t s0 = int64_t(j) * Bc;
-      const uint64_t kt = wgmma::desc_advance(kk_desc, (j & 1) * kKvBytes);
-      const uint64_t km = wgmma::desc_advance(km_desc, (j & 1) * kKvBytes);
-      const uint64_t vt = wgmma::desc_advance(v_desc, (j & 1) * kKvBytes);
+      const uint64_t kt = wgmma::desc_advance(kk_desc, buf * kKvBytes);
+      const uint64_t km = wgmma::desc_advance(km_desc, buf * kKvBytes);
+      const uint64_t vt = wgmma::desc_advance(v_desc, buf * kKvBytes);
       wgmma::fence();
       product_ss<BF16, Bc>(s[0], q_desc, kt);
       product_ss<BF16, Bc>(dp[0], g_desc, vt);
       wgmma::wait<1>();  // S_j is ready (and dQ of step j-1); dP_j may still run
       wgmma::fence_operand(s[0]);
-      if (j + 1 < ntiles) load_kv(j + 1);
+      // K/V of step j + kAhead replace step j - 1's, whose products are all done now.
+      if (j + kAhead < ntiles) load_kv(j + kAhead);
       cp_async_commit();
 
       if (s0 + Bc > ns || (causal && s0 + Bc - 1 > wg_first + offset))
@@ -554,11 +571,13 @@ __global__ void __launch_bounds__(128 * NWG, CTAS) attention_wgmma_dq_kernel(Att
 }
 
 // ---- launchers ----
-// Tiles (measured on an H200, docs/CUDA.md): forward 64 keys a step, two warp groups (128
-// queries) a CTA sharing each K/V tile, two CTAs an SM, K/V copies two steps ahead; dK/dV 64 keys × 64 queries, one warp
-// group a CTA, three CTAs an SM; dQ 64 queries × 64 keys, three one-group CTAs an SM, or up to
-// T = 1024 two two-group CTAs (shorter rows gain more from sharing the K/V tiles; at T = 2048
-// the single group's occupancy wins).
+// Tiles and pipelines, measured on an H200 (docs/CUDA.md "The Hopper kernel"):
+//   forward: 64 keys a step, two warp groups (128 queries) a CTA sharing each K/V tile, two CTAs
+//     an SM, K/V copied two steps ahead (three buffers);
+//   dK/dV: 64 keys × 64 queries, one warp group a CTA, three CTAs an SM, one step ahead;
+//   dQ: 64 queries × 64 keys; up to T = 1024 two warp groups a CTA sharing K/V, two CTAs an SM,
+//     two steps ahead; beyond it one group a CTA, three CTAs an SM, one step ahead (at T = 2048
+//     the single group's occupancy won, and a third buffer there was slower).
 constexpr int kFwdBc = 64, kFwdGroups = 2, kFwdCtasPerSm = 2, kFwdStages = 3;
 constexpr int kDkvBr = 64, kDqBc = 64, kCtasPerSm = 3;
 constexpr int64_t kDqSharedMaxT = 1024;
@@ -585,18 +604,18 @@ void launch_fwd(const CudaContext& ctx, const AttnParams& p) {
   const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
 }
-template <bool BF16, int BC, int NWG, int CTAS>
+template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 void launch_dq(const CudaContext& ctx, const AttnParams& p, const float* delta) {
-  using Cfg = WgDqTiles<BC, NWG>;
-  auto kernel = attention_wgmma_dq_kernel<BF16, BC, NWG, CTAS>;
+  using Cfg = WgDqTiles<BC, NWG, STAGES>;
+  auto kernel = attention_wgmma_dq_kernel<BF16, BC, NWG, CTAS, STAGES>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
 }
-template <bool BF16, int BR, int NWG, int CTAS>
+template <bool BF16, int BR, int NWG, int CTAS, int STAGES>
 void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta) {
-  using Cfg = WgDkvTiles<BR, NWG>;
-  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, NWG, CTAS>;
+  using Cfg = WgDkvTiles<BR, NWG, STAGES>;
+  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, NWG, CTAS, STAGES>;
   set_smem(kernel, Cfg::kSmem);
   const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
   kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
@@ -620,12 +639,12 @@ void launch_attention_wgmma_backward(const CudaContext& ctx, DType t, const Attn
   dispatch_type(t, "attention_backward (wgmma)", [&](auto bf) {
     constexpr bool BF16 = decltype(bf)::value;
     if (p.nb * p.nh * p.nt > 0) {
-      if (p.nt <= kDqSharedMaxT) launch_dq<BF16, kDqBc, 2, 2>(ctx, p, delta.get<float>());
-      else launch_dq<BF16, kDqBc, 1, kCtasPerSm>(ctx, p, delta.get<float>());
+      if (p.nt <= kDqSharedMaxT) launch_dq<BF16, kDqBc, 2, 2, 3>(ctx, p, delta.get<float>());
+      else launch_dq<BF16, kDqBc, 1, kCtasPerSm, 2>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dq_kernel");
     }
     if (p.nb * p.nhkv * p.ns > 0) {
-      launch_dkv<BF16, kDkvBr, 1, kCtasPerSm>(ctx, p, delta.get<float>());
+      launch_dkv<BF16, kDkvBr, 1, kCtasPerSm, 2>(ctx, p, delta.get<float>());
       LF_CUDA_CHECK_LAUNCH("attention_wgmma_dkv_kernel");
     }
   });

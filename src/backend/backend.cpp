@@ -54,6 +54,15 @@ class ReadDone final : public PendingRead {
 };
 }  // namespace
 
+bool resolve_clip_on_host(AdamWArgs& args) {
+  if (!args.clip_norm_sq.defined()) return true;
+  LF_CHECK(args.clip_norm_sq.dtype() == DType::F64 && args.clip_norm_sq.numel() == 1,
+           "adamw_multi_step: clip_norm_sq must be an f64 scalar, got {}", args.clip_norm_sq.str());
+  const double sq = args.clip_norm_sq.item();
+  args.clip_norm_sq = Tensor();
+  return clip_step_scale(sq, args.grad_scale, args.max_norm, args.grad_scale);
+}
+
 std::unique_ptr<PendingRead> Backend::read_async(const Tensor& src) {
   LF_ASSERT(src.is_contiguous(), "read_async needs a contiguous tensor, got {}", src.str());
   const Tensor host = src.device().is_cpu() ? src : src.to(Device::cpu());

@@ -112,6 +112,11 @@ inline bool clip_step_scale(double sq, double grad_scale, double max_norm, doubl
   return std::isfinite(norm);
 }
 
+// For adamw_multi_step paths that take the gradient multiplier from the host: reads
+// args.clip_norm_sq (when defined; one wait on its device), folds clip_step_scale into
+// args.grad_scale and clears it. False when the norm is not finite: the step must change nothing.
+bool resolve_clip_on_host(AdamWArgs& args);
+
 // Values on their way from a device to the host (Backend::read_async).
 class PendingRead {
  public:

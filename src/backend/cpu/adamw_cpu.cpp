@@ -100,14 +100,7 @@ void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tenso
 
 void CpuBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args0) {
   AdamWArgs args = args0;
-  if (args.clip_norm_sq.defined()) {
-    LF_CHECK(args.clip_norm_sq.device().is_cpu() && args.clip_norm_sq.dtype() == DType::F64 &&
-                 args.clip_norm_sq.numel() == 1,
-             "adamw_multi_step: clip_norm_sq must be an f64 scalar on the CPU, got {}", args.clip_norm_sq.str());
-    if (!clip_step_scale(*static_cast<const double*>(args.clip_norm_sq.data_ptr()), args0.grad_scale,
-                         args.max_norm, args.grad_scale))
-      return;  // a non-finite norm: no update
-  }
+  if (!resolve_clip_on_host(args)) return;  // a non-finite norm: no update
   for (const AdamWTensor& t : tensors) {
     AdamWArgs a = args;
     a.weight_decay = t.weight_decay;

@@ -596,29 +596,30 @@ void set_smem(K kernel, size_t bytes) {
 
 unsigned tiles_of(int64_t n, int tile) { return unsigned((n + tile - 1) / tile); }
 
+// A kernel with the tile configuration Cfg (threads, dynamic shared memory) on `grid`.
+template <class Cfg, class K, class... A>
+void launch_tiled(const CudaContext& ctx, K kernel, dim3 grid, A... args) {
+  set_smem(kernel, Cfg::kSmem);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(args...);
+}
+
 template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 void launch_fwd(const CudaContext& ctx, const AttnParams& p) {
   using Cfg = WgFwdTiles<BC, NWG, STAGES>;
-  auto kernel = attention_wgmma_forward_kernel<BF16, BC, NWG, CTAS, STAGES>;
-  set_smem(kernel, Cfg::kSmem);
-  const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p);
+  launch_tiled<Cfg>(ctx, attention_wgmma_forward_kernel<BF16, BC, NWG, CTAS, STAGES>,
+                    dim3(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr)), p);
 }
 template <bool BF16, int BC, int NWG, int CTAS, int STAGES>
 void launch_dq(const CudaContext& ctx, const AttnParams& p, const float* delta) {
   using Cfg = WgDqTiles<BC, NWG, STAGES>;
-  auto kernel = attention_wgmma_dq_kernel<BF16, BC, NWG, CTAS, STAGES>;
-  set_smem(kernel, Cfg::kSmem);
-  const dim3 grid(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
+  launch_tiled<Cfg>(ctx, attention_wgmma_dq_kernel<BF16, BC, NWG, CTAS, STAGES>,
+                    dim3(unsigned(p.nb * p.nh), tiles_of(p.nt, Cfg::kBr)), p, delta);
 }
 template <bool BF16, int BR, int NWG, int CTAS, int STAGES>
 void launch_dkv(const CudaContext& ctx, const AttnParams& p, const float* delta) {
   using Cfg = WgDkvTiles<BR, NWG, STAGES>;
-  auto kernel = attention_wgmma_dkv_kernel<BF16, BR, NWG, CTAS, STAGES>;
-  set_smem(kernel, Cfg::kSmem);
-  const dim3 grid(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmem, ctx.stream>>>(p, delta);
+  launch_tiled<Cfg>(ctx, attention_wgmma_dkv_kernel<BF16, BR, NWG, CTAS, STAGES>,
+                    dim3(unsigned(p.nb * p.nhkv), tiles_of(p.ns, Cfg::kBc)), p, delta);
 }
 
 }  // namespace

@@ -71,6 +71,13 @@ void CudaBackend::remember_valid_index(const Tensor& index, int64_t bound, int64
                             index.version()});
 }
 
+void CudaBackend::check_indices_once(const char* op, const Tensor& index, int64_t n) {
+  if (index_known_valid(index, n, -1)) return;
+  launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
+  throw_if_bad_index(op, index, n);
+  remember_valid_index(index, n, -1);
+}
+
 void CudaBackend::synchronize() {
   ctx_.activate();
   LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
@@ -374,11 +381,7 @@ void CudaBackend::index_select(const Tensor& x, const Tensor& index, const Tenso
   LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
   check_device("index_select", {&x, &index, &out});
   const int64_t m = index.numel();
-  if (!index_known_valid(index, n, -1)) {
-    launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
-    throw_if_bad_index("index_select", index, n);
-    remember_valid_index(index, n, -1);
-  }
+  check_indices_once("index_select", index, n);
   launch_index_select(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner,
                       m);
 }
@@ -388,11 +391,7 @@ void CudaBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor
   LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype());
   check_device("index_add", {&dst, &index, &src});
   const int64_t m = index.numel();
-  if (!index_known_valid(index, n, -1)) {
-    launch_check_indices(ctx_, index.dtype(), index.data_ptr(), m, n);
-    throw_if_bad_index("index_add", index, n);
-    remember_valid_index(index, n, -1);
-  }
+  check_indices_once("index_add", index, n);
   launch_index_add(ctx_, dst.dtype(), index.dtype(), dst.data_ptr(), index.data_ptr(), src.data_ptr(), outer, n,
                    inner, m);
 }

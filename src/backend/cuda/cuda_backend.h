@@ -98,6 +98,9 @@ class CudaBackend final : public Backend {
   // version of what they write; a raw Backend call writing into a checked index tensor must too.
   bool index_known_valid(const Tensor& index, int64_t bound, int64_t ignore_index) const;
   void remember_valid_index(const Tensor& index, int64_t bound, int64_t ignore_index);
+  // The range check of index_select / index_add: launch_check_indices + throw_if_bad_index,
+  // skipped for an index tensor already known valid for n.
+  void check_indices_once(const char* op, const Tensor& index, int64_t n);
   struct ValidIndex {
     std::weak_ptr<Storage> storage;
     int64_t offset = 0, numel = 0, bound = 0, ignore_index = 0;

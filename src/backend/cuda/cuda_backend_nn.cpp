@@ -388,14 +388,10 @@ void CudaBackend::adamw_multi_step(const std::vector<AdamWTensor>& tensors, cons
     });
     if (one_launch) {
       clip_norm_sq = static_cast<const double*>(args.clip_norm_sq.data_ptr());
-    } else {
-      // The single-tensor kernels take the multiplier from the host: read the norm here.
-      double sq = 0;
-      LF_CUDA_CHECK(cudaMemcpyAsync(&sq, args.clip_norm_sq.data_ptr(), sizeof sq, cudaMemcpyDeviceToHost, ctx_.stream));
-      LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
-      if (!clip_step_scale(sq, args0.grad_scale, args.max_norm, args.grad_scale)) return;
+      args.clip_norm_sq = Tensor();
+    } else if (!resolve_clip_on_host(args)) {  // the single-tensor kernels take it from the host
+      return;
     }
-    args.clip_norm_sq = Tensor();
   }
   std::vector<MultiTensorEntry> entries;
   for (const AdamWTensor& t : tensors) {

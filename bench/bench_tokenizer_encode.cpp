@@ -29,9 +29,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string default_data_dir() {
-  // bench/ sits next to src/ in the project; the shared data is beside the project.
+  // bench/ sits next to tests/ in the project, whose fixtures hold the OpenAI rank files.
   std::string here = __FILE__;
-  return here.substr(0, here.rfind("/bench/")) + "/../shared/data/tokenizers";
+  return here.substr(0, here.rfind("/bench/")) + "/tests/fixtures/tokenizers";
 }
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -17,7 +17,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "tokenizer/trainer_tokenizer.h"
+#include "tokenizer/bpe_trainer_tokenizer.h"
 
 int main(int argc, char** argv) {
   using namespace lmforge;

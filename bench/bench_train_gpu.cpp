@@ -1,16 +1,19 @@
 // Training throughput of `lmforge train` itself on one GPU, in the shapes and conventions of the
-// PyTorch GPU peer (../shared/bench/gpu/torch_peer.py, `train --model gpt2|llama`):
+// PyTorch GPU peer (bench/peers/gpu/torch_peer.py, `train --model gpt2|llama|moe`):
 //
 //   gpt2   12 layers, d 768, 12 heads, vocab 50304, T 1024, LayerNorm, GELU (tanh), learned
 //          positions, biases on every linear and LayerNorm, tied embeddings; batch 64 x 1024
 //   llama  24 layers, d 1024, 16 heads / 4 KV heads, SwiGLU d_ff 2816, RoPE, RMSNorm, no biases,
 //          vocab 32000 untied, T 2048; batch 16 x 2048
+//   moe    the llama shape with every FFN a Mixture of Experts: 64 routed experts of d_ff 704,
+//          top-6 softmax gates (not renormalised), 2 shared experts; batch 8 x 2048. MFU and
+//          FLOPs count the active parameters (router, 6 routed and 2 shared experts).
 //
 // Weights normal std 0.02 (no residual scaling), uniform random token ids (gpt2: below 50257, as
 // the peer draws them), AdamW (0.9, 0.95, eps 1e-8, lr 3e-4 constant, weight decay 0.1 on every
 // matrix, embeddings included, as the peer's 2-D parameter group), grad-norm clip 1.0.
 //
-//   bench_train_gpu --model gpt2|llama [--batch B] [--seq T] [--precision bf16|f16|f32|auto]
+//   bench_train_gpu --model gpt2|llama|moe [--batch B] [--seq T] [--precision bf16|f16|f32|auto]
 //                   [--recompute-blocks 0|1]
 //                   [--steps 10] [--warmup 3] [--device cuda:0]
 //
@@ -87,15 +90,16 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--warmup") a.warmup = std::stoi(v);
     else if (flag == "--device") a.device = v;
     else if (flag == "--recompute-blocks") a.recompute_blocks = v == "1" || v == "true";
-    else throw Error(fmt::format("unknown argument {} (flags: --model gpt2|llama, --batch, --seq, --precision, "
+    else throw Error(fmt::format("unknown argument {} (flags: --model gpt2|llama|moe, --batch, --seq, --precision, "
                                  "--steps, --warmup, --device, --recompute-blocks)", flag));
   }
-  LF_CHECK(a.model == "gpt2" || a.model == "llama", "--model must be gpt2 or llama, got {}", a.model);
+  LF_CHECK(a.model == "gpt2" || a.model == "llama" || a.model == "moe", "--model must be gpt2, llama or moe, got {}",
+           a.model);
   LF_CHECK(a.precision == "auto" || a.precision == "f32" || a.precision == "bf16" || a.precision == "f16",
            "--precision must be auto, f32, bf16 or f16, got {}", a.precision);
   LF_CHECK(a.steps > 0 && a.warmup >= 0, "--steps must be > 0 and --warmup >= 0");
   if (a.seq == 0) a.seq = a.model == "gpt2" ? 1024 : 2048;
-  if (a.batch == 0) a.batch = a.model == "gpt2" ? 64 : 16;
+  if (a.batch == 0) a.batch = a.model == "gpt2" ? 64 : a.model == "moe" ? 8 : 16;
   LF_CHECK(a.batch > 0 && a.seq > 0, "--batch and --seq must be > 0");
   return a;
 }
@@ -137,7 +141,12 @@ tied_embeddings = false
 init = "normal"
 init_std = 0.02
 norm_eps = 1e-5
-)", std::max<int64_t>(a.seq, 2048));
+{})", std::max<int64_t>(a.seq, 2048),
+                     // The peer's moe: every FFN of the llama shape as 64 routed experts of width 704,
+                     // top-6 softmax gates without renormalisation, 2 shared experts.
+                     a.model == "moe" ? "n_experts = 64\nd_ff_expert = 704\ntop_k = 6\nn_shared_experts = 2\n"
+                                        "router = \"softmax_topk\"\nnormalize_gates = false\n"
+                                      : "");
 }
 
 bool config_has_key(const std::string& key) {
@@ -204,10 +213,13 @@ void write_random_shard(const std::string& path, int64_t vocab, int64_t max_id, 
 // N of the peer's 6·N: its matmul_params() written out for this config. For gpt2 every 2-D
 // parameter but the position table (the tied head counted once); for llama the head, qkv, o and
 // the MLP of every block (no token lookup).
+// For moe the active parameters: the router, top_k routed and the shared experts.
 int64_t peer_matmul_params(const nn::ModelConfig& c) {
   const int64_t d = c.d_model, hd = c.head_dim;
   const int64_t attention = d * (c.n_heads + 2 * c.n_kv_heads) * hd + c.n_heads * hd * d;
-  const int64_t mlp = (c.ffn == nn::FfnKind::SwiGLU ? 3 : 2) * d * c.d_ff;
+  const int64_t mats = c.ffn == nn::FfnKind::SwiGLU ? 3 : 2;
+  const int64_t mlp = c.n_experts > 0 ? c.n_experts * d + (c.top_k + c.n_shared_experts) * mats * d * c.d_ff_expert
+                                      : mats * d * c.d_ff;
   return c.vocab_size * d + c.n_layers * (attention + mlp);
 }
 
@@ -270,9 +282,9 @@ int main(int argc, char** argv) try {
                      total_steps * tokens_per_step + a.seq + 1);
 
   const int64_t n_matmul = peer_matmul_params(mc);
-  LF_CHECK(n_matmul == accounting::count_parameters(mc).matmul,
+  LF_CHECK(n_matmul == accounting::count_parameters(mc).active_matmul,
            "the peer's matmul parameter count ({}) differs from accounting's ({})", n_matmul,
-           accounting::count_parameters(mc).matmul);
+           accounting::count_parameters(mc).active_matmul);
   const double flops_per_token = 6.0 * double(n_matmul) + 12.0 * double(mc.n_layers * mc.d_model * a.seq);
 
   std::fprintf(stderr, "bf16 matmul peak %.1f TFLOP/s; training %lld steps of %lld tokens...\n", peak / 1e12,

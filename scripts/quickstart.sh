@@ -98,5 +98,8 @@ PROMPT="${PROMPT:-And God said}"
 stage "done in $((SECONDS - T0))s"
 echo "run directory: $RUN"
 echo "  metrics:     $RUN/train/metrics.jsonl"
+if [[ -f "$RUN/train/report.html" ]]; then
+  echo "  report:      $RUN/train/report.html   (open in a browser: loss, learning rate, throughput, memory)"
+fi
 echo "  checkpoint:  $(ls -d "$RUN"/train/checkpoints/step_* | sort -t_ -k2 -n | tail -1)"
 echo "  try:         $LMFORGE generate --checkpoint $RUN/train --prompt \"In the beginning\" --temperature 0"

@@ -1,8 +1,5 @@
 #include "accounting/accounting.h"
 
-#include <chrono>
-
-#include "backend/backend.h"
 #include "ops/ops.h"
 
 namespace lmforge::accounting {
@@ -11,9 +8,6 @@ namespace {
 int64_t q_dim(const nn::ModelConfig& c) { return c.n_heads * c.head_dim; }
 int64_t kv_dim(const nn::ModelConfig& c) { return c.n_kv_heads * c.head_dim; }
 int64_t ffn_mats(const nn::ModelConfig& c) { return c.ffn == nn::FfnKind::SwiGLU ? 3 : 2; }
-int64_t norm_params(const nn::ModelConfig& c, int64_t dim) {
-  return dim * (c.norm == nn::NormKind::LayerNorm && c.bias ? 2 : 1);
-}
 nn::ModelConfig resolved(nn::ModelConfig c) {
   c.resolve();
   return c;
@@ -22,23 +16,15 @@ nn::ModelConfig resolved(nn::ModelConfig c) {
 
 ParameterCount count_parameters(const nn::ModelConfig& config) {
   const nn::ModelConfig c = resolved(config);
-  const int64_t d = c.d_model, L = c.n_layers;
-  const int64_t attn_w = d * q_dim(c) + 2 * d * kv_dim(c) + q_dim(c) * d;
-  const int64_t attn_b = c.bias ? q_dim(c) + 2 * kv_dim(c) + d : 0;
-  const int64_t qk_norm = c.qk_norm ? 2 * c.head_dim : 0;
-  const int64_t mlp_w = ffn_mats(c) * d * c.d_ff;
-  const int64_t mlp_b = c.bias ? (ffn_mats(c) - 1) * c.d_ff + d : 0;
-  const int64_t block_norms = 2 * norm_params(c, d);
-  const int64_t final_norm = c.norm_position == nn::NormPosition::Pre ? norm_params(c, d) : 0;
   ParameterCount p;
-  p.components.push_back({"token embedding", c.vocab_size * d});
-  if (c.position == nn::PositionKind::Learned) p.components.push_back({"position embedding", c.context_length * d});
-  p.components.push_back({"attention", L * (attn_w + attn_b + qk_norm)});
-  p.components.push_back({"mlp", L * (mlp_w + mlp_b)});
-  p.components.push_back({"norms", L * block_norms + final_norm});
-  if (!c.tied_embeddings) p.components.push_back({"lm_head", c.vocab_size * d});
-  for (const auto& comp : p.components) p.total += comp.count;
-  p.matmul = L * (attn_w + mlp_w) + c.vocab_size * d;
+  for (const auto& g : nn::parameter_breakdown(c)) {
+    p.components.push_back({g.name, g.count});
+    p.total += g.count;
+    p.active += g.active;
+    if (g.matmul) p.matmul += g.count, p.active_matmul += g.active;
+  }
+  // The output projection reads the token embedding when tied: its matmul counts in 6·N.
+  if (c.tied_embeddings) p.matmul += c.vocab_size * c.d_model, p.active_matmul += c.vocab_size * c.d_model;
   return p;
 }
 
@@ -50,15 +36,26 @@ FlopCount count_flops(const nn::ModelConfig& config, int64_t seq_len) {
   const double scores = 2.0 * T * q_dim(c) * 2;  // Q·Kᵀ and P·V, per query token
   const double mlp = 2.0 * ffn_mats(c) * d * c.d_ff;
   const double head = 2.0 * d * c.vocab_size;
+  const double moe_layers = double(c.moe_layer_count()), dense_layers = L - moe_layers;
   f.forward_per_token = {{"attention projections", int64_t(L * qkvo)},
-                         {"attention scores and values", int64_t(L * scores)},
-                         {"mlp", int64_t(L * mlp)},
-                         {"lm_head", int64_t(head)}};
+                         {"attention scores and values", int64_t(L * scores)}};
+  if (dense_layers > 0) f.forward_per_token.push_back({"mlp", int64_t(dense_layers * mlp)});
+  if (moe_layers > 0) {
+    // Active FLOPs: the router, top_k routed experts (expert choice: capacity_factor·top_k on
+    // average) and the shared experts per token.
+    const double expert = 2.0 * ffn_mats(c) * d * double(c.d_ff_expert);
+    const double routed = c.router == nn::RouterKind::ExpertChoice ? c.capacity_factor * double(c.top_k) : double(c.top_k);
+    f.forward_per_token.push_back({"moe router", int64_t(moe_layers * 2.0 * d * double(c.n_experts))});
+    f.forward_per_token.push_back({"moe routed experts (active)", int64_t(moe_layers * routed * expert)});
+    if (c.n_shared_experts > 0)
+      f.forward_per_token.push_back({"moe shared experts", int64_t(moe_layers * double(c.n_shared_experts) * expert)});
+  }
+  f.forward_per_token.push_back({"lm_head", int64_t(head)});
   for (const auto& comp : f.forward_per_token) f.forward_per_token_total += double(comp.count);
   f.backward_per_token_total = 2 * f.forward_per_token_total;
   f.training_per_token = f.forward_per_token_total + f.backward_per_token_total;
   const ParameterCount p = count_parameters(c);
-  f.six_n_plus_attention = 6.0 * double(p.matmul) + 12.0 * L * q_dim(c) * T;
+  f.six_n_plus_attention = 6.0 * double(p.active_matmul) + 12.0 * L * q_dim(c) * T;
   return f;
 }
 
@@ -84,7 +81,20 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     const int64_t per_token = 2 * d + 2 * q_dim(c) + 2 * kv_dim(c) + 2 * d + (c.ffn == nn::FfnKind::SwiGLU ? 3 : 2) * F;
     const int64_t stats = (2 + c.n_heads) * 4;
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
-    const int64_t block = BT * (per_token * ab + stats + qk_norm);
+    int64_t block = BT * (per_token * ab + stats + qk_norm);
+    if (c.moe_layer_count() > 0) {
+      // A MoE layer keeps, instead of the MLP's hidden activations: the router logits and
+      // probabilities (2·E f32), and per token copy (top_k of them) the gathered input, the
+      // experts' hidden activations and the weighted output (2·C + 3·F_expert for SwiGLU), plus
+      // the shared experts' hidden activations. The layers are averaged over the model.
+      const int64_t fe = c.d_ff_expert, mats = c.ffn == nn::FfnKind::SwiGLU ? 3 : 2;
+      const double copies = c.router == nn::RouterKind::ExpertChoice ? c.capacity_factor * double(c.top_k) : double(c.top_k);
+      const int64_t moe_per_token = per_token - mats * F + int64_t(copies * double(2 * d + mats * fe)) +
+                                    c.n_shared_experts * mats * fe;
+      const int64_t moe_block = BT * (moe_per_token * ab + stats + qk_norm + 2 * c.n_experts * 4);
+      const int64_t m = c.moe_layer_count();
+      block = (block * (c.n_layers - m) + moe_block * m) / c.n_layers;
+    }
     const int64_t logits = BT * c.vocab_size * ab;
     // Recomputing blocks keeps each block's input stream (the residual and the pending branch
     // output, C each) and, during backward, one block's activations at a time. Those are made
@@ -104,25 +114,6 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
   }
   for (const auto& comp : m.by_kind) m.total += comp.count;
   return m;
-}
-
-double measure_matmul_peak(Device device, DType dtype) {
-  NoGradGuard no_grad;
-  Generator gen(0);
-  const int64_t n = device.is_cpu() ? 1024 : 8192;
-  Tensor a = rand({n, n}, gen, dtype, device), b = rand({n, n}, gen, dtype, device);
-  Tensor c = matmul(a, b);  // warm-up
-  backend_for(device).synchronize();
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const int iters = device.is_cpu() ? 2 : 10;
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) c = matmul(a, b);
-    backend_for(device).synchronize();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * double(n) * n * n * iters / s);
-  }
-  return best;
 }
 
 std::string human_bytes(double b) {
@@ -148,6 +139,10 @@ std::string format_report(const nn::ModelConfig& config, const MemoryOptions& op
   const MemoryEstimate m = estimate_memory(c, opt);
   std::string out;
   out += fmt::format("parameters: {} ({} in matmuls)\n", human_count(double(p.total)), human_count(double(p.matmul)));
+  if (p.active != p.total)
+    out += fmt::format("active per token: {} ({} in matmuls): {} of {} routed experts in {} of {} layers\n",
+                       human_count(double(p.active)), human_count(double(p.active_matmul)), c.top_k, c.n_experts,
+                       c.moe_layer_count(), c.n_layers);
   for (const auto& comp : p.components) out += fmt::format("  {:<28} {:>12}\n", comp.name, human_count(double(comp.count)));
   out += fmt::format("FLOPs per token (seq_len {}): forward {}, backward {}, training {} (6N + 12·L·H·hd·T = {})\n", T,
                      human_count(f.forward_per_token_total), human_count(f.backward_per_token_total),

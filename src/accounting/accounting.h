@@ -2,13 +2,14 @@
 // 2·m·n·k, plus attention's score and value products), memory by kind and dtype, and the
 // predicted step time at a given peak. The trainer logs the measured step time and peak memory
 // next to these predictions; MFU divides achieved FLOP/s by a peak measured on this machine
-// (measure_matmul_peak) or given in the config.
+// or given in the config (accounting/matmul_peak.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "accounting/matmul_peak.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "nn/model_config.h"
@@ -21,9 +22,13 @@ struct Component {
 };
 
 struct ParameterCount {
-  std::vector<Component> components;  // embeddings, attention, mlp, norms, lm_head (when untied)
+  std::vector<Component> components;  // nn::parameter_breakdown's groups
   int64_t total = 0;
   int64_t matmul = 0;  // weights used in matmuls: the N of 6·N (LM head included, embeddings and norms excluded)
+  // What one token's forward reads (Mixture of Experts: top_k of the routed experts; dense
+  // models: the same as total and matmul).
+  int64_t active = 0;
+  int64_t active_matmul = 0;
 };
 ParameterCount count_parameters(const nn::ModelConfig& config);
 
@@ -53,10 +58,6 @@ struct MemoryEstimate {
   int64_t total = 0;                   // predicted peak bytes
 };
 MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOptions& opt);
-
-// Peak FLOP/s of matrix multiplication on `device` in `dtype`, measured with square GEMMs
-// through the backend (a fraction of a second). This is the denominator of MFU.
-double measure_matmul_peak(Device device, DType dtype = DType::F32);
 
 // A human-readable report: parameters, FLOPs, memory, and the predicted step time when
 // peak_flops > 0.

@@ -1,13 +1,9 @@
 #include "backend/backend.h"
 
 #include <chrono>
-#include <map>
-#include <memory>
-#include <mutex>
+#include <iterator>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/op_profile.h"
-#include "backend/profiling_backend.h"
 
 namespace lmforge {
 #ifdef LMFORGE_WITH_CUDA
@@ -15,9 +11,7 @@ namespace lmforge {
 Backend* cuda_backend(int index);
 #endif
 
-namespace {
-
-Backend& device_backend(Device d) {
+Backend& backend_for(Device d) {
   if (d.is_cpu()) {
     static CpuBackend cpu;
     return cpu;
@@ -30,44 +24,43 @@ Backend& device_backend(Device d) {
 #endif
 }
 
-// One timing wrapper per device, made the first time profiling asks for it.
-Backend& profiling_backend(Device d) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, int>, std::unique_ptr<ProfilingBackend>> wrappers;
-  Backend& inner = device_backend(d);
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& w = wrappers[{int(d.type), d.index}];
-  if (!w) w = std::make_unique<ProfilingBackend>(inner);
-  return *w;
+const char* kernel_name(Kernel k) {
+  static const char* names[] = {
+#define LMFORGE_KERNEL_NAME(ret, name, params) #name,
+      LMFORGE_BACKEND_KERNELS(LMFORGE_KERNEL_NAME) LMFORGE_BACKEND_OPTIONAL_KERNELS(LMFORGE_KERNEL_NAME)
+#undef LMFORGE_KERNEL_NAME
+  };
+  const auto i = size_t(k);
+  return i < std::size(names) ? names[i] : "?";
 }
 
-}  // namespace
-
-namespace {
-class ReadDone final : public PendingRead {
- public:
-  explicit ReadDone(std::vector<unsigned char> bytes) : bytes_(std::move(bytes)) {}
-  const std::vector<unsigned char>& wait() override { return bytes_; }
-
- private:
-  std::vector<unsigned char> bytes_;
-};
-}  // namespace
-
-bool resolve_clip_on_host(AdamWArgs& args) {
-  if (!args.clip_norm_sq.defined()) return true;
-  LF_CHECK(args.clip_norm_sq.dtype() == DType::F64 && args.clip_norm_sq.numel() == 1,
-           "adamw_multi_step: clip_norm_sq must be an f64 scalar, got {}", args.clip_norm_sq.str());
-  const double sq = args.clip_norm_sq.item();
-  args.clip_norm_sq = Tensor();
-  return clip_step_scale(sq, args.grad_scale, args.max_norm, args.grad_scale);
+bool is_fused_dtype(DType t) {
+  return t == DType::F64 || t == DType::F32 || t == DType::BF16 || t == DType::F16;
 }
 
-std::unique_ptr<PendingRead> Backend::read_async(const Tensor& src) {
-  LF_ASSERT(src.is_contiguous(), "read_async needs a contiguous tensor, got {}", src.str());
-  const Tensor host = src.device().is_cpu() ? src : src.to(Device::cpu());
-  const auto* p = static_cast<const unsigned char*>(host.data_ptr());
-  return std::make_unique<ReadDone>(std::vector<unsigned char>(p, p + host.nbytes()));
+bool Backend::supports(Kernel k, DType t) const {
+  switch (k) {
+    case Kernel::cross_entropy_forward:
+    case Kernel::cross_entropy_backward:
+    case Kernel::rms_norm_forward:
+    case Kernel::rms_norm_backward:
+    case Kernel::layer_norm_forward:
+    case Kernel::layer_norm_backward:
+    case Kernel::rope:
+    case Kernel::swiglu_forward:
+    case Kernel::swiglu_backward:
+    case Kernel::attention_forward:
+    case Kernel::attention_backward: return is_fused_dtype(t);
+#define LMFORGE_KERNEL_CASE(ret, name, params) case Kernel::name:
+      LMFORGE_BACKEND_OPTIONAL_KERNELS(LMFORGE_KERNEL_CASE) return false;
+#undef LMFORGE_KERNEL_CASE
+    default: return true;
+  }
+}
+
+void Backend::do_gemm_quantized(const QuantizedGemmArgs& args) {
+  throw Error(fmt::format("quantized ({}) weights are not supported on {}; load the checkpoint on the CPU or "
+                          "quantize it to bf16 / f16", dtype_name(args.weight.dtype()), device().str()));
 }
 
 void apply_gemm_epilogue(Backend& backend, const GemmArgs& g) {
@@ -103,7 +96,5 @@ Backend::Timing Backend::time_on_device(const std::function<void()>& f) {
   const auto t2 = std::chrono::steady_clock::now();
   return {std::chrono::duration<double>(t2 - t0).count(), std::chrono::duration<double>(t1 - t0).count()};
 }
-
-Backend& backend_for(Device d) { return op_profile::enabled() ? profiling_backend(d) : device_backend(d); }
 
 }  // namespace lmforge

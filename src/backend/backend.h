@@ -1,20 +1,28 @@
 // The kernel interface every device implements. Ops (ops/) validate arguments, allocate outputs,
 // choose layouts and record autograd; a Backend only computes. backend/cpu/ is the reference;
-// backend/cuda/ must produce the same results (each kernel is tested against its CPU twin).
+// backend/cuda/ must produce the same results (each kernel is tested against its CPU twin, and
+// every op case of tests/ops/ runs on the GPU against the CPU).
+//
+// One shape for every kernel (the table LMFORGE_BACKEND_KERNELS below): a public, non-virtual
+// entry point (Backend::gemm) checks the kernel's contract once for every backend (devices,
+// shapes, dtypes, sizes: an Error naming the kernel and the argument), times the call when kernel
+// profiling is on (op_profile.h), and calls the backend's protected do_ implementation
+// (CpuBackend::do_gemm). supports() says which kernels and dtypes a backend has, so the op layer
+// can compose what one lacks from other kernels.
 //
 // Contracts common to all kernels:
-//  * All tensors passed to one call live on this backend's device.
+//  * All tensors passed to one call live on this backend's device (copy may cross to the host).
 //  * "contiguous" below means Tensor::is_contiguous(); other arguments may be strided views.
 //  * Floating kernels accept f64, f32, bf16, f16 (and fp8 where stated); low-precision inputs
 //    are computed in f32 and rounded once on store. Accumulation is f32 (f64 for f64 inputs).
 //  * Outputs are written, never accumulated into, unless the name says accumulate.
-//  * Kernels throw Error for what the op layer cannot check cheaply (an index out of range).
+//  * Kernels throw Error for what the entry point cannot check cheaply (an index out of range).
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -80,6 +88,20 @@ class Backend;
 // backend does when it cannot fuse it into the GEMM.
 void apply_gemm_epilogue(Backend& backend, const GemmArgs& g);
 
+// A GEMM against weights stored narrow for inference (infer/quantize.h), dequantised inside the
+// kernel, never as a whole f32 copy:
+//   out[m, n] = Σ_k x[m, k] · w(n, k) (+ bias[n]),   w(n, k) = weight[n, k] · scale[n, k / group_size]
+// x [M, K] floating, contiguous; weight [N, K] contiguous, i8 or f8e4m3 (with scale) or bf16 / f16
+// / f32 (scale undefined: w = weight); scale [N, K / group_size] f32 contiguous, group_size dividing K
+// (group_size == K: one scale per output channel); bias [N] or undefined; out [M, N] contiguous,
+// x's dtype. Batch-invariant: each out[m, n] is summed in one fixed order that depends on K alone,
+// never on M or on how the work is split between threads, so a row's result is the same whatever
+// other rows share the call (the deterministic-serving contract of infer/batch_generate.h).
+struct QuantizedGemmArgs {
+  Tensor x, weight, scale, bias, out;
+  int64_t group_size = 0;
+};
+
 struct CrossEntropyArgs {
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
@@ -94,28 +116,14 @@ struct AttentionArgs {
 struct AdamWArgs {
   double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0;
   double bias_correction1 = 1, bias_correction2 = 1;  // 1 - beta^step
-  double grad_scale = 1;  // gradient multiplied by this first (clipping, loss-scale unscaling)
-  // adamw_multi_step only. Global-norm clipping decided where the gradients live, so the host
-  // need not read the norm before the update: clip_norm_sq (defined: an f64 scalar on the
-  // parameters' device) is Σ g² over the gradients as they are. The step then multiplies every
-  // gradient by clip_step_scale(sq, grad_scale, max_norm) instead of grad_scale, and when the norm is
-  // not finite it changes nothing (parameters, moments and compute copies are left as they were).
-  Tensor clip_norm_sq;
-  double max_norm = 0;  // <= 0: no clipping (a non-finite norm still skips the update)
+  double grad_scale = 1;  // every gradient is multiplied by this first
+  // adamw_multi_step only. When defined (an f64 scalar on the parameters' device), the gradient
+  // multiplier is read from it where the gradients live instead of taken from grad_scale, so the
+  // host need not wait for the value (optim/clip.h makes it from the gradient norm). A value that
+  // is not finite makes the step change nothing: parameters, moments and compute copies are left
+  // as they were.
+  Tensor device_grad_scale;
 };
-
-// The gradient multiplier of a clipped step (optim/clip.h): norm = sqrt(sq)·|grad_scale|; above
-// max_norm (> 0) the gradients are scaled down to it. False when the norm is not finite: no update.
-inline bool clip_step_scale(double sq, double grad_scale, double max_norm, double& scale) {
-  const double norm = std::sqrt(sq) * std::abs(grad_scale);
-  scale = max_norm > 0 && norm > max_norm ? grad_scale * max_norm / (norm + 1e-6) : grad_scale;
-  return std::isfinite(norm);
-}
-
-// For adamw_multi_step paths that take the gradient multiplier from the host: reads
-// args.clip_norm_sq (when defined; one wait on its device), folds clip_step_scale into
-// args.grad_scale and clears it. False when the norm is not finite: the step must change nothing.
-bool resolve_clip_on_host(AdamWArgs& args);
 
 // Values on their way from a device to the host (Backend::read_async).
 class PendingRead {
@@ -142,6 +150,137 @@ struct RandomArgs {
   double lo = -2, hi = 2;         // truncated normal bounds (absolute)
 };
 
+// ---- the kernel table ----
+// Every kernel, once: LMFORGE_BACKEND_KERNELS(X) expands X(return type, name, (parameters)) per
+// kernel. From it come the public entry point `name` of Backend (non-virtual: it checks the
+// contract, times the call while kernel profiling is on, then calls the backend), the protected
+// virtual `do_name` each backend implements, and the Kernel enum that supports() takes. The
+// comment above each entry is its contract; what the entry point checks is in backend_contract.cpp.
+//
+// Kernels of LMFORGE_BACKEND_OPTIONAL_KERNELS may be missing from a backend: its do_name then
+// throws an Error naming the kernel and the device, supports() says false, and the op layer
+// composes the result from other kernels where it can.
+#define LMFORGE_BACKEND_KERNELS(X)                                                                                   \
+  /* ---- memory ---- */                                                                                            \
+  /* dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a                   \
+     contiguous src or dst on the CPU (host<->device copies). */                                                    \
+  X(void, copy, (const Tensor& src, const Tensor& dst))                                                             \
+  /* Starts copying a contiguous tensor to the host behind the work already queued, without                         \
+     waiting for it (the CPU copies at once). */                                                                    \
+  X(std::unique_ptr<PendingRead>, read_async, (const Tensor& src))                                                  \
+  X(void, fill, (const Tensor& dst, double value))                                                                  \
+  X(void, arange, (const Tensor& dst, double start, double step)) /* contiguous dst */                              \
+  X(void, random, (const Tensor& dst, const RandomArgs& args))    /* contiguous dst */                              \
+  /* ---- elementwise (inputs already broadcast to out's shape by strides, possibly 0) ---- */                      \
+  X(void, unary, (UnaryOp op, const Tensor& x, const Tensor& out, double alpha = 0, double beta = 0))               \
+  X(void, binary, (BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out))                               \
+  X(void, where, (const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out))                         \
+  /* ---- reductions: x contiguous viewed as [outer, r, inner] -> out [outer, inner] ---- */                        \
+  X(void, reduce, (ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner))       \
+  /* Index of the first maximum along r: out i64 [outer, inner]. */                                                 \
+  X(void, argmax, (const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner))                    \
+  /* Along the last dim of contiguous [rows, n]: cumulative sum. */                                                 \
+  X(void, cumsum_last, (const Tensor& x, const Tensor& out))                                                        \
+  /* ---- matrix products (GemmArgs above) ---- */                                                                  \
+  X(void, gemm, (const GemmArgs& args))                                                                             \
+  /* ---- row-wise ops on contiguous [rows, n] ---- */                                                              \
+  X(void, softmax_forward, (const Tensor& x, const Tensor& y, bool log))                                            \
+  /* dx = y * (dy - sum(dy*y)) or, for log, dy - softmax * sum(dy). */                                              \
+  X(void, softmax_backward, (const Tensor& y, const Tensor& dy, const Tensor& dx, bool log))                        \
+  X(void, logsumexp_last, (const Tensor& x, const Tensor& out))                                                     \
+  /* Sorted top-k (ties: lower index first); values [rows, k], indices i64 [rows, k]. */                            \
+  X(void, topk_last, (const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices))       \
+  /* Stable sort of each row; indices i64. */                                                                       \
+  X(void, sort_last, (const Tensor& x, bool descending, const Tensor& values, const Tensor& indices))               \
+  /* ---- indexing (contiguous inputs viewed as [outer, n, inner] along the indexed dim) ---- */                    \
+  /* out [outer, m, inner] = x[:, index[j], :] for index [m]. */                                                    \
+  X(void, index_select,                                                                                             \
+    (const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner))             \
+  /* dst[:, index[j], :] += src[:, j, :], deterministically (fixed order per destination row). */                   \
+  X(void, index_add,                                                                                                \
+    (const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner))           \
+  /* out[o, j, i] = x[o, index[o, j, i], i]; index and out [outer, m, inner]. */                                    \
+  X(void, gather, (const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner)) \
+  /* dst[o, index[o, j, i], i] += src[o, j, i], in increasing j. */                                                 \
+  X(void, scatter_add,                                                                                              \
+    (const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner))           \
+  /* ---- fused ops: f64, f32, bf16, f16 (kFusedDTypes) ---- */                                                     \
+  /* logits [N, V] contiguous, targets [N]; loss [N] f32 (0 where ignored), lse [N] f32. */                         \
+  X(void, cross_entropy_forward, (const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,         \
+                                  const Tensor& loss, const Tensor& lse))                                           \
+  /* dlogits [N, V] = dloss[n] * d(loss[n])/d(logits[n, :]). dlogits may be logits itself (the op                   \
+     then overwrites dead logits in place): read each element before writing it. */                                 \
+  X(void, cross_entropy_backward, (const Tensor& logits, const Tensor& targets, const Tensor& lse,                   \
+                                   const Tensor& dloss, const CrossEntropyArgs& args, const Tensor& dlogits))       \
+  /* Norms over the last dim. x, y [N, C] contiguous; weight, bias [C] or undefined; mean, rstd                     \
+     [N] f32. A residual add can ride along (the pre-norm residual stream):                                         \
+      * forward: with `residual` defined (x's shape and dtype, contiguous), the norm is taken of                    \
+        x + residual rounded to x's dtype, which is written to `sum` (defined with it, same                         \
+        layout); y and the statistics are those of the rounded sum, as if the sum were stored by                   \
+        an elementwise add and then normalised.                                                                     \
+      * backward: x is the tensor that was normalised (the sum, for a fused add). With `dsum`                       \
+        defined (x's layout), dx = dsum + the norm's gradient rounded to x's dtype, rounded again:                  \
+        the two roundings of the norm's backward followed by an elementwise add.                                    \
+     dweight, dbias [C] f32 (written, deterministic) when defined. */                                               \
+  X(void, rms_norm_forward, (const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,             \
+                             const Tensor& y, const Tensor& sum, const Tensor& rstd))                               \
+  X(void, rms_norm_backward, (const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,          \
+                              const Tensor& dsum, const Tensor& dx, const Tensor& dweight))                         \
+  X(void, layer_norm_forward, (const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,   \
+                               double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,                  \
+                               const Tensor& rstd))                                                                 \
+  X(void, layer_norm_backward, (const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,      \
+                                const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,      \
+                                const Tensor& dbias))                                                               \
+  /* x, out [B, T, H, D] (strided allowed, last dim contiguous); inverse rotates by -angle (the backward). */       \
+  X(void, rope, (const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,        \
+                 bool inverse))                                                                                     \
+  /* gate, up, out [N, F] contiguous, one dtype; out = silu(gate)·up. fp8 has no fused kernel: ops/                 \
+     composes it (supports() says false). */                                                                        \
+  X(void, swiglu_forward, (const Tensor& gate, const Tensor& up, const Tensor& out))                                \
+  X(void, swiglu_backward, (const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,           \
+                            const Tensor& dup))                                                                     \
+  /* q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] (last dim contiguous; strides otherwise                    \
+     free); mask undefined or additive f32 broadcast to [B, H, T, S] by strides;                                    \
+     out [B, T, H, Dv] contiguous; lse [B, H, T] f32 (log-sum-exp of the scaled scores). */                         \
+  X(void, attention_forward, (const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,                \
+                              const AttentionArgs& args, const Tensor& out, const Tensor& lse))                     \
+  X(void, attention_backward, (const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,               \
+                               const Tensor& out, const Tensor& lse, const Tensor& dout, const AttentionArgs& args, \
+                               const Tensor& dq, const Tensor& dk, const Tensor& dv))                               \
+  /* ---- optimizer: contiguous tensors; param f64, f32, bf16 or f16, its gradient of its dtype or                  \
+     f32, the moments f32 (f64 for f64) ---- */                                                                     \
+  X(void, adamw_step, (const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,    \
+                       const AdamWArgs& args))                                                                      \
+  /* Every tensor's AdamW step in few launches (one for all f32 parameters with f32 gradients on                    \
+     the GPU). Each tensor gets exactly adamw_step's update with args.weight_decay replaced by its                  \
+     own; the other AdamWArgs are shared. Accepts whatever adamw_step accepts. */                                   \
+  X(void, adamw_multi_step, (const std::vector<AdamWTensor>& tensors, const AdamWArgs& args))                       \
+  /* out (f64 scalar) = Σ over tensors of Σ x², for contiguous floating tensors (a gradient                         \
+     norm in one pass). Deterministic: each tensor is summed in fixed chunks whose f32 partials                     \
+     are added in a fixed order in f64. */                                                                          \
+  X(void, multi_sum_of_squares, (const std::vector<Tensor>& tensors, const Tensor& out))
+
+#define LMFORGE_BACKEND_OPTIONAL_KERNELS(X)                                                                          \
+  /* Inference-only (QuantizedGemmArgs above). */                                                                   \
+  X(void, gemm_quantized, (const QuantizedGemmArgs& args))
+
+// The kernels, for supports() and profiles.
+enum class Kernel : uint8_t {
+#define LMFORGE_KERNEL_ENUM(ret, name, params) name,
+  LMFORGE_BACKEND_KERNELS(LMFORGE_KERNEL_ENUM) LMFORGE_BACKEND_OPTIONAL_KERNELS(LMFORGE_KERNEL_ENUM)
+#undef LMFORGE_KERNEL_ENUM
+};
+// The kernel's name as written in the table ("swiglu_forward").
+const char* kernel_name(Kernel k);
+
+// The dtypes of the fused kernels (cross-entropy, norms, RoPE, SwiGLU, attention).
+bool is_fused_dtype(DType t);
+
+// In a backend's class body: the override of every required kernel's do_name.
+#define LMFORGE_KERNEL_OVERRIDE(ret, name, params) ret do_##name params override;
+#define LMFORGE_BACKEND_KERNEL_OVERRIDES LMFORGE_BACKEND_KERNELS(LMFORGE_KERNEL_OVERRIDE)
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -155,112 +294,42 @@ class Backend {
     double device_s = 0, host_s = 0;
   };
   virtual Timing time_on_device(const std::function<void()>& f);
-
-  // ---- memory ----
-  // dst = src converted to dst's dtype; same shape; any strides. The CUDA backend also accepts a
-  // contiguous src or dst on the CPU (host<->device copies).
-  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
-  // Starts copying a contiguous tensor to the host behind the work already queued, without
-  // waiting for it; the default (CPU) copies at once.
-  virtual std::unique_ptr<PendingRead> read_async(const Tensor& src);
-  virtual void fill(const Tensor& dst, double value) = 0;
-  virtual void arange(const Tensor& dst, double start, double step) = 0;  // contiguous dst
-  virtual void random(const Tensor& dst, const RandomArgs& args) = 0;     // contiguous dst
-
-  // ---- elementwise (inputs already broadcast to out's shape by strides, possibly 0) ----
-  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha = 0, double beta = 0) = 0;
-  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
-  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
-
-  // ---- reductions: x contiguous viewed as [outer, r, inner] -> out [outer, inner] ----
-  virtual void reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) = 0;
-  // Index of the first maximum along r: out i64 [outer, inner].
-  virtual void argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) = 0;
-  // Along the last dim of contiguous [rows, n]: cumulative sum.
-  virtual void cumsum_last(const Tensor& x, const Tensor& out) = 0;
-
-  // ---- matrix products ----
-  virtual void gemm(const GemmArgs& args) = 0;
   // f32 GEMMs may run on tensor cores in TF32 (inputs rounded to 10 mantissa bits, f32
   // accumulation): faster, no longer within f32 rounding of the CPU. Off by default; backends
   // without TF32 (the CPU) ignore it.
   virtual void set_allow_tf32(bool) {}
 
-  // ---- row-wise ops on contiguous [rows, n] ----
-  virtual void softmax_forward(const Tensor& x, const Tensor& y, bool log) = 0;
-  // dx = y * (dy - sum(dy*y)) or, for log, dy - softmax * sum(dy).
-  virtual void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) = 0;
-  virtual void logsumexp_last(const Tensor& x, const Tensor& out) = 0;
-  // Sorted top-k (ties: lower index first); values [rows, k], indices i64 [rows, k].
-  virtual void topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) = 0;
-  // Stable sort of each row; indices i64.
-  virtual void sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) = 0;
+  // Whether this backend has kernel `k` for data of dtype `t` (the dtype of the kernel's main
+  // operand: x, gate, q, logits, a; the weight for gemm_quantized). Ops consult it where a
+  // composite exists (ops/nn_ops.cpp's swiglu); the default says yes to every required kernel,
+  // limits the fused ones to is_fused_dtype, and no to the optional ones.
+  virtual bool supports(Kernel k, DType t) const;
 
-  // ---- indexing (contiguous inputs viewed as [outer, n, inner] along the indexed dim) ----
-  // out [outer, m, inner] = x[:, index[j], :] for index [m].
-  virtual void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) = 0;
-  // dst[:, index[j], :] += src[:, j, :], deterministically (fixed order per destination row).
-  virtual void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) = 0;
-  // out[o, j, i] = x[o, index[o, j, i], i]; index and out [outer, m, inner].
-  virtual void gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) = 0;
-  // dst[o, index[o, j, i], i] += src[o, j, i], in increasing j.
-  virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) = 0;
+  // The entry points: one per kernel of the table, with its parameters.
+#define LMFORGE_KERNEL_ENTRY(ret, name, params) ret name params;
+  LMFORGE_BACKEND_KERNELS(LMFORGE_KERNEL_ENTRY)
+  LMFORGE_BACKEND_OPTIONAL_KERNELS(LMFORGE_KERNEL_ENTRY)
+#undef LMFORGE_KERNEL_ENTRY
 
-  // ---- fused ops ----
-  // logits [N, V] contiguous, targets [N]; loss [N] f32 (0 where ignored), lse [N] f32.
-  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
-                                     const Tensor& loss, const Tensor& lse) = 0;
-  // dlogits [N, V] = dloss[n] * d(loss[n])/d(logits[n, :]). dlogits may be logits itself (the op
-  // then overwrites dead logits in place): read each element before writing it.
-  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                                      const Tensor& dloss, const CrossEntropyArgs& args, const Tensor& dlogits) = 0;
-  // Norms over the last dim. x, y [N, C] contiguous; weight, bias [C] or undefined; mean, rstd
-  // [N] f32. A residual add can ride along (the pre-norm residual stream):
-  //  * forward: with `residual` defined (x's shape and dtype, contiguous), the norm is taken of
-  //    x + residual rounded to x's dtype, which is written to `sum` (defined with it, same
-  //    layout); y and the statistics are those of the rounded sum, as if the sum were stored by
-  //    an elementwise add and then normalised.
-  //  * backward: x is the tensor that was normalised (the sum, for a fused add). With `dsum`
-  //    defined (x's layout), dx = dsum + the norm's gradient rounded to x's dtype, rounded again:
-  //    the two roundings of the norm's backward followed by an elementwise add.
-  // dweight, dbias [C] f32 (written, deterministic) when defined.
-  virtual void rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
-                                const Tensor& y, const Tensor& sum, const Tensor& rstd) = 0;
-  virtual void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                 const Tensor& dsum, const Tensor& dx, const Tensor& dweight) = 0;
-  virtual void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
-                                  double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
-                                  const Tensor& rstd) = 0;
-  virtual void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                   const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
-                                   const Tensor& dbias) = 0;
-  // x, out [B, T, H, D] (strided allowed); inverse rotates by -angle (the backward).
-  virtual void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-                    bool inverse) = 0;
-  // gate, up, out [N, F] contiguous.
-  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
-  virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
-                               const Tensor& dup) = 0;
-  // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] (last dim contiguous; strides otherwise
-  // free); mask undefined or additive f32 broadcast to [B, H, T, S] by strides;
-  // out [B, T, H, Dv] contiguous; lse [B, H, T] f32 (log-sum-exp of the scaled scores).
-  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                 const AttentionArgs& args, const Tensor& out, const Tensor& lse) = 0;
-  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                  const Tensor& out, const Tensor& lse, const Tensor& dout, const AttentionArgs& args,
-                                  const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+ protected:
+  // What each backend implements: called by the entry point after the contract checks, so an
+  // implementation checks only what is particular to it (an index range, a layout its kernels need).
+#define LMFORGE_KERNEL_VIRTUAL(ret, name, params) virtual ret do_##name params = 0;
+  LMFORGE_BACKEND_KERNELS(LMFORGE_KERNEL_VIRTUAL)
+#undef LMFORGE_KERNEL_VIRTUAL
+  // Optional kernels: the default throws an Error naming the kernel and the device.
+#define LMFORGE_KERNEL_OPTIONAL(ret, name, params) virtual ret do_##name params;
+  LMFORGE_BACKEND_OPTIONAL_KERNELS(LMFORGE_KERNEL_OPTIONAL)
+#undef LMFORGE_KERNEL_OPTIONAL
 
-  // ---- optimizer: all contiguous f32 (param may be bf16 with master elsewhere: see optim/) ----
-  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                          const AdamWArgs& args) = 0;
-  // Every tensor's AdamW step in few launches (one for all f32 parameters with f32 gradients on
-  // the GPU). Each tensor gets exactly adamw_step's update with args.weight_decay replaced by its
-  // own; the other AdamWArgs are shared. Accepts whatever adamw_step accepts.
-  virtual void adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) = 0;
-  // out (f64 scalar) = Σ over tensors of Σ x², for contiguous floating tensors (a gradient
-  // norm in one pass). Deterministic: each tensor is summed in fixed chunks whose f32 partials
-  // are added in a fixed order in f64.
-  virtual void multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) = 0;
+ private:
+  // Runs `call` (the do_ implementation); while kernel profiling is on (op_profile.h), an outermost
+  // call is timed by time_on_device and recorded under key() ("gemm bf16->f32"). key is evaluated
+  // only then, so a call costs one flag test more than the bare virtual call.
+  template <class Key, class Call>
+  decltype(auto) run(const Key& key, Call&& call);
+  void record_profiled(const std::string& key, const std::function<void()>& call);
+  static bool profiling();
 };
 
 // The backend for a device (the CPU backend always exists; CUDA when built in and a GPU is there).

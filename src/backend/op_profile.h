@@ -1,11 +1,12 @@
 // Per-kernel time profile: where a training step spends its time, by backend kernel.
 //
 // When enabled (op_profile::enable(), or LMFORGE_PROFILE=1 in the environment at the first
-// backend_for call), backend_for() hands out a ProfilingBackend that forwards every call to the
-// real backend and times it (Backend::time_on_device): the device time of the call's kernel(s)
-// alone, and the host time spent in the call, attributed to "kernel kind dtype", e.g.
-// "gemm bf16" or "binary add bf16". Every call runs on an idle device (nothing overlaps), which
-// slows a run down; the profile is for finding the hot spots, not for measuring throughput.
+// kernel call), every Backend entry point (backend.h) times its call (Backend::time_on_device):
+// the device time of the call's kernel(s) alone, and the host time spent in the call, attributed
+// to "kernel kind dtype", e.g. "gemm bf16->bf16" or "binary add bf16". Kernels a kernel calls
+// itself (a GEMM's epilogue) count in its time. Every call runs on an idle device (nothing
+// overlaps), which slows a run down; the profile is for finding the hot spots, not for measuring
+// throughput.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ struct Entry {
 void enable(bool on = true);
 bool enabled();
 // Adds one call of `name` taking `seconds` on the device and `host_seconds` on the host (the
-// ProfilingBackend records every backend call).
+// Backend entry points record every kernel call).
 void record(const std::string& name, double seconds, double host_seconds = 0);
 // Clears the accumulated times (e.g. after warm-up steps).
 void reset();

@@ -1,9 +1,12 @@
 // lmforge account: parameters, FLOPs, memory and predicted step time of a config.
+#include <cmath>
 #include <cstdio>
 
 #include "accounting/accounting.h"
 #include "cli/command.h"
+#include "core/checked_math.h"
 #include "train/config.h"
+#include "train/config_limits.h"
 
 namespace lmforge::cli {
 namespace {
@@ -18,6 +21,11 @@ struct AccountArgs {
 
 void run_account(const AccountArgs& a) {
   train::RunConfig rc = train::load_run_config(a.config, a.overrides);
+  LF_CHECK(a.batch >= 0, "--batch must be >= 0 (0: the config's micro-batch), got {}", a.batch);
+  check_size_limit("--batch", a.batch, train::limits::kMaxMicroBatchSize);
+  checked_size_product("--batch · seq_len", a.batch, rc.seq_len(), train::limits::kMaxTokensPerMicroBatch);
+  LF_CHECK(a.peak_tflops >= 0 && std::isfinite(a.peak_tflops), "--peak-tflops must be a finite number >= 0, got {}",
+           a.peak_tflops);
   accounting::MemoryOptions mo{.micro_batch_size = a.batch > 0 ? a.batch : rc.train.micro_batch_size,
                                .seq_len = rc.seq_len(), .compute_dtype = rc.compute_dtype(),
                                .recompute_blocks = rc.train.recompute_blocks};
@@ -29,7 +37,9 @@ void run_account(const AccountArgs& a) {
                 std::string(dtype_name(rc.compute_dtype())).c_str());
   }
   // Tokens per optimizer step: the (possibly overridden) micro-batch times the accumulation.
-  const int64_t tokens = mo.micro_batch_size * rc.seq_len() * rc.accumulation_steps();
+  const int64_t tokens = checked_size_product("tokens per optimizer step (--batch · seq_len · accumulation steps)",
+                                              mo.micro_batch_size * rc.seq_len(), rc.accumulation_steps(),
+                                              train::limits::kMaxBatchTokens);
   std::fputs(accounting::format_report(rc.model, mo, tokens, rc.train.steps, peak).c_str(), stdout);
 }
 

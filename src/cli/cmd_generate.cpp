@@ -33,11 +33,7 @@ void run(const GenerateArgs& a) {
   LF_CHECK(m.tokenizer.has_value(), "checkpoint {} has no tokenizer.json; generate needs one", m.dir);
   const tok::Tokenizer& tok = *m.tokenizer;
   std::vector<uint32_t> prompt = tok.encode_ordinary(a.prompt);
-  std::optional<uint32_t> eot;
-  try {
-    eot = tok.eot_id();
-  } catch (const Error&) {
-  }
+  const std::optional<uint32_t> eot = tok.find_eot_id();
   // Documents in the shards start after an end-of-text id, so a prompt starts there too.
   if (eot) prompt.insert(prompt.begin(), *eot);
   LF_CHECK(!prompt.empty(), "the prompt is empty and the tokenizer has no end-of-text token to start from");

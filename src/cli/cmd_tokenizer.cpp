@@ -1,19 +1,15 @@
-// lmforge tokenizer <subcommand>: the nested commands registered through tokenizer_commands.h,
-// and the I/O helpers declared there.
+// lmforge tokenizer <subcommand>: the parent of the commands registered with
+// LMFORGE_SUBCOMMAND("tokenizer", ...), and the I/O helpers of tokenizer_io.h.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 
-#include "cli/tokenizer_commands.h"
+#include "cli/command.h"
+#include "cli/tokenizer_io.h"
 #include "core/error.h"
 
 namespace lmforge::cli {
-
-std::vector<Command>& tokenizer_command_registry() {
-  static std::vector<Command> commands;
-  return commands;
-}
 
 std::string read_text_input(const std::string& path) {
   const bool is_stdin = path.empty() || path == "-";
@@ -69,12 +65,7 @@ void append_token_ids(std::string& out, const std::vector<uint32_t>& ids, char s
 
 namespace {
 
-LMFORGE_COMMAND("tokenizer", "Byte-level BPE tokenizers: encode, decode, info, train", [](CLI::App& sub) {
-  sub.require_subcommand(1);
-  auto& commands = tokenizer_command_registry();
-  std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  for (auto& c : commands) c.setup(*sub.add_subcommand(c.name, c.help));
-});
+LMFORGE_COMMAND("tokenizer", "Byte-level BPE tokenizers: encode, decode, info, train", [](CLI::App&) {});
 
 }  // namespace
 }  // namespace lmforge::cli

@@ -7,7 +7,8 @@
 
 #include <charconv>
 
-#include "cli/tokenizer_commands.h"
+#include "cli/command.h"
+#include "cli/tokenizer_io.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -95,7 +96,7 @@ void run_decode(const DecodeArgs& a) {
   o.close();
 }
 
-LMFORGE_TOKENIZER_COMMAND("decode", "Decode token ids into text", [](CLI::App& sub) {
+LMFORGE_SUBCOMMAND("tokenizer", "decode", "Decode token ids into text", [](CLI::App& sub) {
   auto a = std::make_shared<DecodeArgs>();
   sub.add_option("--tokenizer", a->tokenizer, "tokenizer file: .tiktoken or tokenizer.json")
       ->required()

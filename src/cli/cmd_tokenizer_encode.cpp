@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "cli/tokenizer_commands.h"
+#include "cli/command.h"
+#include "cli/tokenizer_io.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -104,7 +105,7 @@ void run_encode(const EncodeArgs& a) {
     encode_plain(tok, a, policy);
 }
 
-LMFORGE_TOKENIZER_COMMAND("encode", "Encode text into token ids", [](CLI::App& sub) {
+LMFORGE_SUBCOMMAND("tokenizer", "encode", "Encode text into token ids", [](CLI::App& sub) {
   auto a = std::make_shared<EncodeArgs>();
   sub.add_option("--tokenizer", a->tokenizer, "tokenizer file: .tiktoken or tokenizer.json")
       ->required()

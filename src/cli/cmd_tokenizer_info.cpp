@@ -2,7 +2,8 @@
 // and/or .tiktoken (a conversion between the two formats).
 #include <fmt/format.h>
 
-#include "cli/tokenizer_commands.h"
+#include "cli/command.h"
+#include "cli/tokenizer_io.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
@@ -44,7 +45,7 @@ void run_info(const InfoArgs& a) {
   }
 }
 
-LMFORGE_TOKENIZER_COMMAND("info", "Vocabulary size, special tokens, pattern and merges of a tokenizer",
+LMFORGE_SUBCOMMAND("tokenizer", "info", "Vocabulary size, special tokens, pattern and merges of a tokenizer",
                           [](CLI::App& sub) {
                             auto a = std::make_shared<InfoArgs>();
                             sub.add_option("--tokenizer", a->tokenizer, "tokenizer file: .tiktoken or tokenizer.json")

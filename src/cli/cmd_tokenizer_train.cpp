@@ -1,13 +1,14 @@
-// lmforge tokenizer train: byte-level BPE from text files (tokenizer/trainer.h) ->
+// lmforge tokenizer train: byte-level BPE from text files (tokenizer/bpe_trainer.h) ->
 // DIR/tokenizer.json + DIR/tokenizer.tiktoken.
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <thread>
 
-#include "cli/tokenizer_commands.h"
+#include "cli/command.h"
+#include "cli/tokenizer_io.h"
 #include "core/error.h"
-#include "tokenizer/trainer_tokenizer.h"
+#include "tokenizer/bpe_trainer_tokenizer.h"
 
 namespace lmforge::cli {
 namespace {
@@ -53,7 +54,7 @@ void run_train(const TrainArgs& a) {
                a.vocab_size);
   }
   // Training ends with each piece in the segmentation that the saved tokenizer encodes it to
-  // (tests/tokenizer/trainer_tokenizer_test.cpp checks this), so this is the compression of
+  // (tests/tokenizer/bpe_trainer_tokenizer_test.cpp checks this), so this is the compression of
   // encoding the training text, special-token text excluded.
   fmt::print("compression: {:.3f} bytes/token on the training text\n", r.bytes_per_token);
   fmt::print("vocab: ids 0-255 bytes, 256-{} merges, {} special{} from {}; wrote {} and {}\n",
@@ -61,7 +62,7 @@ void run_train(const TrainArgs& a) {
              json_path, tiktoken_path);
 }
 
-LMFORGE_TOKENIZER_COMMAND("train", "Train a byte-level BPE tokenizer on text files", [](CLI::App& sub) {
+LMFORGE_SUBCOMMAND("tokenizer", "train", "Train a byte-level BPE tokenizer on text files", [](CLI::App& sub) {
   auto args = std::make_shared<TrainArgs>();
   args->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   sub.add_option("--input", args->inputs, "training text files (each one document)")->required()->check(

@@ -1,5 +1,7 @@
-// Subcommand registry. Each subcommand lives in its own file under src/cli/ and registers
-// itself with a static LMFORGE_COMMAND(...) object; main() builds the CLI11 app from the list.
+// The one command registry of the lmforge binary. Each command lives in its own file under
+// src/cli/ and registers itself with a static LMFORGE_COMMAND(...) object, or, nested under
+// another command (`lmforge tokenizer encode`), LMFORGE_SUBCOMMAND(parent, ...); main() builds the
+// CLI11 app from the list with add_commands().
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,9 +19,13 @@ struct Command {
   std::string help;
   // Adds options and sets the callback on the subcommand's CLI::App.
   std::function<void(CLI::App& sub)> setup;
+  std::string parent;  // empty: a top-level command
 };
 
 std::vector<Command>& command_registry();
+// Adds every registered command to `app`, each level sorted by name, nested commands under their
+// parent (which then requires one of them).
+void add_commands(CLI::App& app);
 
 struct CommandRegistrar {
   explicit CommandRegistrar(Command c) { command_registry().push_back(std::move(c)); }
@@ -37,5 +43,10 @@ train::Precision precision_of(const std::string& value);
 // LMFORGE_COMMAND("name", "help", [](CLI::App& sub) { ... });
 #define LMFORGE_COMMAND(name, help, setup)                                             \
   static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_command_, __LINE__) { \
-    ::lmforge::cli::Command { name, help, setup }                                      \
+    ::lmforge::cli::Command { name, help, setup, "" }                                  \
+  }
+// LMFORGE_SUBCOMMAND("parent", "name", "help", [](CLI::App& sub) { ... }): `lmforge parent name`.
+#define LMFORGE_SUBCOMMAND(parent, name, help, setup)                                     \
+  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_subcommand_, __LINE__) { \
+    ::lmforge::cli::Command { name, help, setup, parent }                                 \
   }

@@ -5,25 +5,13 @@
 #include "cli/command.h"
 #include "core/error.h"
 
-namespace lmforge::cli {
-std::vector<Command>& command_registry() {
-  static std::vector<Command> commands;
-  return commands;
-}
-}  // namespace lmforge::cli
-
 int main(int argc, char** argv) {
   using namespace lmforge;
   CLI::App app{"lmforge: build language models from scratch — tokenizer, shards, training, "
                "evaluation, sampling"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
-  auto& commands = cli::command_registry();
-  std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  for (auto& c : commands) {
-    CLI::App* sub = app.add_subcommand(c.name, c.help);
-    c.setup(*sub);
-  }
+  cli::add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "tokenizer/trainer_count.h"
+#include "tokenizer/bpe_trainer_count.h"
 
 namespace lmforge::data {
 

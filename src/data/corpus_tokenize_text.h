@@ -13,7 +13,7 @@
 // Work items (chunks) of about chunk_bytes are cut only at:
 //   * document boundaries (Paragraph: the start of a line after a blank line; .jsonl: any line
 //     start), and
-//   * safe splits inside a document (tokenizer/trainer_count.h: '\n' between an ASCII
+//   * safe splits inside a document (tokenizer/bpe_trainer_count.h: '\n' between an ASCII
 //     non-space and an ASCII letter), where the r50k/cl100k/o200k pre-tokenizers provably
 //     restart, so encoding the two sides separately gives the ids of encoding the whole.
 // Cuts depend only on the text and chunk_bytes, never on the thread count. Text with no such

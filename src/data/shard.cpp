@@ -150,24 +150,11 @@ void ShardWriter::close() {
 // Reader
 
 ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  LF_CHECK(fd >= 0, "cannot open shard {}: {}", path_, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw Error(fmt::format("cannot stat shard {}: {}", path_, std::strerror(errno)));
-  }
-  const auto file_bytes = static_cast<uint64_t>(st.st_size);
-  if (file_bytes < kShardHeaderBytes) {
-    ::close(fd);
-    throw Error(fmt::format("shard {} is truncated: {} bytes, shorter than the {}-byte header", path_, file_bytes,
-                            kShardHeaderBytes));
-  }
-  map_ = ::mmap(nullptr, file_bytes, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  LF_CHECK(map_ != MAP_FAILED, "cannot map shard {}: {}", path_, std::strerror(errno));
-  map_bytes_ = file_bytes;
-  const auto* h = static_cast<const uint8_t*>(map_);
+  map_ = map_file(path_, "shard");
+  const uint64_t file_bytes = map_->size;
+  LF_CHECK(file_bytes >= kShardHeaderBytes, "shard {} is truncated: {} bytes, shorter than the {}-byte header", path_,
+           file_bytes, kShardHeaderBytes);
+  const uint8_t* h = map_->data;
   try {
     const uint32_t magic = get_u32(h, 0);
     LF_CHECK(magic == static_cast<uint32_t>(kShardMagic),
@@ -195,41 +182,11 @@ ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
                                     info_.vocab_size == 0),
              "shard {} is corrupt: end-of-text id {} with vocab size {}", path_, info_.eot_id, info_.vocab_size);
   } catch (...) {
-    unmap();
+    map_.reset();
     throw;
   }
   data_ = h + kShardHeaderBytes;
-  if (info_.n_tokens > 0) ::madvise(map_, map_bytes_, MADV_WILLNEED);
-}
-
-ShardReader::~ShardReader() { unmap(); }
-
-ShardReader::ShardReader(ShardReader&& o) noexcept
-    : path_(std::move(o.path_)), info_(o.info_), map_(o.map_), map_bytes_(o.map_bytes_), data_(o.data_) {
-  o.map_ = nullptr;
-  o.data_ = nullptr;
-  o.map_bytes_ = 0;
-}
-
-ShardReader& ShardReader::operator=(ShardReader&& o) noexcept {
-  if (this != &o) {
-    unmap();
-    path_ = std::move(o.path_);
-    info_ = o.info_;
-    map_ = o.map_;
-    map_bytes_ = o.map_bytes_;
-    data_ = o.data_;
-    o.map_ = nullptr;
-    o.data_ = nullptr;
-    o.map_bytes_ = 0;
-  }
-  return *this;
-}
-
-void ShardReader::unmap() {
-  if (map_ != nullptr) ::munmap(map_, map_bytes_);
-  map_ = nullptr;
-  data_ = nullptr;
+  if (info_.n_tokens > 0) ::madvise(const_cast<uint8_t*>(map_->data), map_->size, MADV_WILLNEED);
 }
 
 std::span<const uint16_t> ShardReader::u16() const {

@@ -22,9 +22,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "core/file_util.h"
 
 namespace lmforge::data {
 
@@ -82,11 +85,6 @@ class ShardReader {
  public:
   // Maps and validates the file (see the file comment); throws Error naming it.
   explicit ShardReader(std::string path);
-  ~ShardReader();
-  ShardReader(ShardReader&& other) noexcept;
-  ShardReader& operator=(ShardReader&& other) noexcept;
-  ShardReader(const ShardReader&) = delete;
-  ShardReader& operator=(const ShardReader&) = delete;
 
   const std::string& path() const { return path_; }
   const ShardInfo& info() const { return info_; }
@@ -108,13 +106,11 @@ class ShardReader {
 
  private:
   void check_index(uint64_t i) const;
-  void unmap();
 
   std::string path_;
   ShardInfo info_;
-  void* map_ = nullptr;
-  size_t map_bytes_ = 0;
-  const uint8_t* data_ = nullptr;
+  std::shared_ptr<MappedFile> map_;  // core/file_util.h
+  const uint8_t* data_ = nullptr;    // the first id, inside map_
 };
 
 }  // namespace lmforge::data

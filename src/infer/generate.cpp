@@ -39,7 +39,8 @@ std::vector<uint32_t> generate(const nn::Transformer& model0, std::span<const ui
   model.set_training(false);
   NoGradGuard no_grad;
   TokenSampler sampler(options.sampling, options.seed);
-  const int64_t capacity = std::min<int64_t>(ctx, int64_t(prompt.size()) + options.max_new_tokens);
+  // max_new_tokens is capped at the context before the addition, so a huge value cannot overflow.
+  const int64_t capacity = std::min<int64_t>(ctx, int64_t(prompt.size()) + std::min(options.max_new_tokens, ctx));
   nn::KVCache cache = model.make_cache(1, std::max<int64_t>(capacity, int64_t(prompt.size())));
   std::vector<float> logits = last_logits(model.forward(ids_tensor(prompt, model.device()), &cache));
   std::vector<uint32_t> out;

@@ -34,11 +34,15 @@ int64_t TokenSampler::sample(std::span<const float> logits) {
   const int64_t k = options_.top_k > 0 ? std::min(options_.top_k, v) : v;
   std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(), better);
   candidates_.resize(size_t(k));
-  // Softmax in f64 over the candidates (sorted, so the first is the maximum).
+  // Softmax in f64 over the candidates (sorted, so the first is the maximum). The difference to
+  // the maximum is divided by the temperature, never multiplied by its inverse: for a
+  // temperature near 0 (1e-320 has no finite inverse) the maximum's term stays exp(0) = 1 and
+  // every smaller logit's goes to exp(-inf) = 0, so the result approaches the argmax.
   probs_.resize(size_t(k));
-  const double inv_t = 1.0 / options_.temperature, top = double(candidates_[0].first) * inv_t;
+  const double t = options_.temperature, top = double(candidates_[0].first);
   double total = 0;
-  for (int64_t i = 0; i < k; ++i) total += probs_[size_t(i)] = std::exp(double(candidates_[size_t(i)].first) * inv_t - top);
+  for (int64_t i = 0; i < k; ++i)
+    total += probs_[size_t(i)] = std::exp((double(candidates_[size_t(i)].first) - top) / t);
   int64_t keep = k;
   if (options_.top_p < 1) {
     double cum = 0;

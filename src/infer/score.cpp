@@ -10,13 +10,14 @@ namespace lmforge::infer {
 std::vector<double> score_tokens(const nn::Transformer& model0, std::span<const int64_t> ids) {
   auto& model = const_cast<nn::Transformer&>(model0);
   const auto& c = model.config();
+  // Every id is checked, also in a sequence too short to score: a bad id is an error, not [].
+  for (size_t i = 0; i < ids.size(); ++i)
+    LF_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size, "token id {} at position {} is outside the vocabulary [0, {})",
+             ids[i], i, c.vocab_size);
   if (ids.size() < 2) return {};
   const int64_t t = int64_t(ids.size()) - 1;
   LF_CHECK(t <= c.context_length, "a sequence of {} tokens needs {} positions but the model's context_length is {}",
            ids.size(), t, c.context_length);
-  for (size_t i = 0; i < ids.size(); ++i)
-    LF_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size, "token id {} at position {} is outside the vocabulary [0, {})",
-             ids[i], i, c.vocab_size);
   const bool was_training = model.training();
   model.set_training(false);
   NoGradGuard no_grad;
@@ -67,11 +68,7 @@ ChoiceResult evaluate_choices(const nn::Transformer& model, const tok::Tokenizer
                               const std::vector<ChoiceItem>& items, LengthNorm norm) {
   ChoiceResult r;
   const int64_t max_len = model.config().context_length + 1;
-  std::optional<uint32_t> eot;
-  try {
-    eot = tokenizer.eot_id();
-  } catch (const Error&) {
-  }
+  const std::optional<uint32_t> eot = tokenizer.find_eot_id();
   for (const auto& item : items) {
     std::vector<uint32_t> ctx = tokenizer.encode_ordinary(item.context);
     if (ctx.empty()) {

@@ -84,18 +84,55 @@ LayerKVCache Attention::make_cache(int64_t batch, int64_t capacity) const {
           zeros({batch, capacity, n_kv_heads_, head_dim_}, dt, opt_.device)};
 }
 
+Tensor Attention::slotted_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const {
+  // Row by row: each row has its own position and its own slot's keys, and computing it alone
+  // keeps its result independent of the other rows in the batch.
+  NoGradGuard no_grad;
+  const SlotRows& rows = *cache.slot_rows;
+  const int64_t b = q.size(0), t = q.size(1);
+  LF_CHECK(int64_t(rows.slots.size()) == b && int64_t(rows.positions.size()) == b,
+           "attention: {} slotted rows given for a batch of {}", rows.slots.size(), b);
+  TensorList out;
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t slot = rows.slots[size_t(r)], pos = rows.positions[size_t(r)];
+    LF_CHECK(slot >= 0 && slot < cache.k.size(0), "attention: slot {} is outside the cache's {} slots", slot,
+             cache.k.size(0));
+    LF_CHECK(pos >= 0 && pos + t <= cache.k.size(1), "attention: slot {} holds {} positions but {} are needed", slot,
+             cache.k.size(1), pos + t);
+    Tensor qr = q.narrow(0, r, 1), kr = k.narrow(0, r, 1);
+    if (rope_) {
+      const RopeOptions ro{.theta = rope_theta_, .position_offset = pos};
+      qr = rope(qr, ro);
+      kr = rope(kr, ro);
+    }
+    const Tensor k_slot = cache.k.narrow(0, slot, 1), v_slot = cache.v.narrow(0, slot, 1);
+    Tensor k_new = k_slot.narrow(1, pos, t), v_new = v_slot.narrow(1, pos, t);
+    copy_(k_new, kr);
+    copy_(v_new, v.narrow(0, r, 1));
+    out.push_back(attention(qr, k_slot.narrow(1, 0, pos + t), v_slot.narrow(1, 0, pos + t), {.causal = true}));
+  }
+  return cat(out, 0).reshape({b, t, n_heads_ * head_dim_});  // [B, T, H·D]
+}
+
 Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t qd = n_heads_ * head_dim_, kvd = n_kv_heads_ * head_dim_;
   // One GEMM for the three projections: the weights [q; k; v] stacked along out (a copy of the
   // weights only), so x is read once forward and dx is one GEMM backward instead of three GEMMs
   // and two adds. q, k, v are strided views of the result.
-  const Tensor w = cat({q_proj_->compute_weight(), k_proj_->compute_weight(), v_proj_->compute_weight()},
-                       0);  // [qd + 2·kvd, C]
-  const Tensor bias = q_proj_->bias().defined()
-                          ? cat({q_proj_->compute_bias(), k_proj_->compute_bias(), v_proj_->compute_bias()}, 0)
-                          : Tensor();
-  const TensorList qkv = split_last(linear(x, w, bias), {qd, kvd, kvd});  // [B, T, qd + 2·kvd] -> 3 views
+  TensorList qkv;
+  if (q_proj_->quantized_weight() || FixedOrderLinearScope::active()) {
+    // Quantized projections (inference) run their own dequantising GEMMs: stacking them would
+    // need a dense copy of the weights. So do fixed-order (batch-invariant) ones.
+    qkv = {q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x)};
+  } else {
+    const Tensor w = cat({q_proj_->compute_weight(), k_proj_->compute_weight(), v_proj_->compute_weight()},
+                         0);  // [qd + 2·kvd, C]
+    const Tensor bias = q_proj_->bias().defined()
+                            ? cat({q_proj_->compute_bias(), k_proj_->compute_bias(), v_proj_->compute_bias()}, 0)
+                            : Tensor();
+    qkv = split_last(linear(x, w, bias), {qd, kvd, kvd});  // [B, T, qd + 2·kvd] -> 3 views
+  }
   Tensor q = qkv[0].view({b, t, n_heads_, head_dim_});     // [B, T, H, D]
   Tensor k = qkv[1].view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
   Tensor v = qkv[2].view({b, t, n_kv_heads_, head_dim_});  // [B, T, Hkv, D]
@@ -103,11 +140,12 @@ Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
-  if (rope_) {
+  if (rope_ && !(cache && cache->slot_rows)) {  // slotted rows are rotated by their own positions
     const RopeOptions ro{.theta = rope_theta_, .position_offset = position_offset};
     q = rope(q, ro);
     k = rope(k, ro);
   }
+  if (cache && cache->slot_rows) return o_proj_->forward(slotted_attention(q, k, v, *cache));
   if (cache) {
     const int64_t end = position_offset + t;
     LF_CHECK(end <= cache->k.size(1), "attention: the KV cache holds {} positions but {} are needed",

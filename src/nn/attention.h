@@ -7,6 +7,9 @@
 //   attention (fused op; query heads share key/value heads in groups of H/Hkv)
 //   [B, T, H·D] -> [B, T, C]                                 (o_proj)
 //
+// With a slotted cache (nn/kv_cache.h: SlotRows) each row of x continues its own slot's sequence
+// at its own position: RoPE, the cache write and the attention run row by row.
+//
 // SequenceMixer is the interface a block holds, so other mixers (Multi-head Latent Attention)
 // can take this one's place with their own cache layout.
 #pragma once
@@ -32,6 +35,9 @@ class Attention : public SequenceMixer {
   LayerKVCache make_cache(int64_t batch, int64_t capacity) const override;
 
  private:
+  // q [B, T, H, D], k, v [B, T, Hkv, D] before RoPE, for a cache with slot_rows: -> [B, T, H·D].
+  Tensor slotted_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const;
+
   int64_t n_heads_, n_kv_heads_, head_dim_;
   bool rope_;
   double rope_theta_;

@@ -28,8 +28,9 @@ void init_parameters(const Module& module, const ModelConfig& c, Generator& gen)
       case ParamKind::Matrix:
       case ParamKind::ResidualMatrix:
         if (c.init == InitKind::Xavier) {
-          LF_ASSERT(t.dim() == 2);
-          const double a = std::sqrt(6.0 / double(t.size(0) + t.size(1)));
+          // Fans of one matrix; stacked expert weights [E, out, in] are E such matrices.
+          LF_ASSERT(t.dim() == 2 || t.dim() == 3);
+          const double a = std::sqrt(6.0 / double(t.size(-2) + t.size(-1)));
           uniform_(t, gen, -a, a);
         } else {
           trunc_normal_3(t, gen, p.kind == ParamKind::ResidualMatrix ? residual_std : c.init_std);

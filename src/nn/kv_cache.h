@@ -5,6 +5,9 @@
 // forward call at [length, length + T). A compressed cache (Multi-head Latent Attention) would
 // keep its latent in `k` and leave `v` undefined.
 //
+// A slotted cache (SlotRows below) keeps sequences of different lengths in one buffer, so they
+// can be decoded in one batch.
+//
 // The cache is for inference: values are written under NoGradGuard and no gradient flows
 // through them.
 #pragma once
@@ -15,8 +18,18 @@
 
 namespace lmforge::nn {
 
+// Slotted decoding (infer/batch_generate.h): the cache holds one sequence per slot (its batch
+// index), each at its own length, and row r of a forward's input continues the sequence of slot
+// slots[r] at position positions[r]. The mixer then writes and reads each row's own slot, and
+// the position offset passed to it is ignored.
+struct SlotRows {
+  std::vector<int64_t> slots;
+  std::vector<int64_t> positions;
+};
+
 struct LayerKVCache {
   Tensor k, v;
+  const SlotRows* slot_rows = nullptr;  // set for slotted decoding, else null
 };
 
 struct KVCache {

@@ -9,7 +9,29 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, ParamKind k
   if (bias) bias_ = register_parameter("bias", Tensor::empty({out_features}, opt.dtype, opt.device), ParamKind::Bias);
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, compute_weight(), compute_bias()); }
+namespace {
+thread_local bool fixed_order_linear = false;
+}  // namespace
+
+FixedOrderLinearScope::FixedOrderLinearScope() : previous_(fixed_order_linear) { fixed_order_linear = true; }
+FixedOrderLinearScope::~FixedOrderLinearScope() { fixed_order_linear = previous_; }
+bool FixedOrderLinearScope::active() { return fixed_order_linear; }
+
+Tensor Linear::forward(const Tensor& x) const {
+  if (quantized_) return linear_quantized(x, *quantized_, compute_bias());
+  if (fixed_order_linear) return linear_fixed_order(x, compute_weight(), compute_bias());
+  return linear(x, compute_weight(), compute_bias());
+}
+
+void Linear::set_quantized_weight(QuantizedWeight w) {
+  check_quantized_weight(w, "Linear");
+  const Shape expected = quantized_ ? Shape{quantized_->out_features(), quantized_->in_features()} : weight_.shape();
+  LF_CHECK(w.data.shape() == expected, "Linear: quantized weight {} does not match the layer's [out, in] = {}",
+           shape_str(w.data.shape()), shape_str(expected));
+  if (weight_.defined()) release_parameter(weight_);
+  weight_ = Tensor();
+  quantized_ = std::move(w);
+}
 
 Embedding::Embedding(int64_t num, int64_t dim, TensorOptions opt) {
   weight_ = register_parameter("weight", Tensor::empty({num, dim}, opt.dtype, opt.device), ParamKind::Embedding);

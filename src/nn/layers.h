@@ -7,9 +7,12 @@
 // the summed embeddings once).
 #pragma once
 
+#include <optional>
+
 #include "nn/model_config.h"
 #include "nn/module.h"
 #include "ops/nn_ops.h"
+#include "ops/quantized_matmul.h"
 
 namespace lmforge::nn {
 
@@ -17,6 +20,22 @@ namespace lmforge::nn {
 struct TensorOptions {
   DType dtype = DType::F32;
   Device device = Device::cpu();
+};
+
+// While one is alive on this thread, every Linear runs through the fixed-order kernel
+// (ops/quantized_matmul.h: linear_fixed_order, or linear_quantized for quantized weights), so a
+// row's output does not depend on the other rows of the batch: batch-invariant decoding
+// (infer/batch_generate.h). Nests; inference only.
+class FixedOrderLinearScope {
+ public:
+  FixedOrderLinearScope();
+  ~FixedOrderLinearScope();
+  FixedOrderLinearScope(const FixedOrderLinearScope&) = delete;
+  FixedOrderLinearScope& operator=(const FixedOrderLinearScope&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
 };
 
 class Linear : public Module {
@@ -27,11 +46,19 @@ class Linear : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
   // The weight and bias as the forward pass reads them (compute copies under mixed precision).
-  Tensor compute_weight() const { return compute_copy(weight_); }
+  Tensor compute_weight() const { return quantized_ ? dequantize(*quantized_) : compute_copy(weight_); }
   Tensor compute_bias() const { return compute_copy(bias_); }
+
+  // Inference with a narrow weight (ops/quantized_matmul.h, made by infer/quantize.h): the f32
+  // weight parameter is dropped and freed, and forward() runs linear_quantized, dequantising
+  // inside the GEMM. compute_weight() then returns a dense f32 copy made on each call, for the
+  // few callers that need the matrix itself. The bias stays a parameter.
+  void set_quantized_weight(QuantizedWeight w);
+  const QuantizedWeight* quantized_weight() const { return quantized_ ? &*quantized_ : nullptr; }
 
  private:
   Tensor weight_, bias_;
+  std::optional<QuantizedWeight> quantized_;
 };
 
 class Embedding : public Module {

@@ -12,7 +12,7 @@ MLP::MLP(const ModelConfig& c, TensorOptions opt) : kind_(c.ffn) {
                                std::make_unique<Linear>(c.d_ff, c.d_model, c.bias, ParamKind::ResidualMatrix, opt));
 }
 
-Tensor MLP::forward(const Tensor& x) const {
+Tensor MLP::forward(const Tensor& x, AuxReport*) const {
   if (kind_ == FfnKind::SwiGLU) return down_proj_->forward(swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
   // The GELU (and bias) in the up projection's GEMM epilogue, its gradient in the epilogue of the
   // GEMM that makes the activation's gradient.

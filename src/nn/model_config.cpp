@@ -4,7 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "core/checked_math.h"
 #include "core/error.h"
+#include "nn/model_limits.h"
 
 namespace lmforge::nn {
 
@@ -19,6 +21,9 @@ constexpr Names<FfnKind, 2> kFfn{{{FfnKind::SwiGLU, "swiglu"}, {FfnKind::GELU, "
 constexpr Names<PositionKind, 2> kPos{{{PositionKind::Rope, "rope"}, {PositionKind::Learned, "learned"}}};
 constexpr Names<InitKind, 3> kInit{{{InitKind::Xavier, "xavier"}, {InitKind::Normal, "normal"},
                                     {InitKind::Scaled, "scaled"}}};
+constexpr Names<RouterKind, 3> kRouter{{{RouterKind::SoftmaxTopK, "softmax_topk"},
+                                        {RouterKind::SigmoidTopK, "sigmoid_topk"},
+                                        {RouterKind::ExpertChoice, "expert_choice"}}};
 
 template <class E, size_t N>
 std::string_view name_of(const Names<E, N>& names, E v) {
@@ -47,20 +52,73 @@ std::string_view to_string(NormPosition v) { return name_of(kNormPos, v); }
 std::string_view to_string(FfnKind v) { return name_of(kFfn, v); }
 std::string_view to_string(PositionKind v) { return name_of(kPos, v); }
 std::string_view to_string(InitKind v) { return name_of(kInit, v); }
+std::string_view to_string(RouterKind v) { return name_of(kRouter, v); }
 void parse_enum(std::string_view s, std::string_view key, NormKind& out) { parse_from(kNorm, s, key, out); }
 void parse_enum(std::string_view s, std::string_view key, NormPosition& out) { parse_from(kNormPos, s, key, out); }
 void parse_enum(std::string_view s, std::string_view key, FfnKind& out) { parse_from(kFfn, s, key, out); }
 void parse_enum(std::string_view s, std::string_view key, PositionKind& out) { parse_from(kPos, s, key, out); }
 void parse_enum(std::string_view s, std::string_view key, InitKind& out) { parse_from(kInit, s, key, out); }
+void parse_enum(std::string_view s, std::string_view key, RouterKind& out) { parse_from(kRouter, s, key, out); }
+
+namespace {
+
+// moe_layers parsed: every layer i with (i + 1) % every == 0 and i >= first, or an Error naming
+// the key.
+struct MoeLayerRule {
+  int64_t every = 1;
+  int64_t first = 0;
+};
+
+MoeLayerRule parse_moe_layers(const std::string& s) {
+  const auto number = [&](std::string_view digits) {
+    int64_t v = 0;
+    LF_CHECK(!digits.empty() && digits.size() <= 9, "model.moe_layers: \"{}\" is not \"all\", \"every:K\" or "
+             "\"after:N\"", s);
+    for (char ch : digits) {
+      LF_CHECK(ch >= '0' && ch <= '9', "model.moe_layers: \"{}\" is not \"all\", \"every:K\" or \"after:N\"", s);
+      v = v * 10 + (ch - '0');
+    }
+    return v;
+  };
+  const std::string_view v = s;
+  if (v == "all") return {};
+  if (v.starts_with("every:")) {
+    const int64_t k = number(v.substr(6));
+    LF_CHECK(k >= 1, "model.moe_layers: \"{}\": K must be >= 1", s);
+    return {.every = k, .first = 0};
+  }
+  if (v.starts_with("after:")) return {.every = 1, .first = number(v.substr(6))};
+  throw Error(fmt::format("model.moe_layers: \"{}\" is not \"all\", \"every:K\" or \"after:N\"", s));
+}
+
+}  // namespace
+
+bool ModelConfig::is_moe_layer(int64_t layer) const {
+  if (n_experts <= 0) return false;
+  const MoeLayerRule r = parse_moe_layers(moe_layers);
+  return layer >= r.first && (layer + 1) % r.every == 0;
+}
+
+int64_t ModelConfig::moe_layer_count() const {
+  int64_t n = 0;
+  for (int64_t i = 0; i < n_layers; ++i) n += is_moe_layer(i) ? 1 : 0;
+  return n;
+}
 
 void ModelConfig::resolve() {
   LF_CHECK(vocab_size > 0, "model.vocab_size must be > 0, got {}", vocab_size);
-  LF_CHECK(vocab_size <= (int64_t(1) << 32), "model.vocab_size {} is larger than 2^32 (token ids are 32-bit)",
-           vocab_size);
   LF_CHECK(context_length > 0, "model.context_length must be > 0, got {}", context_length);
   LF_CHECK(d_model > 0, "model.d_model must be > 0, got {}", d_model);
   LF_CHECK(n_layers > 0, "model.n_layers must be > 0, got {}", n_layers);
   LF_CHECK(n_heads > 0, "model.n_heads must be > 0, got {}", n_heads);
+  // Every size is bounded before it is multiplied with another (nn/model_limits.h).
+  check_size_limit("model.vocab_size", vocab_size, limits::kMaxVocabSize);
+  check_size_limit("model.context_length", context_length, limits::kMaxContextLength);
+  check_size_limit("model.d_model", d_model, limits::kMaxDModel);
+  check_size_limit("model.n_layers", n_layers, limits::kMaxLayers);
+  check_size_limit("model.n_heads", n_heads, limits::kMaxHeads);
+  check_size_limit("model.head_dim", head_dim, limits::kMaxHeadDim);
+  check_size_limit("model.d_ff", d_ff, limits::kMaxDFF);
   LF_CHECK(n_kv_heads >= 0, "model.n_kv_heads must be >= 0 (0 means n_heads), got {}", n_kv_heads);
   if (n_kv_heads == 0) n_kv_heads = n_heads;
   LF_CHECK(n_kv_heads <= n_heads, "model.n_kv_heads ({}) must not exceed model.n_heads ({})", n_kv_heads, n_heads);
@@ -86,6 +144,8 @@ void ModelConfig::resolve() {
       d_ff = 4 * d_model;
     }
   }
+  check_size_limit("model.head_dim", head_dim, limits::kMaxHeadDim);
+  checked_size_product("model.n_heads · head_dim", n_heads, head_dim, limits::kMaxAttentionWidth);
   if (position == PositionKind::Rope)
     LF_CHECK(rope_theta > 0 && std::isfinite(rope_theta), "model.rope_theta must be a positive number, got {}",
              rope_theta);
@@ -93,27 +153,80 @@ void ModelConfig::resolve() {
   LF_CHECK(dropout >= 0 && dropout < 1, "model.dropout must be in [0, 1), got {}", dropout);
   LF_CHECK(init_std > 0 && std::isfinite(init_std), "model.init_std must be > 0, got {}", init_std);
   LF_CHECK(norm_eps > 0 && norm_eps < 1, "model.norm_eps must be in (0, 1), got {}", norm_eps);
+
+  LF_CHECK(n_experts >= 0, "model.n_experts must be >= 0 (0: a dense FFN), got {}", n_experts);
+  if (n_experts == 0) return;
+  LF_CHECK(n_experts <= 4096, "model.n_experts ({}) is larger than the supported 4096", n_experts);
+  (void)parse_moe_layers(moe_layers);
+  LF_CHECK(moe_layer_count() > 0, "model.moe_layers = \"{}\" selects none of the {} layers while model.n_experts "
+           "= {}", moe_layers, n_layers, n_experts);
+  LF_CHECK(!bias, "model.bias = true is not supported with model.n_experts > 0 (experts have no biases)");
+  LF_CHECK(d_ff_expert > 0, "model.d_ff_expert must be > 0 with model.n_experts = {} (got {}): each expert's "
+           "hidden width, e.g. model.d_ff = {} for experts as wide as the dense MLP, or d_ff / top_k = {} for "
+           "fine-grained experts at the dense model's active compute", n_experts, d_ff_expert, d_ff,
+           std::max<int64_t>(1, d_ff / std::max<int64_t>(1, top_k)));
+  LF_CHECK(n_shared_experts >= 0, "model.n_shared_experts must be >= 0, got {}", n_shared_experts);
+  LF_CHECK(top_k >= 1, "model.top_k must be >= 1, got {}", top_k);
+  LF_CHECK(top_k <= n_experts, "model.top_k ({}) must not exceed model.n_experts ({})", top_k, n_experts);
+  LF_CHECK(std::isfinite(capacity_factor) && capacity_factor >= 0,
+           "model.capacity_factor must be >= 0 (0: dropless), got {}", capacity_factor);
+  if (router == RouterKind::ExpertChoice)
+    LF_CHECK(capacity_factor > 0, "model.router = \"expert_choice\" needs model.capacity_factor > 0 (each expert "
+             "takes capacity_factor · tokens · top_k / n_experts tokens; 1.0 is the usual choice)");
+  for (const auto& [key, v] : {std::pair{"model.balance_loss", balance_loss},
+                               {"model.device_balance_loss", device_balance_loss},
+                               {"model.comm_balance_loss", comm_balance_loss},
+                               {"model.router_z_loss", router_z_loss},
+                               {"model.bias_update_rate", bias_update_rate}})
+    LF_CHECK(std::isfinite(v) && v >= 0, "{} must be >= 0, got {}", key, v);
+  LF_CHECK(n_expert_groups >= 1, "model.n_expert_groups must be >= 1, got {}", n_expert_groups);
+  LF_CHECK(n_experts % n_expert_groups == 0, "model.n_experts ({}) must be a multiple of model.n_expert_groups ({})",
+           n_experts, n_expert_groups);
+  if (bias_update_rate > 0)
+    LF_CHECK(router != RouterKind::ExpertChoice, "model.bias_update_rate (auxiliary-loss-free balancing) applies to "
+             "token-choice routers; expert_choice is balanced by construction");
+}
+
+std::vector<ParameterGroup> parameter_breakdown(const ModelConfig& c) {
+  const int64_t d = c.d_model, hd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+  const int64_t b = c.bias ? 1 : 0;
+  const int64_t norm_params = c.norm == NormKind::LayerNorm && c.bias ? 2 * d : d;
+  const int64_t ffn_mats = c.ffn == FfnKind::SwiGLU ? 3 : 2;
+  const int64_t moe_layers = c.moe_layer_count(), dense_layers = c.n_layers - moe_layers;
+  std::vector<ParameterGroup> g;
+  const auto add = [&](std::string name, int64_t count, int64_t active, bool matmul) {
+    if (count > 0) g.push_back({std::move(name), count, active, matmul});
+  };
+  add("token embedding", c.vocab_size * d, c.vocab_size * d, false);
+  if (c.position == PositionKind::Learned) add("position embedding", c.context_length * d, c.context_length * d, false);
+  const int64_t attn_w = d * hd + 2 * d * kvd + hd * d;
+  const int64_t attn_b = b * (hd + 2 * kvd + d) + (c.qk_norm ? 2 * c.head_dim : 0);
+  add("attention", c.n_layers * attn_w, c.n_layers * attn_w, true);
+  add("attention biases and norms", c.n_layers * attn_b, c.n_layers * attn_b, false);
+  const int64_t mlp_w = ffn_mats * d * c.d_ff, mlp_b = b * ((ffn_mats - 1) * c.d_ff + d);
+  add("mlp", dense_layers * mlp_w, dense_layers * mlp_w, true);
+  add("mlp biases", dense_layers * mlp_b, dense_layers * mlp_b, false);
+  if (moe_layers > 0) {
+    const int64_t expert = ffn_mats * d * c.d_ff_expert;
+    add("moe router", moe_layers * c.n_experts * d, moe_layers * c.n_experts * d, true);
+    add("moe routed experts", moe_layers * c.n_experts * expert, moe_layers * c.top_k * expert, true);
+    add("moe shared experts", moe_layers * c.n_shared_experts * expert, moe_layers * c.n_shared_experts * expert, true);
+  }
+  const int64_t norms = c.n_layers * 2 * norm_params + (c.norm_position == NormPosition::Pre ? norm_params : 0);
+  add("norms", norms, norms, false);
+  if (!c.tied_embeddings) add("lm_head", c.vocab_size * d, c.vocab_size * d, true);
+  return g;
 }
 
 int64_t ModelConfig::parameter_count() const {
-  const int64_t c = d_model, hd = n_heads * head_dim, kvd = n_kv_heads * head_dim, f = d_ff;
-  const int64_t b = bias ? 1 : 0;
-  const int64_t norm_params = norm == NormKind::LayerNorm && bias ? 2 * c : c;
-  int64_t layer = c * hd + 2 * c * kvd + hd * c + b * (hd + 2 * kvd + c);
-  if (qk_norm) layer += 2 * head_dim;
-  layer += 2 * norm_params;
-  layer += ffn == FfnKind::SwiGLU ? 3 * c * f + b * (2 * f + c) : 2 * c * f + b * (f + c);
-  int64_t n = n_layers * layer;
-  if (norm_position == NormPosition::Pre) n += norm_params;  // final norm
-  if (!tied_embeddings) n += vocab_size * c;                // lm_head
-  n += vocab_size * c;                                      // embed_tokens
-  if (position == PositionKind::Learned) n += context_length * c;
+  int64_t n = 0;
+  for (const auto& group : parameter_breakdown(*this)) n += group.count;
   return n;
 }
 
 bool ModelConfig::is_llama() const {
   return norm == NormKind::RmsNorm && norm_position == NormPosition::Pre && ffn == FfnKind::SwiGLU &&
-         position == PositionKind::Rope && !qk_norm;
+         position == PositionKind::Rope && !qk_norm && n_experts == 0;
 }
 
 }  // namespace lmforge::nn

@@ -1,13 +1,21 @@
 // The model configuration: the `[model]` section of a run's TOML config. One spelling per
 // hyperparameter everywhere (config key = field name = --set key = metrics key).
 //
-// resolve() fills the derived defaults (n_kv_heads, head_dim, d_ff) and rejects invalid
-// combinations before anything is built, naming the offending key ("model.n_heads").
+// Each field is declared twice, side by side in this file: the struct member (type and default)
+// and its line in visit_fields() (key and help). Everything else that lists the keys — the TOML
+// reader and --set (train/config.cpp), the resolved config a run prints, the HF-style config.json
+// of a non-HF architecture, the check that a checkpoint matches its config — iterates
+// visit_fields(). A new key touches this file, resolve() when it has constraints, and
+// parameter_breakdown() when it changes the parameter count.
+//
+// resolve() fills the derived defaults (n_kv_heads, head_dim, d_ff) and rejects
+// invalid combinations before anything is built, naming the offending key ("model.n_heads").
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lmforge::nn {
 
@@ -16,6 +24,12 @@ enum class NormPosition { Pre, Post };
 enum class FfnKind { SwiGLU, GELU };
 enum class PositionKind { Rope, Learned };
 enum class InitKind { Xavier, Normal, Scaled };
+// How a Mixture-of-Experts layer assigns tokens to experts (nn/moe.h).
+enum class RouterKind {
+  SoftmaxTopK,   // token choice: softmax over all experts, the top_k kept (Switch, Mixtral, Qwen-MoE)
+  SigmoidTopK,   // token choice: sigmoid affinities, the top_k normalised among the chosen (DeepSeek-V3)
+  ExpertChoice,  // each expert takes its top-c tokens of the batch (Zhou et al. 2022)
+};
 
 struct ModelConfig {
   int64_t vocab_size = 4096;
@@ -40,28 +54,109 @@ struct ModelConfig {
   double init_std = 0.02;
   double norm_eps = 1e-5;
 
+  // Mixture of Experts (nn/moe.h): n_experts > 0 replaces the FFN of the layers moe_layers
+  // selects by n_experts routed experts (each an FFN of kind `ffn` and width d_ff_expert) plus
+  // n_shared_experts always-active ones: y = Σ_{i∈top-k} g_i·E_i(x) + Σ_s S_s(x).
+  int64_t n_experts = 0;         // 0: dense
+  std::string moe_layers = "all";  // "all" | "every:K" (layers K-1, 2K-1, ...) | "after:N" (the first N dense)
+  int64_t d_ff_expert = 0;       // each expert's hidden width; must be set (> 0) with n_experts
+  int64_t n_shared_experts = 0;
+  int64_t top_k = 2;             // experts per token (token choice); expert choice: the average
+  RouterKind router = RouterKind::SoftmaxTopK;
+  bool normalize_gates = true;   // softmax_topk: renormalise the chosen gates to sum to 1
+  double capacity_factor = 0.0;  // 0: dropless; else each expert takes ≤ cf·tokens·top_k/n_experts
+  double balance_loss = 0.0;     // α of the Switch loss α·N·Σ f_i·P_i
+  int64_t n_expert_groups = 1;   // devices an expert-parallel run would use (device balance loss)
+  double device_balance_loss = 0.0;  // β of the device-level balance loss over expert groups
+  double comm_balance_loss = 0.0;    // γ of the communication balance loss over expert groups
+  double router_z_loss = 0.0;    // coefficient of logsumexp(router logits)²
+  double bias_update_rate = 0.0; // auxiliary-loss-free balancing: per-expert bias step γ (0: off)
+
+  // Calls f(key, field, help) for every field above, in declaration order (config files list
+  // them in this order). Works on a const config too.
+  template <class F>
+  void visit_fields(F&& f) { visit(*this, f); }
+  template <class F>
+  void visit_fields(F&& f) const { visit(*this, f); }
+
   // Fills the 0 defaults above and checks every combination; throws Error naming the key.
   void resolve();
   int64_t kv_heads() const { return n_kv_heads; }  // after resolve()
-  // Parameters of the model this config builds (after resolve()); embeddings included.
-  // (accounting/ breaks them down and counts FLOPs and memory.)
+  // True when layer `layer` (0-based) has a Mixture-of-Experts FFN.
+  bool is_moe_layer(int64_t layer) const;
+  int64_t moe_layer_count() const;
+  // Parameters of the model this config builds (after resolve()), embeddings included.
   int64_t parameter_count() const;
   // True when the architecture is exactly HF Llama's (RMSNorm, pre-norm, SwiGLU, RoPE, no
-  // QK-norm), so the exported weights load as LlamaForCausalLM.
+  // QK-norm, dense), so the exported weights load as LlamaForCausalLM.
   bool is_llama() const;
+
+ private:
+  template <class C, class F>
+  static void visit(C& c, F& f) {
+    f("vocab_size", c.vocab_size, "vocabulary size; every token id must be below it");
+    f("context_length", c.context_length, "longest sequence the model handles");
+    f("d_model", c.d_model, "width of the residual stream");
+    f("n_layers", c.n_layers, "number of Transformer blocks");
+    f("n_heads", c.n_heads, "query heads");
+    f("n_kv_heads", c.n_kv_heads, "key/value heads: n_heads = MHA, 1 = MQA, a divisor = GQA (0: n_heads)");
+    f("head_dim", c.head_dim, "dimension of each head (0: d_model / n_heads)");
+    f("d_ff", c.d_ff, "hidden width of the MLP (0: 8/3·d_model rounded up to 64 for swiglu, 4·d_model for gelu)");
+    f("norm", c.norm, "rmsnorm | layernorm");
+    f("norm_position", c.norm_position, "pre | post");
+    f("ffn", c.ffn, "swiglu | gelu");
+    f("position", c.position, "rope | learned");
+    f("rope_theta", c.rope_theta, "RoPE base");
+    f("bias", c.bias, "biases on linear layers and LayerNorm");
+    f("qk_norm", c.qk_norm, "RMSNorm on query and key heads");
+    f("z_loss", c.z_loss, "coefficient of the logsumexp² penalty");
+    f("tied_embeddings", c.tied_embeddings, "share the token embedding with the output projection");
+    f("dropout", c.dropout, "dropout probability on embeddings and residual branches");
+    f("init", c.init, "xavier | normal | scaled");
+    f("init_std", c.init_std, "standard deviation of normal initialisation");
+    f("norm_eps", c.norm_eps, "epsilon inside the norms");
+    f("n_experts", c.n_experts, "routed experts of a Mixture-of-Experts FFN (0: dense FFN)");
+    f("moe_layers", c.moe_layers, "which layers are MoE: \"all\" | \"every:K\" | \"after:N\" (the first N dense)");
+    f("d_ff_expert", c.d_ff_expert, "hidden width of each routed and shared expert (required with n_experts); small = fine-grained experts");
+    f("n_shared_experts", c.n_shared_experts, "always-active experts of width d_ff_expert");
+    f("top_k", c.top_k, "experts per token");
+    f("router", c.router, "softmax_topk | sigmoid_topk | expert_choice");
+    f("normalize_gates", c.normalize_gates, "softmax_topk: renormalise the chosen gates to sum to 1");
+    f("capacity_factor", c.capacity_factor, "expert capacity as a multiple of the even share (0: dropless)");
+    f("balance_loss", c.balance_loss, "Switch load-balancing loss coefficient alpha (0: off)");
+    f("n_expert_groups", c.n_expert_groups, "expert groups (devices) for the device and communication balance losses");
+    f("device_balance_loss", c.device_balance_loss, "device-level balance loss coefficient (0: off)");
+    f("comm_balance_loss", c.comm_balance_loss, "communication balance loss coefficient (0: off)");
+    f("router_z_loss", c.router_z_loss, "coefficient of logsumexp(router logits)² (0: off)");
+    f("bias_update_rate", c.bias_update_rate, "auxiliary-loss-free balancing: per-expert bias step (0: off)");
+  }
 };
 
-// Spellings used in configs ("rmsnorm", "pre", "swiglu", "rope", "scaled", ...).
+// One parameter group of the model (nn::parameter_breakdown): per-layer groups are summed over
+// the layers that have them.
+struct ParameterGroup {
+  std::string name;      // "token embedding", "attention", "mlp", "moe routed experts", ...
+  int64_t count = 0;     // parameters
+  int64_t active = 0;    // parameters a token's forward reads (routed experts: top_k of n_experts)
+  bool matmul = false;   // read by matmuls (the N of 6·N); embeddings and norms are not
+};
+// The one parameter formula: what `config` (resolved) builds, by group. The Transformer's
+// parameter_count() equals the sum (tested).
+std::vector<ParameterGroup> parameter_breakdown(const ModelConfig& config);
+
+// Spellings used in configs ("rmsnorm", "pre", "swiglu", "rope", "scaled", "softmax_topk", ...).
 std::string_view to_string(NormKind v);
 std::string_view to_string(NormPosition v);
 std::string_view to_string(FfnKind v);
 std::string_view to_string(PositionKind v);
 std::string_view to_string(InitKind v);
+std::string_view to_string(RouterKind v);
 // Each throws Error naming `key` and the accepted spellings.
 void parse_enum(std::string_view s, std::string_view key, NormKind& out);
 void parse_enum(std::string_view s, std::string_view key, NormPosition& out);
 void parse_enum(std::string_view s, std::string_view key, FfnKind& out);
 void parse_enum(std::string_view s, std::string_view key, PositionKind& out);
 void parse_enum(std::string_view s, std::string_view key, InitKind& out);
+void parse_enum(std::string_view s, std::string_view key, RouterKind& out);
 
 }  // namespace lmforge::nn

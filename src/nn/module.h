@@ -15,6 +15,7 @@
 // writes it during its update).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,9 @@ class Module {
 
   // Every parameter of this module and its children, depth-first in registration order.
   std::vector<NamedParameter> named_parameters() const;
+  // Buffers: state that is saved and loaded with the weights but not trained by gradient (an
+  // MoE router's load-balancing bias), named and ordered as parameters are.
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   int64_t parameter_count() const;
   // Drops every parameter's gradient.
   void zero_grad() const;
@@ -63,10 +67,18 @@ class Module {
   // `param`, one of this module's own parameters, in the compute dtype (compute_copy_of): the
   // parameter itself when no compute dtype is set or it is the parameter's dtype.
   Tensor compute_copy(const Tensor& param) const;
+  // Calls f(name, module) for this module (name "") and every descendant, depth-first in
+  // registration order, named as named_parameters() names them ("model.layers.0.mlp.up_proj").
+  void for_each_module(const std::function<void(const std::string&, Module&)>& f);
 
  protected:
+  // Drops one of this module's own parameters (a layer that keeps its weight in another form
+  // from now on, as a quantized Linear does); its storage is freed with the last handle.
+  void release_parameter(const Tensor& param);
   // Marks `value` as a parameter (requires grad) and keeps a handle to it under `name`.
   Tensor register_parameter(const std::string& name, Tensor value, ParamKind kind);
+  // Keeps a handle to `value` (no gradient) under `name` as a buffer.
+  Tensor register_buffer(const std::string& name, Tensor value);
   template <class M>
   M* register_module(const std::string& name, std::unique_ptr<M> child) {
     M* raw = child.get();
@@ -76,8 +88,11 @@ class Module {
 
  private:
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const;
+  void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
+  void visit(const std::string& name, const std::function<void(const std::string&, Module&)>& f);
 
   std::vector<NamedParameter> params_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
   bool training_ = true;
   std::optional<DType> compute_dtype_;

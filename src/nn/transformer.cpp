@@ -1,6 +1,6 @@
 #include "nn/transformer.h"
 
-#include "autograd/checkpoint.h"
+#include "autograd/recompute.h"
 #include "nn/init.h"
 #include "ops/ops.h"
 
@@ -23,7 +23,8 @@ Transformer::Transformer(ModelConfig config, TensorOptions opt)
     embed_positions_ = model->add("embed_positions", std::make_unique<Embedding>(c.context_length, c.d_model, opt));
   auto* layers = model->add("layers", std::make_unique<ModuleGroup>());
   for (int64_t i = 0; i < c.n_layers; ++i)
-    layers_.push_back(layers->add(std::to_string(i), std::make_unique<TransformerBlock>(c, opt, &dropout_gen_)));
+    layers_.push_back(
+        layers->add(std::to_string(i), std::make_unique<TransformerBlock>(c, i, opt, &dropout_gen_, &stats_)));
   if (c.norm_position == NormPosition::Pre)
     norm_ = model->add("norm", std::make_unique<Norm>(c.norm, c.d_model, c.bias, c.norm_eps, opt));
   if (!c.tied_embeddings)
@@ -34,7 +35,9 @@ void Transformer::init_parameters(Generator& gen) { nn::init_parameters(*this, c
 
 const Tensor& Transformer::output_weight() const { return lm_head_ ? lm_head_->weight() : embed_tokens_->weight(); }
 
-Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
+Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const { return hidden_and_aux(ids, cache).hidden; }
+
+Transformer::HiddenAndAux Transformer::hidden_and_aux(const Tensor& ids, KVCache* cache) const {
   LF_CHECK(ids.dim() == 2, "Transformer: ids must be [B, T], got shape {}", shape_str(ids.shape()));
   const int64_t t = ids.size(1);
   const int64_t offset = cache ? cache->length : 0;
@@ -65,18 +68,18 @@ Tensor Transformer::hidden(const Tensor& ids, KVCache* cache) const {
     const TensorList out = checkpoint(
         "block (recomputed)",
         [block, offset](const TensorList& in) {
-          const ResidualStream s = block->forward({.residual = in[0], .delta = in[1]}, offset, nullptr);
-          return TensorList{s.residual, s.delta};
+          const ResidualStream s = block->forward({.residual = in[0], .delta = in[1], .aux = in[2]}, offset, nullptr);
+          return TensorList{s.residual, s.delta, s.aux};
         },
-        {stream.residual, stream.delta}, &dropout_gen_);
-    stream = {.residual = out[0], .delta = out[1]};
+        {stream.residual, stream.delta, stream.aux}, &dropout_gen_);
+    stream = {.residual = out[0], .delta = out[1], .aux = out[2]};
   }
   // Pre-norm: the final norm adds the last block's pending delta (a model without one adds it
   // alone). Post-norm blocks leave none.
   if (norm_) x = norm_->forward_add(stream.delta, stream.residual).y;
   else x = stream.delta.defined() ? stream.residual + stream.delta : stream.residual;
   if (cache) cache->length = offset + t;
-  return x;
+  return {.hidden = x, .aux = stream.aux};
 }
 
 Tensor Transformer::logits_of(const Tensor& h) const {
@@ -85,12 +88,31 @@ Tensor Transformer::logits_of(const Tensor& h) const {
 
 Tensor Transformer::forward(const Tensor& ids, KVCache* cache) const { return logits_of(hidden(ids, cache)); }
 
-Tensor Transformer::loss(const Tensor& ids, const Tensor& targets) const {
+Tensor Transformer::loss(const Tensor& ids, const Tensor& targets) const { return loss_terms(ids, targets).total; }
+
+LossTerms Transformer::loss_terms(const Tensor& ids, const Tensor& targets) const {
   LF_CHECK(targets.shape() == ids.shape(), "Transformer::loss: targets have shape {} but ids have shape {}",
            shape_str(targets.shape()), shape_str(ids.shape()));
-  Tensor logits = forward(ids);  // [B, T, V]
+  const HiddenAndAux h = hidden_and_aux(ids, nullptr);
   const int64_t n = ids.numel();
-  return cross_entropy(logits.view({n, config_.vocab_size}), targets.reshape({n}), {.z_loss = config_.z_loss});
+  Tensor z_part;
+  Tensor lm = cross_entropy(logits_of(h.hidden).view({n, config_.vocab_size}), targets.reshape({n}),
+                            {.z_loss = config_.z_loss, .z_loss_part = config_.z_loss > 0 ? &z_part : nullptr});
+  LossTerms out;
+  {
+    NoGradGuard no_grad;
+    const Tensor lm_value = lm.detach();
+    out.terms.emplace_back("ce", z_part.defined() ? lm_value - z_part : lm_value);
+    if (z_part.defined()) out.terms.emplace_back("z_loss", z_part);
+  }
+  out.total = h.aux.defined() ? lm + h.aux : lm;
+  if (h.aux.defined()) out.terms.emplace_back("aux", h.aux.detach());
+  if (training()) stats_.count_micro_batch();
+  return out;
+}
+
+void Transformer::after_optimizer_step() {
+  for (TransformerBlock* block : layers_) block->ffn().after_optimizer_step(stats_, block->layer());
 }
 
 Tensor Transformer::token_nll(const Tensor& ids, const Tensor& targets) const {

@@ -21,7 +21,7 @@
 //
 // Activation recomputation: with set_recompute_blocks(true), a training forward keeps only each
 // block's input stream for backward and runs the block again during backward
-// (autograd/checkpoint.h): activation memory drops from every block's intermediates to one
+// (autograd/recompute.h): activation memory drops from every block's intermediates to one
 // block's, for about one more forward pass of compute. Results are unchanged (the dropout masks
 // are drawn again from the same generator state).
 #pragma once
@@ -30,10 +30,20 @@
 #include <vector>
 
 #include "core/random_kernels.h"
+#include "nn/aux_report.h"
 #include "nn/block.h"
 #include "nn/kv_cache.h"
 
 namespace lmforge::nn {
+
+// The training objective as a sum of named terms.
+struct LossTerms {
+  Tensor total;  // the scalar to differentiate: the sum of every term
+  // Each term's value, detached f32 scalars, in a fixed order: "ce" (cross-entropy), "z_loss"
+  // (when model.z_loss > 0), "aux" (the layers' auxiliary losses, when any layer reports one;
+  // by name and layer in the model's step_stats()).
+  std::vector<std::pair<std::string, Tensor>> terms;
+};
 
 class Transformer : public Module {
  public:
@@ -60,8 +70,11 @@ class Transformer : public Module {
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, KVCache* cache = nullptr) const;
   // The training objective: mean over tokens of cross-entropy(logits, targets), plus
-  // z_loss · logsumexp² when the config has a z-loss. ids, targets [B, T].
+  // z_loss · logsumexp² when the config has a z-loss, plus the layers' auxiliary losses
+  // (nn/aux_report.h). ids, targets [B, T].
   Tensor loss(const Tensor& ids, const Tensor& targets) const;
+  // The same objective with its named terms.
+  LossTerms loss_terms(const Tensor& ids, const Tensor& targets) const;
   // Negative log-likelihood of each target, no z-loss: [B, T] (ignore_index -100 gives 0).
   Tensor token_nll(const Tensor& ids, const Tensor& targets) const;
 
@@ -75,12 +88,26 @@ class Transformer : public Module {
   // The output projection weight [V, C] (the token embedding when tied).
   const Tensor& output_weight() const;
 
+  // Statistics of the training forwards since the last clear (nn/aux_report.h).
+  StepStats& step_stats() const { return stats_; }
+  // After each optimizer step: layers with load-following state (MoE expert biases) update it
+  // from step_stats(). The trainer calls it before clearing the statistics.
+  void after_optimizer_step();
+
+  const std::vector<TransformerBlock*>& layers() const { return layers_; }
+
  private:
+  struct HiddenAndAux {
+    Tensor hidden;  // [B, T, C]
+    Tensor aux;     // the auxiliary losses' sum, or undefined
+  };
+  HiddenAndAux hidden_and_aux(const Tensor& ids, KVCache* cache) const;
   Tensor logits_of(const Tensor& hidden) const;
 
   ModelConfig config_;
   TensorOptions opt_;
   mutable Generator dropout_gen_;  // forward() is const but draws masks in training
+  mutable StepStats stats_;        // and records statistics
   bool recompute_blocks_ = false;
   Embedding* embed_tokens_;
   Embedding* embed_positions_ = nullptr;

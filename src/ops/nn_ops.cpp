@@ -104,6 +104,12 @@ Tensor cross_entropy(const Tensor& logits0, const Tensor& targets0, const CrossE
         denom = maximum(sum(cast(counted, sd)), scalar_tensor(1.0, sd, dev));
         out = div(out, denom);
       }
+      if (opt.z_loss_part) {
+        // z · Σ lse² over the counted rows, reduced as the loss is.
+        Tensor counted = cast(ne(targets, full({}, double(opt.ignore_index), targets.dtype(), dev)), sd);
+        Tensor z = mul(sum(mul(mul(lse, lse), counted)), opt.z_loss);
+        *opt.z_loss_part = opt.reduction == Reduction::Mean ? div(z, denom) : z;
+      }
     }
   }
   if (any_requires_grad({logits0}))
@@ -271,6 +277,9 @@ Tensor swiglu(const Tensor& gate0, const Tensor& up0) {
            shape_str(gate0.shape()), shape_str(up0.shape()));
   LF_CHECK(gate0.dtype() == up0.dtype(), "swiglu: gate is {} but up is {} (cast one of them)",
            dtype_name(gate0.dtype()), dtype_name(up0.dtype()));
+  // A backend without the fused kernel for this dtype (fp8 everywhere): silu(gate)·up from the
+  // elementwise ops, each rounding to the dtype, and their own backward.
+  if (!backend_for(gate0).supports(Kernel::swiglu_forward, gate0.dtype())) return mul(silu(gate0), up0);
   const Tensor gate = contiguous(gate0.detach()), up = contiguous(up0.detach());
   Tensor out = Tensor::empty(gate.shape(), gate.dtype(), gate.device());
   backend_for(gate).swiglu_forward(gate, up, out);

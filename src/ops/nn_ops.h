@@ -13,6 +13,9 @@ struct CrossEntropyOptions {
   double label_smoothing = 0.0;   // eps: target distribution (1-eps)·onehot + eps/V
   double z_loss = 0.0;            // adds z_loss · logsumexp(logits)² per token
   enum class Reduction { Mean, Sum, None } reduction = Reduction::Mean;  // mean over non-ignored
+  // When set (Mean or Sum reduction): receives the z-loss part of the returned loss, detached (the
+  // rest is the cross-entropy), for logging the two terms apart.
+  Tensor* z_loss_part = nullptr;
 };
 // logits [N, V] (any float dtype; computed in f32), targets [N] i64/i32 -> scalar (or [N]).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& opt = {});
@@ -42,7 +45,8 @@ struct RopeOptions {
 // x [B, T, H, D] with D even: rotates each head vector by its position.
 Tensor rope(const Tensor& x, const RopeOptions& opt = {});
 
-// silu(gate) * up; gate, up [..., F].
+// silu(gate) * up; gate, up [..., F]. One fused kernel where the backend has it for the dtype
+// (Backend::supports), else silu and mul, each rounding to the dtype (fp8).
 Tensor swiglu(const Tensor& gate, const Tensor& up);
 
 // Zeroes elements with probability p and scales the rest by 1/(1-p); identity when !training.

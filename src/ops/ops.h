@@ -5,6 +5,7 @@
 #include "core/random_kernels.h"
 #include "ops/elementwise.h"
 #include "ops/factory.h"
+#include "ops/grouped_matmul.h"
 #include "ops/index.h"
 #include "ops/matmul.h"
 #include "ops/nn_ops.h"

@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "ops/ops.h"
+#include "optim/clip.h"
 
 namespace lmforge::optim {
 
@@ -71,7 +72,10 @@ void AdamW::step(double lr, double grad_scale, const DeviceClip& clip) {
   if (tensors.empty()) return;
   const AdamWArgs args{.lr = lr, .beta1 = options_.beta1, .beta2 = options_.beta2, .eps = options_.eps,
                        .weight_decay = 0, .bias_correction1 = bc1, .bias_correction2 = bc2,
-                       .grad_scale = grad_scale, .clip_norm_sq = clip.norm_squared, .max_norm = clip.max_norm};
+                       .grad_scale = grad_scale,
+                       .device_grad_scale = clip.norm_squared.defined()
+                                                ? clip_step_scale_on_device(clip.norm_squared, grad_scale, clip.max_norm)
+                                                : Tensor()};
   backend_for(tensors[0].param).adamw_multi_step(tensors, args);
   for (size_t i = 0; i < tensors.size(); ++i) {
     tensors[i].param.bump_version();

@@ -3,24 +3,19 @@
 #include <cmath>
 #include <numbers>
 
-#include "core/error.h"
+#include "core/enum_names.h"
 
 namespace lmforge::optim {
 
-std::string_view to_string(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::Cosine: return "cosine";
-    case ScheduleKind::Linear: return "linear";
-    case ScheduleKind::Constant: return "constant";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<ScheduleKind, 3> kScheduleNames{
+    {{ScheduleKind::Cosine, "cosine"}, {ScheduleKind::Linear, "linear"}, {ScheduleKind::Constant, "constant"}}};
+}  // namespace
+
+std::string_view to_string(ScheduleKind k) { return enum_name(kScheduleNames, k); }
 
 void parse_enum(std::string_view s, std::string_view key, ScheduleKind& out) {
-  if (s == "cosine") out = ScheduleKind::Cosine;
-  else if (s == "linear") out = ScheduleKind::Linear;
-  else if (s == "constant") out = ScheduleKind::Constant;
-  else throw Error(fmt::format("{}: unknown value \"{}\" (expected cosine | linear | constant)", key, s));
+  out = parse_enum_name(kScheduleNames, s, key);
 }
 
 double LrSchedule::at(int64_t step) const {

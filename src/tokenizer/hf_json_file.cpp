@@ -22,7 +22,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_unicode.h"
-#include "tokenizer/file_io.h"
+#include "core/file_util.h"
 #include "tokenizer/model.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -132,10 +132,39 @@ void append_json_string(std::string& o, std::string_view s) {
 }  // namespace
 
 Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
-  const std::string data = detail::read_file(path);
+  const std::string data = read_file(path, "tokenizer file");
   json j;
+  // JSON parsers keep the last of two equal keys in an object; a tokenizer.json that spells a
+  // token twice would silently lose one id. Every object's keys are checked while parsing.
+  struct Scope {
+    std::string name;  // the key this object or array is the value of ("" at the top)
+    std::unordered_set<std::string> keys;
+  };
+  std::vector<Scope> scopes;
+  std::string last_key;
+  const json::parser_callback_t reject_duplicate_keys = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        scopes.push_back({scopes.empty() ? std::string() : last_key, {}});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        scopes.pop_back();
+        break;
+      case json::parse_event_t::key:
+        last_key = parsed.get<std::string>();
+        LF_CHECK(scopes.back().keys.insert(last_key).second, "{}: key '{}' appears twice in {}; one of them would be "
+                 "dropped", path, last_key, scopes.back().name.empty() ? "the top-level object" :
+                 fmt::format("'{}'", scopes.back().name));
+        break;
+      case json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
   try {
-    j = json::parse(data);
+    j = json::parse(data, reject_duplicate_keys);
   } catch (const json::parse_error& e) {
     const size_t at = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, data.size());
     const size_t line = 1 + static_cast<size_t>(std::count(data.begin(), data.begin() + at, '\n'));
@@ -202,6 +231,14 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
       LF_CHECK(a.is_object() && a.contains("id") && a["id"].is_number_unsigned() && a.contains("content") &&
                    a["content"].is_string(),
                "{}: {} must have an integer 'id' and a string 'content'", path, where);
+      // Read as 64 bits: get<uint32_t>() would wrap 2^32 + 5 around to 5.
+      LF_CHECK(a["id"].get<uint64_t>() < (uint64_t{1} << 31), "{}: {}: id {} is not below 2^31", path, where,
+               a["id"].get<uint64_t>());
+      // A tokenizer.json numbers its added tokens itself, so they are held to the density bound
+      // of ordinary ids (unlike the fixed special ids of the known .tiktoken encodings).
+      const uint64_t n_ids = vit->size() + ait->size();
+      LF_CHECK(a["id"].get<uint64_t>() < 8 * n_ids + 1024, "{}: {}: id {} is far beyond the number of tokens ({}); "
+               "ids must be (nearly) dense", path, where, a["id"].get<uint64_t>(), n_ids);
       SpecialToken s{a["content"].get<std::string>(), a["id"].get<uint32_t>()};
       if (auto kit = key_of_id.find(s.id); kit != key_of_id.end()) {
         // The vocab entry may spell the text literally (HF's lookup) or in byte-level form.
@@ -320,7 +357,7 @@ void Tokenizer::save_tokenizer_json(const std::string& path) const {
     o += ']';
   }
   o += "]}}\n";
-  detail::write_file_atomic(path, o);
+  write_file_atomic(path, o);
 }
 
 }  // namespace lmforge::tok

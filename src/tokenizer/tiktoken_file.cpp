@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "tokenizer/base64.h"
-#include "tokenizer/file_io.h"
+#include "core/file_util.h"
 #include "tokenizer/known_encodings.h"
 #include "tokenizer/model.h"
 #include "tokenizer/tokenizer.h"
@@ -43,7 +43,7 @@ Tokenizer Tokenizer::load_tiktoken(const std::string& path, std::string_view pat
              "name one with --pattern (known: {})",
              path, known_encoding_names());
   }
-  const std::string data = detail::read_file(path);
+  const std::string data = read_file(path, "tokenizer file");
 
   TokenizerSpec spec;
   spec.tokens.reserve(data.size() / 12);
@@ -107,7 +107,7 @@ void Tokenizer::save_tiktoken(const std::string& path) const {
     out += std::to_string(id);
     out += '\n';
   }
-  detail::write_file_atomic(path, out);
+  write_file_atomic(path, out);
 }
 
 Tokenizer Tokenizer::load(const std::string& path, std::string_view pattern_name) {
@@ -115,7 +115,7 @@ Tokenizer Tokenizer::load(const std::string& path, std::string_view pattern_name
   bool json = ext == ".json";
   if (!json && ext != ".tiktoken") {
     // Decide by content: a JSON object starts with '{'.
-    const std::string data = detail::read_file(path);
+    const std::string data = read_file(path, "tokenizer file");
     const size_t first = data.find_first_not_of(" \t\r\n");
     json = first != std::string::npos && data[first] == '{';
   }

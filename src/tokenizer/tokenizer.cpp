@@ -243,10 +243,12 @@ std::optional<uint32_t> Tokenizer::special_id(std::string_view text) const {
 }
 
 uint32_t Tokenizer::eot_id() const {
-  const auto id = special_id("<|endoftext|>");
+  const auto id = find_eot_id();
   LF_CHECK(id.has_value(), "{} has no <|endoftext|> special token", m_->source);
   return *id;
 }
+
+std::optional<uint32_t> Tokenizer::find_eot_id() const { return special_id("<|endoftext|>"); }
 
 const std::vector<SpecialToken>& Tokenizer::special_tokens() const { return m_->specials; }
 MergeRule Tokenizer::merge_rule() const { return m_->rule; }

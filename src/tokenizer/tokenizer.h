@@ -142,7 +142,10 @@ class Tokenizer {
   const std::string& token_bytes(uint32_t id) const;
   std::optional<uint32_t> token_id(std::string_view bytes) const;  // ordinary tokens only
   std::optional<uint32_t> special_id(std::string_view text) const;
-  uint32_t eot_id() const;  // <|endoftext|>, or Error
+  // <|endoftext|>'s id, for a caller that needs one: Error naming the tokenizer when it has none.
+  uint32_t eot_id() const;
+  // <|endoftext|>'s id when the vocabulary has that special token (a lookup, never an Error).
+  std::optional<uint32_t> find_eot_id() const;
   const std::vector<SpecialToken>& special_tokens() const;  // by id
   // Merges by priority, as (left, right) ids: the listed ones for MergeList; for Ranks, one per
   // token of two or more bytes (the last merge BPE makes when encoding the token's own bytes,

@@ -45,6 +45,15 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
   for (const auto& s : spec.specials) max_id = std::max<uint64_t>(max_id, s.id);
   LF_CHECK(max_id < (uint64_t{1} << 31) && max_id < std::max<uint64_t>(uint64_t{1} << 20, 8 * n_ids),
            "{}: token id {} is far beyond the number of tokens ({}); ids must be (nearly) dense", src, max_id, n_ids);
+  // Ordinary ids are held to the bound the .tiktoken reader uses: a stray id (a corrupted or
+  // mistyped file) must not make a 512-token vocabulary look like one of 188190 ids. Special ids
+  // of the known encodings sit past large gaps (r50k's <|endoftext|> is 50256 whatever the file
+  // holds), so they keep the looser bound above.
+  uint64_t max_ordinary = 0;
+  for (const auto& [bytes, id] : spec.tokens) max_ordinary = std::max<uint64_t>(max_ordinary, id);
+  LF_CHECK(spec.tokens.empty() || max_ordinary < 8 * spec.tokens.size() + 1024,
+           "{}: token id {} is far beyond the number of ordinary tokens ({}); ids must be (nearly) dense", src,
+           max_ordinary, spec.tokens.size());
   m->bytes_by_id.resize(max_id + 1);
   m->kind_by_id.assign(max_id + 1, IdKind::Absent);
   for (auto& [bytes, id] : spec.tokens) {

@@ -8,8 +8,9 @@
 #include <unordered_set>
 
 #include "ops/ops.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 #include "train/hf_config.h"
+#include "train/quantized_checkpoint.h"
 #include "train/safetensors.h"
 
 namespace lmforge::train {
@@ -110,6 +111,7 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
     write_safetensors((tmp / "model.safetensors").string(), [&] {
       NamedTensors t;
       for (const auto& p : c.model.named_parameters()) t.push_back({p.name, p.tensor});
+      for (const auto& [name, b] : c.model.named_buffers()) t.push_back({name, b});
       return t;
     }(), {{"lmforge.step", std::to_string(c.state.step)}});
     write_file_synced((tmp / "config.json").string(), hf_config_json(c.model.config(), c.eos_token_id));
@@ -141,14 +143,56 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointContents
     remove_quietly(tmp);
     throw;
   }
-  // Prune: temporary leftovers of crashed writers, then all but the newest keep_last.
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string n = e.path().filename().string();
-    if (n.starts_with(".tmp-") || n.starts_with(".old-")) remove_quietly(e.path());
-  }
-  auto all = list_checkpoints(run_dir);
-  for (size_t i = 0; i + size_t(keep_last) < all.size(); ++i) remove_quietly(all[i].second);
+  prune_checkpoints(run_dir, keep_last);
   return final_dir.string();
+}
+
+void prune_checkpoints(const std::string& run_dir, int64_t keep_last) {
+  const fs::path root = checkpoints_root(run_dir);
+  // A checkpoint leaves the step_N namespace by one atomic rename before it is deleted, so a
+  // kill during the deletion leaves a ".old-" directory (removed below by the next prune), never
+  // a half-deleted step_N.
+  auto all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + size_t(keep_last) < all.size(); ++i) {
+    const fs::path doomed = root / fmt::format(".old-{}-{}", fs::path(all[i].second).filename().string(), ::getpid());
+    std::error_code ec;
+    fs::rename(all[i].second, doomed, ec);
+    remove_quietly(ec ? fs::path(all[i].second) : doomed);
+  }
+  // Leftovers of killed writers and pruners: temporary and renamed-out directories, and step_N
+  // directories older than the newest complete checkpoint that are not complete themselves (a
+  // prune killed mid-way by a version that deleted in place).
+  const std::string newest = latest_checkpoint(run_dir);
+  const int64_t newest_step = newest.empty() ? -1 : step_of(fs::path(newest).filename().string());
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string n = e.path().filename().string();
+    const int64_t step = step_of(n);
+    if (n.starts_with(".tmp-") || n.starts_with(".old-") || (step >= 0 && step < newest_step && !is_complete(e.path())))
+      remove_quietly(e.path());
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> incomplete_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const fs::path root = checkpoints_root(run_dir);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  const std::string newest = latest_checkpoint(run_dir);
+  const int64_t newest_step = newest.empty() ? -1 : step_of(fs::path(newest).filename().string());
+  std::vector<std::pair<int64_t, std::pair<std::string, std::string>>> found;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const int64_t step = step_of(e.path().filename().string());
+    if (step <= newest_step || !e.is_directory(ec)) continue;
+    for (const char* f : kRequired)
+      if (!fs::is_regular_file(e.path() / f, ec)) {
+        found.push_back({step, {e.path().string(), f}});
+        break;
+      }
+  }
+  std::sort(found.begin(), found.end());
+  for (auto& [step, entry] : found) out.push_back(std::move(entry));
+  return out;
 }
 
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir) {
@@ -173,6 +217,12 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   std::error_code ec;
   LF_CHECK(fs::exists(path, ec), "checkpoint {} does not exist", path);
   if (fs::is_regular_file(fs::path(path) / "model.safetensors", ec)) {
+    if (fs::is_regular_file(fs::path(path) / kQuantizationFile, ec)) {
+      // An inference checkpoint (train/quantized_checkpoint.h): the model alone.
+      for (const char* f : {"config.json", "config.toml"})
+        LF_CHECK(fs::is_regular_file(fs::path(path) / f, ec), "checkpoint {} is incomplete: {} is missing", path, f);
+      return path;
+    }
     for (const char* f : kRequired)
       LF_CHECK(fs::is_regular_file(fs::path(path) / f, ec), "checkpoint {} is incomplete: {} is missing", path, f);
     return path;
@@ -185,7 +235,30 @@ std::string resolve_checkpoint_dir(const std::string& path) {
 
 RunConfig read_checkpoint_config(const std::string& dir) {
   const std::string p = (fs::path(dir) / "config.toml").string();
-  return parse_run_config(read_file(p), p);
+  RunConfig config = parse_run_config(read_file(p), p);
+  // config.json describes the same model for other tools (HF transformers); a checkpoint whose
+  // two descriptions disagree has been edited or mixed up, and which one the weights follow is
+  // unknown. The end-of-text ids depend on the tokenizer, not the model, and are left out.
+  const std::string jp = (fs::path(dir) / "config.json").string();
+  std::error_code ec;
+  if (fs::is_regular_file(jp, ec)) {
+    nlohmann::json stored, expected = nlohmann::json::parse(hf_config_json(config.model, -1));
+    try {
+      stored = nlohmann::json::parse(read_file(jp));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: not valid JSON ({}); the file is corrupted", jp, e.what()));
+    }
+    LF_CHECK(stored.is_object(), "{}: not a JSON object; the file is corrupted", jp);
+    stored.erase("bos_token_id");
+    stored.erase("eos_token_id");
+    for (const auto& [key, value] : expected.items())
+      LF_CHECK(stored.contains(key) && stored[key] == value, "{}: \"{}\" is {} but {} gives {}; the checkpoint's two "
+               "model descriptions disagree", jp, key, stored.contains(key) ? stored[key].dump() : "missing", p,
+               value.dump());
+    for (const auto& [key, value] : stored.items())
+      LF_CHECK(expected.contains(key), "{}: unexpected key \"{}\" (not part of the model {} describes)", jp, key, p);
+  }
+  return config;
 }
 
 void load_model_weights(const nn::Module& model, const std::string& path) {
@@ -194,12 +267,21 @@ void load_model_weights(const nn::Module& model, const std::string& path) {
   std::unordered_set<std::string> used;
   for (auto p : model.named_parameters()) {
     LF_CHECK(f.contains(p.name), "{}: tensor '{}' is missing (the checkpoint is for another model)", path, p.name);
-    Tensor src = f.get(p.name);
+    Tensor src = f.get_finite_float(p.name);
     LF_CHECK(src.shape() == p.tensor.shape(), "{}: tensor '{}' has shape {} but the model needs {}", path, p.name,
              shape_str(src.shape()), shape_str(p.tensor.shape()));
     copy_(p.tensor, src);
     p.tensor.bump_version();
     used.insert(p.name);
+  }
+  for (auto [name, b] : model.named_buffers()) {
+    LF_CHECK(f.contains(name), "{}: tensor '{}' is missing (the checkpoint is for another model)", path, name);
+    Tensor src = f.get(name);
+    LF_CHECK(src.shape() == b.shape(), "{}: tensor '{}' has shape {} but the model needs {}", path, name,
+             shape_str(src.shape()), shape_str(b.shape()));
+    copy_(b, src);
+    b.bump_version();
+    used.insert(name);
   }
   for (const auto& n : f.names())
     LF_CHECK(used.count(n) || n == "lm_head.weight", "{}: tensor '{}' does not belong to this model", path, n);
@@ -216,7 +298,9 @@ void load_optimizer_state(optim::AdamW& opt, const std::string& dir) {
   } catch (const std::exception&) {
     throw Error(fmt::format("{}: bad optimizer step '{}'", path, it->second));
   }
-  opt.load_state(f.all(), step, path);
+  NamedTensors moments;
+  for (const auto& name : f.names()) moments.push_back({name, f.get_finite_float(name)});
+  opt.load_state(moments, step, path);
 }
 
 TrainerState read_trainer_state(const std::string& dir) {
@@ -229,7 +313,12 @@ LoadedModel load_checkpoint_model(const std::string& path, Device device, Precis
   out.dir = resolve_checkpoint_dir(path);
   out.config = read_checkpoint_config(out.dir);
   out.model = std::make_unique<nn::Transformer>(out.config.model, nn::TensorOptions{.device = device});
-  load_model_weights(*out.model, (fs::path(out.dir) / "model.safetensors").string());
+  const std::string weights = (fs::path(out.dir) / "model.safetensors").string();
+  std::error_code quantized_ec;
+  if (fs::is_regular_file(fs::path(out.dir) / kQuantizationFile, quantized_ec))
+    load_quantized_model_weights(*out.model, weights);
+  else
+    load_model_weights(*out.model, weights);
   out.model->set_training(false);
   out.model->set_compute_dtype(compute_dtype_for(precision, !device.is_cpu()));
   const fs::path tj = fs::path(out.dir) / "tokenizer.json";

@@ -63,6 +63,15 @@ struct CheckpointContents {
 // Writes RUN/checkpoints/step_<state.step> atomically, then prunes to keep_last; returns its path.
 std::string save_checkpoint(const std::string& run_dir, const CheckpointContents& contents, int64_t keep_last);
 
+// Deletes all but the newest keep_last complete checkpoints (each renamed out of the way first,
+// so a kill mid-deletion leaves no half-deleted step_N), and what killed writers and pruners
+// left behind. save_checkpoint() calls it.
+void prune_checkpoints(const std::string& run_dir, int64_t keep_last);
+// step_N directories newer than the newest complete checkpoint that miss a required file (the
+// ones a resume would pass over): (directory, first missing file), by step. --resume refuses to
+// continue from an older checkpoint, or from scratch, while there is one.
+std::vector<std::pair<std::string, std::string>> incomplete_checkpoints(const std::string& run_dir);
+
 // Complete checkpoints (every required file present) under RUN/checkpoints, by step.
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint, or "" when there is none.
@@ -70,6 +79,8 @@ std::string latest_checkpoint(const std::string& run_dir);
 // A checkpoint directory, or a run directory (its newest checkpoint); Error otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
 
+// DIR/config.toml, checked against DIR/config.json (the same model for other tools): Error
+// naming the first key on which they disagree.
 RunConfig read_checkpoint_config(const std::string& dir);
 // Copies the tensors of `path` (a model.safetensors) into the model's parameters; every
 // parameter must be there with its shape, and nothing else may be (a tied lm_head is allowed).

@@ -4,37 +4,30 @@
 #include <charconv>
 #include <cmath>
 
+#include "core/checked_math.h"
+#include "core/enum_names.h"
 #include "core/error.h"
+#include "nn/model_limits.h"
 #include "train/config_fields.h"
+#include "train/config_limits.h"
 
 namespace lmforge::train {
 
 using detail::ConfigField;
 using detail::ConfigValue;
 
-std::string_view to_string(OnNan v) { return v == OnNan::Skip ? "skip" : "rollback"; }
-void parse_enum(std::string_view s, std::string_view key, OnNan& out) {
-  if (s == "skip") out = OnNan::Skip;
-  else if (s == "rollback") out = OnNan::Rollback;
-  else throw Error(fmt::format("{}: unknown value \"{}\" (expected skip | rollback)", key, s));
-}
+namespace {
+constexpr EnumNames<OnNan, 2> kOnNanNames{{{OnNan::Skip, "skip"}, {OnNan::Rollback, "rollback"}}};
+constexpr EnumNames<Precision, 4> kPrecisionNames{
+    {{Precision::Auto, "auto"}, {Precision::F32, "f32"}, {Precision::BF16, "bf16"}, {Precision::F16, "f16"}}};
+}  // namespace
 
-std::string_view to_string(Precision v) {
-  switch (v) {
-    case Precision::Auto: return "auto";
-    case Precision::F32: return "f32";
-    case Precision::BF16: return "bf16";
-    case Precision::F16: return "f16";
-  }
-  return "auto";
-}
+std::string_view to_string(OnNan v) { return enum_name(kOnNanNames, v); }
+void parse_enum(std::string_view s, std::string_view key, OnNan& out) { out = parse_enum_name(kOnNanNames, s, key); }
+
+std::string_view to_string(Precision v) { return enum_name(kPrecisionNames, v); }
 void parse_enum(std::string_view s, std::string_view key, Precision& out) {
-  for (Precision p : {Precision::Auto, Precision::F32, Precision::BF16, Precision::F16})
-    if (s == to_string(p)) {
-      out = p;
-      return;
-    }
-  throw Error(fmt::format("{}: unknown value \"{}\" (expected auto | f32 | bf16 | f16)", key, s));
+  out = parse_enum_name(kPrecisionNames, s, key);
 }
 
 namespace {
@@ -142,29 +135,17 @@ const std::vector<std::string>& config_sections() {
 }
 
 std::vector<ConfigField> config_fields(RunConfig& c) {
-  auto& m = c.model;
-  return {
-      int_field("model.vocab_size", &m.vocab_size, "vocabulary size; every token id must be below it"),
-      int_field("model.context_length", &m.context_length, "longest sequence the model handles"),
-      int_field("model.d_model", &m.d_model, "width of the residual stream"),
-      int_field("model.n_layers", &m.n_layers, "number of Transformer blocks"),
-      int_field("model.n_heads", &m.n_heads, "query heads"),
-      int_field("model.n_kv_heads", &m.n_kv_heads, "key/value heads: n_heads = MHA, 1 = MQA, a divisor = GQA (0: n_heads)"),
-      int_field("model.head_dim", &m.head_dim, "dimension of each head (0: d_model / n_heads)"),
-      int_field("model.d_ff", &m.d_ff, "hidden width of the MLP (0: 8/3·d_model rounded up to 64 for swiglu, 4·d_model for gelu)"),
-      enum_field("model.norm", &m.norm, "rmsnorm | layernorm"),
-      enum_field("model.norm_position", &m.norm_position, "pre | post"),
-      enum_field("model.ffn", &m.ffn, "swiglu | gelu"),
-      enum_field("model.position", &m.position, "rope | learned"),
-      float_field("model.rope_theta", &m.rope_theta, "RoPE base"),
-      bool_field("model.bias", &m.bias, "biases on linear layers and LayerNorm"),
-      bool_field("model.qk_norm", &m.qk_norm, "RMSNorm on query and key heads"),
-      float_field("model.z_loss", &m.z_loss, "coefficient of the logsumexp² penalty"),
-      bool_field("model.tied_embeddings", &m.tied_embeddings, "share the token embedding with the output projection"),
-      float_field("model.dropout", &m.dropout, "dropout probability on embeddings and residual branches"),
-      enum_field("model.init", &m.init, "xavier | normal | scaled"),
-      float_field("model.init_std", &m.init_std, "standard deviation of normal initialisation"),
-      float_field("model.norm_eps", &m.norm_eps, "epsilon inside the norms"),
+  // [model]: every field ModelConfig declares (nn/model_config.h), in its order.
+  std::vector<ConfigField> fields;
+  c.model.visit_fields([&]<class T>(std::string_view name, T& value, std::string_view help) {
+    std::string key = "model." + std::string(name);
+    if constexpr (std::is_same_v<T, int64_t>) fields.push_back(int_field(std::move(key), &value, std::string(help)));
+    else if constexpr (std::is_same_v<T, double>) fields.push_back(float_field(std::move(key), &value, std::string(help)));
+    else if constexpr (std::is_same_v<T, bool>) fields.push_back(bool_field(std::move(key), &value, std::string(help)));
+    else if constexpr (std::is_same_v<T, std::string>) fields.push_back(string_field(std::move(key), &value, std::string(help)));
+    else fields.push_back(enum_field(std::move(key), &value, std::string(help)));
+  });
+  std::vector<ConfigField> rest{
       string_field("data.path", &c.data.path, "directory of token shards (train_*.bin, val_*.bin) or one shard file"),
       string_field("data.val_path", &c.data.val_path, "validation shards (\"\": val_*.bin in data.path)"),
       string_field("data.tokenizer", &c.data.tokenizer, "tokenizer.json (\"\": data.path/tokenizer.json when present)"),
@@ -184,6 +165,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
                  "recompute each block's forward in backward instead of keeping its activations (less memory, ~1/3 more compute)"),
       bool_field("train.allow_tf32", &c.train.allow_tf32,
                  "f32 GEMMs on CUDA in TF32 (faster; no longer within f32 rounding of the CPU)"),
+      string_field("train.init_from", &c.train.init_from,
+                   "model directory or checkpoint whose weights start the run, e.g. from lmforge upcycle (\"\": none)"),
       float_field("train.loss_scale_init", &c.train.loss_scale_init, "f16 only: initial dynamic loss scale"),
       int_field("train.loss_scale_growth_interval", &c.train.loss_scale_growth_interval, "f16 only: clean steps before the loss scale doubles"),
       float_field("optim.lr", &c.optim.lr, "peak learning rate"),
@@ -206,6 +189,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       int_field("checkpoint.keep_last", &c.checkpoint.keep_last, "checkpoints to keep"),
       bool_field("checkpoint.at_end", &c.checkpoint.at_end, "save a checkpoint after the last step"),
   };
+  fields.insert(fields.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  return fields;
 }
 
 const ConfigField& find_field(const std::vector<ConfigField>& fields, std::string_view key, std::string_view where) {
@@ -270,7 +255,12 @@ RunConfig parse_run_config(std::string_view toml_text, std::string_view source,
   auto fields = detail::config_fields(c);
   detail::read_toml(toml_text, source, fields);
   for (const auto& o : overrides) apply_override(c, o);
-  c.validate();
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    // The checks name the key; the file (and the overrides) tell where it was set.
+    throw Error(fmt::format("{}{}: {}", source, overrides.empty() ? "" : " with the --set overrides", e.what()));
+  }
   return c;
 }
 
@@ -297,18 +287,46 @@ std::vector<std::pair<std::string, std::string>> config_keys() {
   return out;
 }
 
+std::string model_difference(const nn::ModelConfig& checkpoint, const nn::ModelConfig& config) {
+  RunConfig a, b;
+  a.model = checkpoint;
+  b.model = config;
+  const auto fa = detail::config_fields(a), fb = detail::config_fields(b);
+  for (size_t i = 0; i < fa.size() && i < fb.size(); ++i) {
+    if (!fa[i].key.starts_with("model.")) continue;
+    const std::string va = fa[i].render(), vb = fb[i].render();
+    if (va != vb) return fmt::format("{} (checkpoint: {}, config: {})", fa[i].key, va, vb);
+  }
+  return "";
+}
+
 void RunConfig::validate() {
   model.resolve();
+  // The model's parameter count, checked once every factor of it is bounded (so it cannot
+  // overflow); the expert sizes are resolved last, so they are bounded here.
+  if (model.n_experts > 0) {
+    check_size_limit("model.n_experts", model.n_experts, nn::limits::kMaxExperts);
+    check_size_limit("model.n_shared_experts", model.n_shared_experts, nn::limits::kMaxExperts);
+    check_size_limit("model.d_ff_expert", model.d_ff_expert, nn::limits::kMaxDFF);
+  }
+  check_size_limit("the model's parameter count", model.parameter_count(), nn::limits::kMaxParameters,
+                   "lower model.n_layers, model.d_model, model.d_ff or model.vocab_size");
   LF_CHECK(!data.path.empty(), "data.path is not set: point it at the directory `lmforge tokenize` wrote");
   LF_CHECK(train.steps > 0, "train.steps must be > 0, got {}", train.steps);
+  check_size_limit("train.steps", train.steps, limits::kMaxSteps);
   LF_CHECK(train.seed >= 0, "train.seed must be >= 0, got {}", train.seed);
   LF_CHECK(train.micro_batch_size > 0, "train.micro_batch_size must be > 0, got {}", train.micro_batch_size);
+  check_size_limit("train.micro_batch_size", train.micro_batch_size, limits::kMaxMicroBatchSize);
   LF_CHECK(train.seq_len >= 0, "train.seq_len must be >= 0 (0 means model.context_length), got {}", train.seq_len);
   LF_CHECK(seq_len() <= model.context_length, "train.seq_len ({}) exceeds model.context_length ({})", seq_len(),
            model.context_length);
+  // Both factors are bounded by now; the product is checked before anyone allocates it.
+  const int64_t per = checked_size_product("train.micro_batch_size · seq_len", train.micro_batch_size, seq_len(),
+                                           limits::kMaxTokensPerMicroBatch,
+                                           "lower train.micro_batch_size and raise train.batch_tokens instead");
   LF_CHECK(train.batch_tokens >= 0, "train.batch_tokens must be >= 0, got {}", train.batch_tokens);
+  check_size_limit("train.batch_tokens", train.batch_tokens, limits::kMaxBatchTokens);
   if (train.batch_tokens > 0) {
-    const int64_t per = tokens_per_micro_batch();
     LF_CHECK(train.batch_tokens % per == 0,
              "train.batch_tokens ({}) must be a multiple of train.micro_batch_size · seq_len = {} (try {} or {})",
              train.batch_tokens, per, std::max<int64_t>(per, train.batch_tokens / per * per),
@@ -316,7 +334,8 @@ void RunConfig::validate() {
   }
   LF_CHECK(train.log_every > 0, "train.log_every must be > 0, got {}", train.log_every);
   LF_CHECK(train.max_bad_steps > 0, "train.max_bad_steps must be > 0, got {}", train.max_bad_steps);
-  LF_CHECK(train.peak_tflops >= 0, "train.peak_tflops must be >= 0, got {}", train.peak_tflops);
+  LF_CHECK(train.peak_tflops >= 0 && std::isfinite(train.peak_tflops),
+           "train.peak_tflops must be a finite number >= 0, got {}", train.peak_tflops);
   LF_CHECK(!train.out_dir.empty(), "train.out_dir must not be empty");
   if (train.precision == Precision::Auto)
     train.precision = train.device.starts_with("cuda") ? Precision::BF16 : Precision::F32;
@@ -328,19 +347,26 @@ void RunConfig::validate() {
   LF_CHECK(optim.min_lr >= 0 && optim.min_lr <= optim.lr, "optim.min_lr ({}) must be in [0, optim.lr = {}]",
            optim.min_lr, optim.lr);
   LF_CHECK(optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0, got {}", optim.warmup_steps);
+  check_size_limit("optim.warmup_steps", optim.warmup_steps, limits::kMaxSteps);
   LF_CHECK(optim.decay_steps >= 0, "optim.decay_steps must be >= 0, got {}", optim.decay_steps);
+  check_size_limit("optim.decay_steps", optim.decay_steps, limits::kMaxSteps);
   LF_CHECK(decay_steps() >= optim.warmup_steps, "optim.decay_steps ({}) must be >= optim.warmup_steps ({})",
            decay_steps(), optim.warmup_steps);
   LF_CHECK(optim.beta1 >= 0 && optim.beta1 < 1, "optim.beta1 must be in [0, 1), got {}", optim.beta1);
   LF_CHECK(optim.beta2 >= 0 && optim.beta2 < 1, "optim.beta2 must be in [0, 1), got {}", optim.beta2);
-  LF_CHECK(optim.eps > 0, "optim.eps must be > 0, got {}", optim.eps);
-  LF_CHECK(optim.weight_decay >= 0, "optim.weight_decay must be >= 0, got {}", optim.weight_decay);
-  LF_CHECK(optim.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 disables clipping), got {}", optim.grad_clip);
+  LF_CHECK(optim.eps > 0 && std::isfinite(optim.eps), "optim.eps must be a finite number > 0, got {}", optim.eps);
+  LF_CHECK(optim.weight_decay >= 0 && std::isfinite(optim.weight_decay),
+           "optim.weight_decay must be a finite number >= 0, got {}", optim.weight_decay);
+  LF_CHECK(optim.grad_clip >= 0 && std::isfinite(optim.grad_clip),
+           "optim.grad_clip must be a finite number >= 0 (0 disables clipping), got {}", optim.grad_clip);
   LF_CHECK(eval.every >= 0, "eval.every must be >= 0, got {}", eval.every);
   LF_CHECK(eval.max_batches >= 0, "eval.max_batches must be >= 0, got {}", eval.max_batches);
   LF_CHECK(eval.batch_size >= 0, "eval.batch_size must be >= 0, got {}", eval.batch_size);
+  check_size_limit("eval.batch_size", eval.batch_size, limits::kMaxMicroBatchSize);
+  checked_size_product("eval.batch_size · seq_len", eval_batch_size(), seq_len(), limits::kMaxTokensPerMicroBatch);
   LF_CHECK(checkpoint.every >= 0, "checkpoint.every must be >= 0, got {}", checkpoint.every);
   LF_CHECK(checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", checkpoint.keep_last);
+  check_size_limit("checkpoint.keep_last", checkpoint.keep_last, limits::kMaxKeepLast);
 }
 
 DType compute_dtype_for(Precision precision, bool on_gpu) {

@@ -58,6 +58,9 @@ struct TrainSection {
   // f32 GEMMs on CUDA in TF32 (inputs rounded to 10 mantissa bits, f32 accumulation): faster f32
   // training, no longer within f32 rounding of the CPU. No effect on the CPU or in bf16 / f16.
   bool allow_tf32 = false;
+  // A model directory or checkpoint (e.g. from `lmforge upcycle`) whose weights start the run
+  // instead of the initialisation; the optimizer starts fresh. "": none.
+  std::string init_from;
   // f16 dynamic loss scaling: the loss is multiplied by the scale before backward; a non-finite
   // gradient skips the step and halves the scale, growth_interval clean steps in a row double it.
   double loss_scale_init = 65536;
@@ -121,6 +124,9 @@ RunConfig parse_run_config(std::string_view toml_text, std::string_view source,
 void apply_override(RunConfig& config, std::string_view assignment);
 // The whole configuration as TOML.
 std::string to_toml(const RunConfig& config);
+// The first [model] key whose value differs between a checkpoint's config and a run's, as
+// "model.KEY (checkpoint: A, config: B)" with TOML literals, or "" when the models match.
+std::string model_difference(const nn::ModelConfig& checkpoint, const nn::ModelConfig& config);
 // Every known key ("model.n_layers", ...) with its help text, for --help and messages.
 std::vector<std::pair<std::string, std::string>> config_keys();
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_util.h"
 #include "train/config_fields.h"
 
 namespace lmforge::train {
@@ -64,11 +65,7 @@ void read_toml(std::string_view text, std::string_view source, const std::vector
 }  // namespace detail
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  LF_CHECK(in.good(), "cannot open config file {}", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_run_config(ss.str(), path, overrides);
+  return parse_run_config(read_file(path, "config file"), path, overrides);
 }
 
 }  // namespace lmforge::train

@@ -48,6 +48,10 @@ TokenShards TokenShards::open(const std::string& path, std::string_view prefix) 
     const std::string name = e.path().filename().string();
     if (e.is_regular_file() && name.starts_with(prefix) && name.ends_with(".bin")) files.push_back(name);
   }
+  if (prefix == "val_")
+    LF_CHECK(!files.empty(), "token shards: no val_*.bin files in {}: write a validation split with `lmforge "
+             "tokenize --val-fraction 0.05` (its default writes none), or point data.val_path at validation shards",
+             path);
   LF_CHECK(!files.empty(), "token shards: no {}*.bin files in {} (write them with `lmforge tokenize`)", prefix, path);
   std::sort(files.begin(), files.end(), natural_less);
   for (auto& f : files) f = (fs::path(path) / f).string();
@@ -56,6 +60,13 @@ TokenShards TokenShards::open(const std::string& path, std::string_view prefix) 
 
 TokenShards::TokenShards(const std::vector<std::string>& files) {
   for (const auto& f : files) shards_.emplace_back(f);
+}
+
+std::string TokenShards::describe() const {
+  std::string out;
+  for (size_t i = 0; i < shards_.size() && i < 3; ++i) out += (i ? ", " : "") + shards_[i].path();
+  if (shards_.size() > 3) out += fmt::format(" and {} more", shards_.size() - 3);
+  return out;
 }
 
 uint64_t TokenShards::total_tokens() const {

@@ -35,6 +35,8 @@ class TokenShards {
   size_t n_shards() const { return shards_.size(); }
   const data::ShardReader& shard(size_t i) const { return shards_[i]; }
   uint64_t total_tokens() const;
+  // The shards' paths for messages ("a.bin, b.bin, c.bin and 4 more").
+  std::string describe() const;
   // Every id must be below vocab_size: Error naming the file, position and id otherwise.
   void validate_ids(int64_t vocab_size) const;
   // Copies ids [begin, begin + out.size()) of shard i as i64.
@@ -75,6 +77,7 @@ class ValidationBatches {
   int64_t next(std::span<int64_t> x, std::span<int64_t> y);
   void reset() { next_window_ = 0, batches_done_ = 0; }
   int64_t n_windows() const { return static_cast<int64_t>(windows_.size()); }
+  const TokenShards& shards() const { return shards_; }
 
  private:
   const TokenShards& shards_;

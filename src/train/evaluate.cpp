@@ -39,7 +39,8 @@ EvalResult evaluate(const nn::Transformer& model0, ValidationBatches& batches, i
     }
   }
   model.set_training(was_training);
-  LF_CHECK(r.tokens > 0, "evaluation: the validation shards hold no tokens to predict");
+  LF_CHECK(r.tokens > 0, "evaluation: the validation shards ({}) hold no tokens to predict (a shard needs at least "
+           "2 tokens)", batches.shards().describe());
   r.loss = nll / double(r.tokens);
   r.perplexity = std::exp(r.loss);
   if (token_bytes && r.bytes > 0) r.bits_per_byte = nll / std::log(2.0) / double(r.bytes);

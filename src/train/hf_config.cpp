@@ -8,7 +8,7 @@ std::string hf_config_json(const nn::ModelConfig& c, int64_t eos_token_id) {
   nlohmann::ordered_json j;
   const bool qwen3 = c.qk_norm && !c.bias && c.norm == nn::NormKind::RmsNorm &&
                      c.norm_position == nn::NormPosition::Pre && c.ffn == nn::FfnKind::SwiGLU &&
-                     c.position == nn::PositionKind::Rope;
+                     c.position == nn::PositionKind::Rope && c.n_experts == 0;
   if (c.is_llama() || qwen3) {
     j["architectures"] = {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"};
     j["model_type"] = qwen3 ? "qwen3" : "llama";
@@ -34,23 +34,14 @@ std::string hf_config_json(const nn::ModelConfig& c, int64_t eos_token_id) {
   } else {
     j["architectures"] = {"LmforgeForCausalLM"};
     j["model_type"] = "lmforge";
-    j["vocab_size"] = c.vocab_size;
-    j["context_length"] = c.context_length;
-    j["d_model"] = c.d_model;
-    j["n_layers"] = c.n_layers;
-    j["n_heads"] = c.n_heads;
-    j["n_kv_heads"] = c.n_kv_heads;
-    j["head_dim"] = c.head_dim;
-    j["d_ff"] = c.d_ff;
-    j["norm"] = nn::to_string(c.norm);
-    j["norm_position"] = nn::to_string(c.norm_position);
-    j["ffn"] = nn::to_string(c.ffn);
-    j["position"] = nn::to_string(c.position);
-    j["rope_theta"] = c.rope_theta;
-    j["bias"] = c.bias;
-    j["qk_norm"] = c.qk_norm;
-    j["tied_embeddings"] = c.tied_embeddings;
-    j["norm_eps"] = c.norm_eps;
+    // Every [model] key under its config name (nn/model_config.h), enums as their spellings.
+    c.visit_fields([&]<class T>(std::string_view name, const T& value, std::string_view) {
+      if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
+                    std::is_same_v<T, std::string>)
+        j[std::string(name)] = value;
+      else
+        j[std::string(name)] = std::string(nn::to_string(value));
+    });
     j["torch_dtype"] = "float32";
   }
   if (eos_token_id >= 0) {

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "ops/ops.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 
 namespace lmforge::train {
 
@@ -232,6 +233,20 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   LF_CHECK(it != entries_.end(), "{}: no tensor named '{}'", path_, name);
   const Entry& e = it->second;
   return Tensor::from_external(const_cast<uint8_t*>(data_ + e.begin), e.shape, e.dtype, Device::cpu(), mapping_);
+}
+
+Tensor SafetensorsFile::get_finite_float(const std::string& name) const {
+  const Tensor t = get(name);
+  LF_CHECK(is_floating(t.dtype()), "{}: tensor '{}' is stored as {}, not as a floating-point type (F32, F16, BF16, "
+           "F64, F8_*); it cannot be loaded as weights", path_, name, st_dtype_name(t.dtype()));
+  NoGradGuard no_grad;
+  const Tensor f = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  const float* p = static_cast<const float*>(f.data_ptr());
+  const int64_t n = f.numel();
+  for (int64_t i = 0; i < n; ++i)
+    LF_CHECK(std::isfinite(p[i]), "{}: tensor '{}' holds {} at flat index {}; the weights are not usable (a run "
+             "that diverged, or a corrupted file)", path_, name, p[i], i);
+  return t;
 }
 
 NamedTensors SafetensorsFile::all() const {

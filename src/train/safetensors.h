@@ -39,6 +39,10 @@ class SafetensorsFile {
   // A CPU tensor viewing the mapped bytes (read-only; copy it before writing); Error naming the
   // file if there is no such tensor.
   Tensor get(const std::string& name) const;
+  // get() for tensors that become float weights or optimizer states: Error naming the file and
+  // the tensor unless its dtype is a floating-point one (an I32 or BOOL tensor is not converted
+  // into floats) and every value is finite (a NaN or an infinity is reported with its index).
+  Tensor get_finite_float(const std::string& name) const;
   NamedTensors all() const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 

@@ -19,8 +19,9 @@
 #include "train/checkpoint.h"
 #include "train/data_loader.h"
 #include "train/evaluate.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 #include "train/metrics.h"
+#include "train/report.h"
 
 namespace lmforge::train {
 
@@ -40,26 +41,6 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   return z ^ (z >> 31);
 }
 enum Stream : uint64_t { kInitStream = 0, kDataStream = 1, kDropoutStream = 2 };
-
-// The first [model] key whose value differs between two configs, or "".
-std::string model_difference(const RunConfig& a, const RunConfig& b) {
-  RunConfig x = a, y = b;
-  x.data = y.data = {};
-  x.train = y.train = {};
-  x.optim = y.optim = {};
-  x.eval = y.eval = {};
-  x.checkpoint = y.checkpoint = {};
-  const std::string ta = to_toml(x), tb = to_toml(y);
-  size_t i = 0, j = 0;
-  while (i < ta.size() && j < tb.size()) {
-    const size_t ie = ta.find('\n', i), je = tb.find('\n', j);
-    const std::string la = ta.substr(i, ie - i), lb = tb.substr(j, je - j);
-    if (la != lb) return fmt::format("model.{} (checkpoint: {}, config: {})", la.substr(0, la.find(' ')),
-                                     lb.substr(lb.find('=') + 2), la.substr(la.find('=') + 2));
-    i = ie + 1, j = je + 1;
-  }
-  return "";
-}
 
 // The tokenizer of a shard directory: DIR/tokenizer.json, else the one meta.json names (as
 // written by `lmforge tokenize`, relative to the working directory or to DIR); "" if neither.
@@ -97,9 +78,21 @@ class Trainer {
   void restore(const std::string& dir, bool keep_sampler);
   void save();
   void validate_now(int64_t step);
-  // Runs one optimizer step's micro-batches and the update.
+  // One optimizer step in its stages (see train_step()).
   enum class StepResult { Done, NonFinite, LossScaleOverflow };
   StepResult train_step(int64_t step, double lr, double& loss, double& grad_norm);
+  struct MicroBatchLosses {
+    TensorList totals;                    // each micro-batch's loss [1] f64, on the device
+    std::vector<std::string> term_names;  // the named loss terms (nn::LossTerms)
+    TensorList terms;                     // their values [1] f64, micro-batch-major
+    TensorList graphs;                    // the losses with their graphs, freed after the update
+  };
+  MicroBatchLosses forward_backward(int64_t step, double loss_scale);
+  void sync_gradients();
+  // Metrics go to metrics.jsonl from the primary rank only.
+  void write_metrics(const nlohmann::ordered_json& line);
+  // Adds the step's named loss terms and per-layer statistics to a metrics line.
+  void add_step_details(nlohmann::ordered_json& j);
   void handle_bad_step(int64_t step, int& consecutive);
 
   RunConfig cfg_;
@@ -122,6 +115,7 @@ class Trainer {
   TrainSummary summary_;
   std::vector<int64_t> x_, y_;  // host batch buffers [B, T], reused every micro-batch
   int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1;
+  std::vector<std::pair<std::string, double>> loss_terms_;  // the last settled step's named terms
 };
 
 void Trainer::open_data() {
@@ -131,6 +125,13 @@ void Trainer::open_data() {
   train_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.path, "train_"));
   if (!d.val_path.empty()) val_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.val_path, "val_"));
   else if (is_dir) val_shards_ = std::make_unique<TokenShards>(TokenShards::open(d.path, "val_"));
+  if (val_shards_) {
+    // Checked now, not at the first evaluation, which may come after the last step.
+    const ValidationBatches probe(*val_shards_, cfg_.seq_len(), cfg_.eval_batch_size());
+    LF_CHECK(probe.n_windows() > 0, "the validation shards ({}) have nothing to predict (a shard needs at least 2 "
+             "tokens): write a larger split with `lmforge tokenize --val-fraction`, or point data.val_path at other "
+             "shards", val_shards_->describe());
+  }
   for (auto* shards : {train_shards_.get(), val_shards_.get()}) {
     if (!shards) continue;
     try {
@@ -164,6 +165,14 @@ void Trainer::build() {
   model_ = std::make_unique<nn::Transformer>(cfg_.model, nn::TensorOptions{.device = device_});
   Generator init_gen(derive_seed(seed, kInitStream));
   model_->init_parameters(init_gen);
+  if (!cfg_.train.init_from.empty()) {
+    // Weights (and buffers) from another model directory of the same model; a resumed run
+    // overwrites them with its checkpoint's.
+    const std::string dir = resolve_checkpoint_dir(cfg_.train.init_from);
+    const std::string diff = model_difference(read_checkpoint_config(dir).model, cfg_.model);
+    LF_CHECK(diff.empty(), "train.init_from = \"{}\": {} holds a different model: {}", cfg_.train.init_from, dir, diff);
+    load_model_weights(*model_, (fs::path(dir) / "model.safetensors").string());
+  }
   model_->dropout_generator().set_state({derive_seed(seed, kDropoutStream), 0});
   model_->set_training(true);
   model_->set_compute_dtype(cfg_.compute_dtype());
@@ -189,7 +198,7 @@ void Trainer::build() {
 
 void Trainer::restore(const std::string& dir, bool keep_sampler) {
   const RunConfig saved = read_checkpoint_config(dir);
-  const std::string diff = model_difference(saved, cfg_);
+  const std::string diff = model_difference(saved.model, cfg_.model);
   LF_CHECK(diff.empty(), "checkpoint {} was trained with a different model: {}", dir, diff);
   load_model_weights(*model_, (fs::path(dir) / "model.safetensors").string());
   load_optimizer_state(*optimizer_, dir);
@@ -222,7 +231,7 @@ void Trainer::save() {
   const auto t0 = Clock::now();
   summary_.last_checkpoint = save_checkpoint(run_dir_, c, cfg_.checkpoint.keep_last);
   last_checkpoint_step_ = state_.step;
-  metrics_->write({{"step", state_.step}, {"event", "checkpoint"}, {"path", summary_.last_checkpoint}});
+  write_metrics({{"step", state_.step}, {"event", "checkpoint"}, {"path", summary_.last_checkpoint}});
   say("checkpoint {} ({:.1f}s)\n", summary_.last_checkpoint, seconds_since(t0));
 }
 
@@ -239,47 +248,77 @@ void Trainer::validate_now(int64_t step) {
   nlohmann::ordered_json j{{"step", step}, {"val_loss", r.loss}, {"val_perplexity", r.perplexity}};
   j["val_bits_per_byte"] = r.bits_per_byte ? nlohmann::ordered_json(*r.bits_per_byte) : nlohmann::ordered_json();
   j["val_tokens"] = r.tokens;
-  metrics_->write(j);
+  write_metrics(j);
+  if (opt_.rank == 0) write_run_report(run_dir_, opt_.quiet);  // report.html, redrawn at each validation
   say("step {} | val loss {:.4f} | val ppl {:.2f} | val bits/byte {} | {} tokens ({:.1f}s)\n", step, r.loss,
       r.perplexity, r.bits_per_byte ? fmt::format("{:.4f}", *r.bits_per_byte) : std::string("n/a"), r.tokens,
       seconds_since(t0));
 }
 
-Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
+// ---- one optimizer step, in stages ----
+//
+// 1. forward_backward: each micro-batch's forward and backward (gradients accumulate in .grad);
+// 2. sync_gradients:  the data-parallel seam (TrainOptions::sync_gradients; nothing alone);
+// 3. clip + update:   the global gradient norm and the AdamW update that clips with it, queued
+//                     on the device and skipped there when the norm or a loss is not finite;
+// 4. settle:          the host reads the losses and the norm (which arrive while the device runs
+//                     the update) and decides the step; a skipped update is undone in the count.
+// Logging and checkpoints follow in run(), on the primary rank only.
+// The whole step is queued before the host waits for anything: the batches go up through
+// staging copies and the gradient norm stays on the device. A read earlier in the step would
+// leave the GPU idle while the host catches up.
+
+Trainer::MicroBatchLosses Trainer::forward_backward(int64_t step, double loss_scale) {
   const int64_t accum = cfg_.accumulation_steps(), b = cfg_.train.micro_batch_size, t = cfg_.seq_len();
-  // f16: the loss is multiplied by the loss scale before backward and the gradients divided by it
-  // inside the optimizer (grad_scale), so the update is the unscaled one.
-  const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
-  // The whole step is queued before the host waits for anything: the batches go up through
-  // staging copies, the gradient norm stays on the device, and the update clips with it there
-  // and is skipped there when the norm or a loss is not finite. The host then reads the losses
-  // and the norm, which arrive while the device runs the update, and settles the step (a skipped
-  // update is undone in the step count). A read earlier in the step would leave the GPU idle
-  // while the host catches up.
-  TensorList losses, graphs;
+  MicroBatchLosses out;
   for (int64_t m = 0; m < accum; ++m) {
     sampler_->next_batch(b, x_, y_);
     const Tensor xs = from_vector<int64_t>(x_, {b, t}, device_);
     const Tensor ys = from_vector<int64_t>(y_, {b, t}, device_);
-    Tensor loss = model_->loss(xs, ys);
+    nn::LossTerms lt = model_->loss_terms(xs, ys);
+    Tensor& loss = lt.total;
     if (opt_.loss_hook) opt_.loss_hook(step, loss);
+    // f16: the loss is multiplied by the loss scale before backward and the gradients divided by
+    // it inside the optimizer (grad_scale), so the update is the unscaled one.
     const double factor = loss_scale / double(accum);
     (factor != 1.0 ? loss * factor : loss).backward();
-    losses.push_back(loss.detach().to(DType::F64).reshape({1}));
-    graphs.push_back(loss);  // the graph is freed once the update is queued, while it runs
+    out.totals.push_back(loss.detach().to(DType::F64).reshape({1}));
+    if (out.term_names.empty())
+      for (const auto& [name, v] : lt.terms) out.term_names.push_back(name);
+    for (const auto& [name, v] : lt.terms) out.terms.push_back(v.to(DType::F64).reshape({1}));
+    out.graphs.push_back(loss);  // the graph is freed once the update is queued, while it runs
   }
+  return out;
+}
+
+void Trainer::sync_gradients() {
+  if (opt_.sync_gradients) opt_.sync_gradients(params_);
+}
+
+Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
+  const int64_t accum = cfg_.accumulation_steps();
+  const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
+  model_->step_stats().clear();
+  MicroBatchLosses mb = forward_backward(step, loss_scale);
+  sync_gradients();
+
+  // Clip + update. 0·loss is 0 for a finite loss and NaN otherwise: a non-finite loss skips the
+  // update too.
   const Tensor norm_sq = optim::grad_norm_squared(params_);
-  const Tensor readout = cat({cat(losses, 0), norm_sq.reshape({1})}, 0);
-  // 0·loss is 0 for a finite loss and NaN otherwise: a non-finite loss skips the update too.
+  TensorList parts = mb.totals;
+  parts.push_back(norm_sq.reshape({1}));
+  parts.insert(parts.end(), mb.terms.begin(), mb.terms.end());
+  const Tensor readout = cat(parts, 0);
   const Tensor guarded_sq = add(norm_sq, mul(sum(readout.narrow(0, 0, accum)), 0.0));
   const auto pending = backend_for(readout).read_async(readout);
   optimizer_->step(lr, 1.0 / loss_scale, {.norm_squared = guarded_sq, .max_norm = cfg_.optim.grad_clip});
-  graphs.clear();
+  mb.graphs.clear();
+
+  // Settle.
   const auto& bytes = pending->wait();
-  std::vector<double> values(size_t(accum) + 1);
+  std::vector<double> values(size_t(readout.numel()));
   LF_ASSERT(bytes.size() == values.size() * sizeof(double));
   std::memcpy(values.data(), bytes.data(), bytes.size());
-
   double loss_sum = 0;
   for (int64_t m = 0; m < accum; ++m) {
     const double l = values[size_t(m)];
@@ -291,12 +330,20 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
     loss_sum += l;
   }
   loss_out = loss_sum / double(accum);
-  grad_norm = optim::clip_norm(values.back(), 1.0 / loss_scale);
+  // Each named term's mean over the micro-batches.
+  loss_terms_.clear();
+  const size_t n_terms = mb.term_names.size();
+  for (size_t i = 0; i < n_terms; ++i) {
+    double v = 0;
+    for (int64_t m = 0; m < accum; ++m) v += values[size_t(accum) + 1 + size_t(m) * n_terms + i];
+    loss_terms_.emplace_back(mb.term_names[i], v / double(accum));
+  }
+  grad_norm = optim::clip_norm(values[size_t(accum)], 1.0 / loss_scale);
   if (loss_scaler_) {
     const auto outcome = loss_scaler_->update(grad_norm);
     if (loss_scaler_->scale() != loss_scale) {
-      metrics_->write({{"step", step + 1}, {"event", "loss_scale"}, {"scale", loss_scaler_->scale()},
-                       {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
+      write_metrics({{"step", step + 1}, {"event", "loss_scale"}, {"scale", loss_scaler_->scale()},
+                     {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
     }
     if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) {
       optimizer_->cancel_step();
@@ -310,7 +357,39 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
     optimizer_->cancel_step();
     return StepResult::NonFinite;
   }
+  // State that follows the step's routing (MoE balancing biases) moves once the step counts.
+  model_->after_optimizer_step();
   return StepResult::Done;
+}
+
+void Trainer::write_metrics(const nlohmann::ordered_json& line) {
+  if (opt_.rank == 0) metrics_->write(line);
+}
+
+void Trainer::add_step_details(nlohmann::ordered_json& j) {
+  for (const auto& [name, v] : loss_terms_) j["loss/" + name] = v;
+  const nn::StepStats& stats = model_->step_stats();
+  if (stats.values().empty()) return;
+  // Per-layer statistics (one device read at a log step). Losses as means over micro-batches,
+  // by name over layers too; counts as sums over the step.
+  NoGradGuard no_grad;
+  const double per_mb = 1.0 / double(std::max<int64_t>(1, stats.micro_batches()));
+  for (const auto& [name, v] : stats.loss_totals()) j["loss/" + name] = to_vector<double>(cast(v, DType::F64)).at(0) * per_mb;
+  for (const auto& [key, v] : stats.values()) {
+    const bool is_loss = key.find(".loss.") != std::string::npos;
+    const std::vector<double> x = to_vector<double>(cast(v, DType::F64));
+    if (x.size() == 1) {
+      j[key] = is_loss ? x[0] * per_mb : x[0];
+      continue;
+    }
+    j[key] = x;
+    if (key.ends_with(".tokens_per_expert") && !x.empty()) {
+      double total = 0, peak = 0;
+      for (double c : x) total += c, peak = std::max(peak, c);
+      const std::string layer = key.substr(0, key.size() - std::string("tokens_per_expert").size());
+      j[layer + "max_mean_load"] = total > 0 ? peak / (total / double(x.size())) : 0.0;
+    }
+  }
 }
 
 void Trainer::handle_bad_step(int64_t step, int& consecutive) {
@@ -321,15 +400,15 @@ void Trainer::handle_bad_step(int64_t step, int& consecutive) {
   const bool rollback = cfg_.train.on_nan == OnNan::Rollback;
   const std::string ckpt = rollback ? latest_checkpoint(run_dir_) : std::string();
   const char* action = !rollback ? "skip" : ckpt.empty() ? "skip (no checkpoint to roll back to)" : "rollback";
-  metrics_->write({{"step", step + 1}, {"event", "nonfinite_loss"}, {"action", action}});
+  write_metrics({{"step", step + 1}, {"event", "nonfinite_loss"}, {"action", action}});
   if (!opt_.quiet)
     fmt::print(stderr, "step {}: non-finite loss or gradient; {}\n", step + 1, action);
   LF_CHECK(consecutive < cfg_.train.max_bad_steps,
-           "stopping: {} steps in a row had a non-finite loss or gradient (last at step {}); lower optim.lr, "
+           "stopping: {} non-finite steps in a row (the run did not get past step {} in between); lower optim.lr, "
            "set model.z_loss or check the data", consecutive, step + 1);
   if (!ckpt.empty()) {
     restore(ckpt, /*keep_sampler=*/true);
-    metrics_->write({{"step", state_.step}, {"event", "rollback"}, {"path", ckpt}});
+    write_metrics({{"step", state_.step}, {"event", "rollback"}, {"path", ckpt}});
     say("rolled back to {}\n", ckpt);
   }
 }
@@ -347,6 +426,14 @@ TrainSummary Trainer::run() {
   std::string resume_from;
   if (opt_.resume) {
     resume_from = latest_checkpoint(run_dir_);
+    // A newer checkpoint missing a file is not passed over for an older one (or for a fresh
+    // start over the run's history): that would silently throw its steps away.
+    const auto incomplete = incomplete_checkpoints(run_dir_);
+    LF_CHECK(incomplete.empty(), "--resume: checkpoint {} is incomplete ({} is missing) and newer than {}; restore "
+             "the file, or move the directory away to resume from {}", incomplete.empty() ? "" : incomplete.back().first,
+             incomplete.empty() ? "" : incomplete.back().second,
+             resume_from.empty() ? "any complete checkpoint" : resume_from,
+             resume_from.empty() ? "scratch" : resume_from);
     if (resume_from.empty()) say("no checkpoint in {}/checkpoints: starting from scratch\n", run_dir_);
   } else {
     LF_CHECK(list_checkpoints(run_dir_).empty(), "{} already holds checkpoints; pass --resume to continue that run "
@@ -358,19 +445,21 @@ TrainSummary Trainer::run() {
   }
   metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir_) / "metrics.jsonl").string(),
                                           resume_from.empty() ? -1 : state_.step);
+  // A kill between the checkpoint's rename and its metrics line lost the line: it is written
+  // now, where it belongs (after the step's other lines, before the next step's).
+  if (!resume_from.empty() && !metrics_->has_event(state_.step, "checkpoint"))
+    write_metrics({{"step", state_.step}, {"event", "checkpoint"}, {"path", resume_from}});
   write_file_synced((fs::path(run_dir_) / "config.toml").string(), to_toml(cfg_));
 
   const int64_t steps = cfg_.train.steps, accum = cfg_.accumulation_steps();
   const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
   const double flops_per_token = accounting::count_flops(model_->config(), cfg_.seq_len()).training_per_token;
-  // MFU's denominator: the configured peak, else this machine's matmul peak measured now.
-  // The peak is measured in the dtype the GEMMs run in (bf16 tensor cores under bf16 training).
-  double peak = cfg_.train.peak_tflops * 1e12;
-  if (peak <= 0) {
-    peak = accounting::measure_matmul_peak(model_->device(), cfg_.compute_dtype());
-    say("measured matmul peak on {}: {:.1f} GFLOP/s ({}); MFU is reported against it\n", model_->device().str(),
-        peak / 1e9, dtype_name(cfg_.compute_dtype()));
-  }
+  // MFU's denominator: the configured peak, else the best matmul rate measured on this machine in
+  // the dtype the GEMMs run in (bf16 tensor cores under bf16 training), kept across runs in the
+  // user's cache so that a start under load does not lower it (accounting/matmul_peak.h).
+  const accounting::MatmulPeak peak = accounting::resolve_matmul_peak(
+      model_->device(), cfg_.compute_dtype(), cfg_.train.peak_tflops, accounting::default_peak_cache_path());
+  say("matmul peak {:.1f} GFLOP/s ({}); MFU is reported against it\n", peak.flops / 1e9, peak.source);
   const int64_t predicted_memory =
       accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
                                                      .seq_len = cfg_.seq_len(),
@@ -388,6 +477,10 @@ TrainSummary Trainer::run() {
   double window_seconds = 0, train_seconds = 0;
   int64_t window_tokens = 0, steps_run = 0;
   int consecutive_bad = 0;
+  // Non-finite steps are "in a row" until the run gets past the step where the last one
+  // happened: the finite steps a rollback replays up to it do not end the row, so a run that
+  // diverges again after every rollback stops after train.max_bad_steps.
+  int64_t last_bad_step = 0;
   for (int64_t step = state_.step; step < steps;) {
     const auto t0 = Clock::now();
     const double lr = schedule_.at(step);
@@ -404,11 +497,12 @@ TrainSummary Trainer::run() {
       continue;
     }
     if (result == StepResult::NonFinite) {
+      last_bad_step = step + 1;
       handle_bad_step(step, consecutive_bad);
       step = state_.step;
       continue;
     }
-    consecutive_bad = 0;
+    if (step + 1 >= last_bad_step) consecutive_bad = 0;
     model_->zero_grad();
     state_.step = ++step;
     state_.tokens_seen += uint64_t(tokens_per_step);
@@ -427,25 +521,31 @@ TrainSummary Trainer::run() {
       const double tps = window_tokens / std::max(window_seconds, 1e-9);
       nlohmann::ordered_json j{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                                {"tokens_per_s", tps}};
-      j["mfu"] = peak > 0 ? nlohmann::ordered_json(flops_per_token * tps / peak) : nlohmann::ordered_json();
+      // Above the peak is not a utilisation: null, and the flag says the peak was underestimated.
+      const accounting::Mfu mfu = accounting::model_flops_utilization(flops_per_token * tps, peak.flops);
+      j["mfu"] = mfu.value ? nlohmann::ordered_json(*mfu.value) : nlohmann::ordered_json();
+      j["mfu_above_peak"] = mfu.above_peak;
       j["peak_memory_bytes"] = alloc.stats().peak_bytes_in_use;
       j["tokens"] = state_.tokens_seen;
       j["elapsed_s"] = state_.elapsed_seconds;
-      metrics_->write(j);
+      add_step_details(j);
+      write_metrics(j);
       const double eta = (train_seconds / double(steps_run)) * double(steps - step);
-      say("step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {} tok/s{} | ETA {}\n", step, steps, loss, lr,
-          grad_norm, format_count(tps), peak > 0 ? fmt::format(" | mfu {:.1f}%", 100 * flops_per_token * tps / peak) : "",
-          format_duration(eta));
+      say("step {}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {} tok/s | {} | ETA {}\n", step, steps, loss, lr,
+          grad_norm, format_count(tps), accounting::format_mfu(mfu), format_duration(eta));
       window_seconds = 0;
       window_tokens = 0;
     }
     if ((cfg_.eval.every > 0 && step % cfg_.eval.every == 0) || last) validate_now(step);
-    if ((cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || (last && cfg_.checkpoint.at_end)) save();
+    const bool checkpoint_due =
+        (cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || (last && cfg_.checkpoint.at_end);
+    if (checkpoint_due && opt_.rank == 0) save();
     if (opt_.stop_after_step > 0 && step >= opt_.stop_after_step) break;
   }
   summary_.steps_done = state_.step;
   summary_.seconds = seconds_since(t_start);
   summary_.tokens_per_second = train_seconds > 0 ? double(steps_run * tokens_per_step) / train_seconds : 0;
+  if (opt_.rank == 0) write_run_report(run_dir_, opt_.quiet);
   say("done: {} steps, {} tokens/s, {} total; run directory {}\n", state_.step, format_count(summary_.tokens_per_second),
       format_duration(summary_.seconds), run_dir_);
   return summary_;

@@ -36,6 +36,9 @@
 namespace lmforge {
 class Tensor;
 }
+namespace lmforge::nn {
+struct NamedParameter;
+}
 
 namespace lmforge::train {
 
@@ -46,6 +49,13 @@ struct TrainOptions {
   std::function<void(int64_t step, Tensor& loss)> loss_hook = nullptr;
   // Stop after this optimizer step as if the process were killed (tests of resume); 0: never.
   int64_t stop_after_step = 0;
+  // This process's rank in a multi-process (data-parallel) run: only rank 0 writes metrics,
+  // reports and checkpoints.
+  int rank = 0;
+  // The gradient-sync seam between backward and clipping: called once per optimizer step with
+  // the parameters whose .grad hold this process's accumulated gradients (a data-parallel run
+  // all-reduces them here). Unset: a single process, nothing to do.
+  std::function<void(const std::vector<nn::NamedParameter>&)> sync_gradients = nullptr;
 };
 
 struct TrainSummary {

@@ -98,5 +98,24 @@ TEST(Accounting, PredictedPeakMemoryWithinTenPercentOfMeasured) {
     }
 }
 
+// Mixture of Experts: total parameters as built, active ones as top_k of the routed experts, and
+// the active forward FLOPs per token from 2·m·n·k of each product a token goes through.
+TEST(Accounting, MoeTotalAndActiveParametersAndFlops) {
+  nn::ModelConfig c = small(false);
+  c.n_experts = 8, c.d_ff_expert = 32, c.top_k = 2, c.n_shared_experts = 1, c.moe_layers = "after:1";
+  c.resolve();
+  nn::Transformer model(c);
+  const auto p = accounting::count_parameters(c);
+  EXPECT_EQ(p.total, model.parameter_count());
+  const int64_t d = c.d_model, moe_layers = c.n_layers - 1, expert = 3 * d * 32;
+  EXPECT_EQ(p.total - p.active, moe_layers * (8 - 2) * expert);
+  const auto dense = accounting::count_flops(small(false), 64), moe = accounting::count_flops(c, 64);
+  // Each MoE layer swaps the dense MLP (2·3·d·d_ff) for the router (2·d·E) and 3 experts' products.
+  const double delta = double(moe_layers) * (2.0 * d * 8 + 3 * 2.0 * expert / 1.0 - 2.0 * 3 * d * c.d_ff);
+  EXPECT_NEAR(moe.forward_per_token_total - dense.forward_per_token_total, delta, 1.0);
+  EXPECT_NE(accounting::format_report(c, {.micro_batch_size = 2, .seq_len = 64}, 128, 10, 0).find("active per token"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lmforge

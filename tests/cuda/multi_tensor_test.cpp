@@ -3,6 +3,7 @@
 // plus one element, several chunks; unaligned tensors (views one element into their storage) take
 // the scalar path; the GPU outputs start poisoned.
 #include "cuda_test_util.h"
+#include "optim/clip.h"
 
 namespace lmforge {
 namespace {
@@ -72,9 +73,10 @@ TEST(CudaMultiTensor, AdamWMatchesCpuAndCopiesEqualTheCast) {
     EXPECT_TRUE(close(items[i].p.gpu, items[i].p.cpu, items[i].p.cpu.dtype() == DType::F32 ? 1e-6 : 1e-2)) << i;
 }
 
-// Clipping decided on the GPU (AdamWArgs::clip_norm_sq) against the CPU twin given the same
-// norm: the multiplier is formed from the norm where it lives, both above and below max_norm; a
-// non-finite norm leaves every parameter, moment and compute copy as it was. A list with a bf16
+// Clipping decided on the GPU (optim::clip_step_scale_on_device into AdamWArgs::device_grad_scale)
+// against the CPU twin given the same norm: the multiplier is formed from the norm where it lives,
+// bit for bit the host's, both above and below max_norm; a non-finite norm leaves every parameter,
+// moment and compute copy as it was. A list with a bf16
 // parameter (single-tensor path) reads the norm on the host and must agree as well.
 TEST(CudaMultiTensor, AdamWDeviceClipMatchesCpuAndSkipsNonFinite) {
   LF_REQUIRE_GPU();
@@ -95,17 +97,19 @@ TEST(CudaMultiTensor, AdamWDeviceClipMatchesCpuAndSkipsNonFinite) {
         cpu_list.push_back({p.back().cpu, grad.back().cpu, m.back().cpu, v.back().cpu, 0.1, copy.back().cpu});
         gpu_list.push_back({p.back().gpu, grad.back().gpu, m.back().gpu, v.back().gpu, 0.1, copy.back().gpu});
       }
-      AdamWArgs args{.lr = 1e-2, .bias_correction1 = 0.1, .bias_correction2 = 0.05, .grad_scale = 0.25,
-                     .max_norm = max_norm};
+      AdamWArgs args{.lr = 1e-2, .bias_correction1 = 0.1, .bias_correction2 = 0.05, .grad_scale = 0.25};
       AdamWArgs cpu_args = args, gpu_args = args;
-      cpu_args.clip_norm_sq = from_vector<double>({sq}, {});
-      gpu_args.clip_norm_sq = cpu_args.clip_norm_sq.to(gpu());
+      const Tensor sq_cpu = from_vector<double>({sq}, {});
+      cpu_args.device_grad_scale = optim::clip_step_scale_on_device(sq_cpu, args.grad_scale, max_norm);
+      gpu_args.device_grad_scale = optim::clip_step_scale_on_device(sq_cpu.to(gpu()), args.grad_scale, max_norm);
       cpu_be().adamw_multi_step(cpu_list, cpu_args);
       gpu_be().adamw_multi_step(gpu_list, gpu_args);
       // The CPU twin with the host's clip: the same update.
       double host_scale = 0;
-      ASSERT_TRUE(clip_step_scale(sq, args.grad_scale, max_norm, host_scale));
+      ASSERT_TRUE(optim::clip_step_scale(sq, args.grad_scale, max_norm, host_scale));
       if (max_norm == 0.5) EXPECT_LT(host_scale, args.grad_scale);
+      EXPECT_EQ(gpu_args.device_grad_scale.item(), host_scale);
+      EXPECT_EQ(cpu_args.device_grad_scale.item(), host_scale);
       for (size_t i = 0; i < p.size(); ++i) {
         EXPECT_TRUE(close(p[i].gpu, p[i].cpu, p[i].cpu.dtype() == DType::F32 ? 1e-6 : tol_for(DType::BF16))) << i;
         EXPECT_TRUE(close(m[i].gpu, m[i].cpu, 1e-6)) << i;
@@ -117,7 +121,8 @@ TEST(CudaMultiTensor, AdamWDeviceClipMatchesCpuAndSkipsNonFinite) {
         for (size_t i = 0; i < p.size(); ++i)
           for (const Tensor* t : {&p[i].gpu, &m[i].gpu, &v[i].gpu, &copy[i].gpu})
             if (t->defined()) before.push_back(t->to(Device::cpu()));
-        gpu_args.clip_norm_sq = from_vector<double>({bad}, {}).to(gpu());
+        gpu_args.device_grad_scale =
+            optim::clip_step_scale_on_device(from_vector<double>({bad}, {}).to(gpu()), args.grad_scale, max_norm);
         gpu_be().adamw_multi_step(gpu_list, gpu_args);
         size_t k = 0;
         for (size_t i = 0; i < p.size(); ++i)

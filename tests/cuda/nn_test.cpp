@@ -204,6 +204,12 @@ TEST(CudaNN, SwiGLUForwardBackward) {
   // 333·257 elements: 16-byte vectors and a tail of single elements; `shift` 1 starts every
   // operand one element off the 16-byte grid (the scalar kernel alone).
   for (DType t : float_dtypes()) {
+    // fp8 has no fused kernel (supports() says so on both backends): ops::swiglu composes it,
+    // which the op registry covers.
+    if (!gpu_be().supports(Kernel::swiglu_forward, t)) {
+      EXPECT_FALSE(cpu_be().supports(Kernel::swiglu_forward, t)) << dtype_name(t);
+      continue;
+    }
     for (int64_t shift : {0, 1}) {
       SCOPED_TRACE(fmt::format("{} shift {}", dtype_name(t), shift));
       const int64_t n = 333 * 257;

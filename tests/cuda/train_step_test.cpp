@@ -171,6 +171,31 @@ TEST(CudaTrainStep, Gpt2StyleStepMatchesCpu) {
   expect_training_steps_match(gpt2_style(), "gpt2-style (layernorm, gelu, learned positions, biases, tied, dropout)");
 }
 
+// Mixture of Experts on the GPU: routing (top-k, sort by expert, capacity), grouped expert
+// products, the scatter-add combine and the balancing losses give the CPU's step.
+nn::ModelConfig moe_style() {
+  nn::ModelConfig c = llama_style();
+  c.n_experts = 8;
+  c.d_ff_expert = 16;
+  c.top_k = 2;
+  c.n_shared_experts = 1;
+  c.balance_loss = 0.01;
+  c.router_z_loss = 0.001;
+  c.capacity_factor = 1.5;
+  return c;
+}
+
+TEST(CudaTrainStep, MoEStepMatchesCpu) {
+  LF_REQUIRE_GPU();
+  expect_training_steps_match(moe_style(), "moe (softmax top-2, shared expert, capacity 1.5, Switch + router z)");
+  nn::ModelConfig sigmoid = moe_style();
+  sigmoid.router = nn::RouterKind::SigmoidTopK, sigmoid.capacity_factor = 0, sigmoid.bias_update_rate = 0.01;
+  expect_training_steps_match(sigmoid, "moe (sigmoid top-2, dropless)");
+  nn::ModelConfig ec = moe_style();
+  ec.router = nn::RouterKind::ExpertChoice, ec.capacity_factor = 1.0, ec.balance_loss = 0;
+  expect_training_steps_match(ec, "moe (expert choice)");
+}
+
 // Activation recomputation on the GPU (bf16 compute, dropout on): the loss and every gradient
 // bit for bit those of the same step keeping the activations, since every GPU kernel is
 // deterministic and the recomputation draws the same dropout masks.
@@ -240,6 +265,20 @@ TEST_F(CudaTrainerTest, SameSeedGivesTheSameBitsAndFollowsTheCpu) {
   for (size_t i = 0; i < 3; ++i)
     EXPECT_LE(std::abs(a.losses[i].second - ref.losses[i].second), 1e-3 * ref.losses[i].second)
         << "step " << a.losses[i].first << ": gpu " << a.losses[i].second << ", cpu " << ref.losses[i].second;
+}
+
+TEST_F(CudaTrainerTest, MoERunIsReproducibleAndResumesBitIdentically) {
+  train::RunConfig c = run("moe_a");
+  c.model.n_experts = 4, c.model.d_ff_expert = 16, c.model.top_k = 2, c.model.balance_loss = 0.01;
+  c.model.router = nn::RouterKind::SigmoidTopK, c.model.bias_update_rate = 0.01;
+  train::apply_override(c, "train.precision=bf16");
+  const train::TrainSummary a = train::run_training(c, {.quiet = true});
+  c.train.out_dir = root_ + "/moe_b";
+  const train::TrainSummary b = train::run_training(c, {.quiet = true});
+  test::expect_identical_runs(a, b);
+  c.train.out_dir = root_ + "/moe_full";
+  const test::ResumeRuns r = test::run_interrupted_and_resumed(c, root_ + "/moe", 12);
+  test::expect_resumed_run_identical(r, 10);
 }
 
 TEST_F(CudaTrainerTest, ResumedRunIsBitIdentical) {

@@ -13,7 +13,7 @@
 #include "data/corpus_tokenize.h"
 #include "data/corpus_tokenize_meta.h"
 #include "data/shard.h"
-#include "tokenizer/trainer_tokenizer.h"
+#include "tokenizer/bpe_trainer_tokenizer.h"
 
 namespace lmforge::data {
 namespace {

@@ -1,9 +1,9 @@
-// Activation recomputation (autograd/checkpoint.h, Transformer::set_recompute_blocks): the same
+// Activation recomputation (autograd/recompute.h, Transformer::set_recompute_blocks): the same
 // loss and bit-identical gradients as keeping the activations, the same dropout draws, and less
 // memory held between forward and backward.
 #include <gtest/gtest.h>
 
-#include "autograd/checkpoint.h"
+#include "autograd/recompute.h"
 #include "core/allocator.h"
 #include "nn/model_test_util.h"
 

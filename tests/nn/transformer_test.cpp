@@ -36,6 +36,22 @@ std::vector<Variant> variants() {
       {"gpt-2 style", [](ModelConfig& c) {
          c.norm = NormKind::LayerNorm, c.ffn = FfnKind::GELU, c.position = PositionKind::Learned, c.bias = true;
        }},
+      // Mixture of Experts: the routing is a discrete choice that a perturbation of 1e-6 does not
+      // move here; the gates, the balancing losses and the experts are differentiable.
+      {"moe softmax top-2, Switch + router z-loss", [](ModelConfig& c) {
+         c.n_experts = 4, c.d_ff_expert = 8, c.top_k = 2, c.balance_loss = 0.1, c.router_z_loss = 0.01;
+       }},
+      {"moe sigmoid top-2, shared expert, device + comm balance", [](ModelConfig& c) {
+         c.n_experts = 4, c.d_ff_expert = 8, c.top_k = 2, c.router = RouterKind::SigmoidTopK, c.n_shared_experts = 1;
+         c.n_expert_groups = 2, c.device_balance_loss = 0.1, c.comm_balance_loss = 0.1, c.bias_update_rate = 0.01;
+       }},
+      {"moe expert choice, gelu, after:1", [](ModelConfig& c) {
+         c.n_experts = 4, c.d_ff_expert = 8, c.top_k = 2, c.router = RouterKind::ExpertChoice;
+         c.capacity_factor = 1.0, c.ffn = FfnKind::GELU, c.moe_layers = "after:1";
+       }},
+      {"moe capacity 0.5, unnormalised gates", [](ModelConfig& c) {
+         c.n_experts = 4, c.d_ff_expert = 8, c.top_k = 2, c.capacity_factor = 0.5, c.normalize_gates = false;
+       }},
   };
 }
 

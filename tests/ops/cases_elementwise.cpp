@@ -112,7 +112,7 @@ LMFORGE_OP_CASE({.op = "relu", .name = "negative and positive",
 
 LMFORGE_OP_CASE({.op = "where", .name = "broadcast condition",
                  .inputs = [](Generator& g) { return TensorList{rand_f64(g, {3, 1}), rand_f64(g, {3, 4}), rand_f64(g, {4})}; },
-                 .run = [](const TensorList& in) { return where(gt(in[0], zeros({}, DType::F64)), in[1], in[2]); },
+                 .run = [](const TensorList& in) { return where(gt(in[0], zeros({}, in[0].dtype(), in[0].device())), in[1], in[2]); },
                  .reference = [](const TensorList& in) {
                    HostTensor c(in[0]), a(in[1]), b(in[2]), out({3, 4});
                    for (int64_t i = 0; i < 3; ++i)
@@ -123,7 +123,7 @@ LMFORGE_OP_CASE({.op = "where", .name = "broadcast condition",
 
 LMFORGE_OP_CASE({.op = "masked_fill", .name = "mask from comparison",
                  .inputs = [](Generator& g) { return TensorList{rand_f64_strided(g, {4, 3}), rand_f64(g, {4, 3})}; },
-                 .run = [](const TensorList& in) { return masked_fill(in[0], gt(in[1], zeros({}, DType::F64)), -7.5); },
+                 .run = [](const TensorList& in) { return masked_fill(in[0], gt(in[1], zeros({}, in[1].dtype(), in[1].device())), -7.5); },
                  .reference = [](const TensorList& in) {
                    HostTensor x(in[0]), m(in[1]);
                    for (size_t i = 0; i < x.v.size(); ++i) if (m.v[i] > 0) x.v[i] = -7.5;

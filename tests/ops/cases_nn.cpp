@@ -140,7 +140,9 @@ OpCase norm_case(bool layer, std::string name, Shape shape, bool weight, bool bi
 LMFORGE_OP_CASE(norm_case(false, "weight", {3, 5}, true, false, false, 1e-6));
 LMFORGE_OP_CASE(norm_case(false, "no weight, non-contiguous [2, 3, 4]", {2, 3, 4}, false, false, true, 1e-6));
 LMFORGE_OP_CASE(norm_case(false, "size-1 dims [1, 1, 6], large eps", {1, 1, 6}, true, false, false, 0.1));
-LMFORGE_OP_CASE(norm_case(false, "C = 1", {4, 1}, true, false, false, 1e-3));
+// C = 1: y = w·x/sqrt(x² + eps), whose input gradient w·eps/(x² + eps)^1.5 is the small difference
+// of two large terms; eps 0.1 keeps that cancellation mild enough for the f32 GPU-vs-CPU bound.
+LMFORGE_OP_CASE(norm_case(false, "C = 1", {4, 1}, true, false, false, 0.1));
 LMFORGE_OP_CASE(norm_case(false, "many rows (several reduction blocks)", {70, 3}, true, false, false, 1e-5));
 LMFORGE_OP_CASE(norm_case(true, "weight and bias", {4, 6}, true, true, false, 1e-5));
 LMFORGE_OP_CASE(norm_case(true, "weight only, non-contiguous [2, 3, 5]", {2, 3, 5}, true, false, true, 1e-5));

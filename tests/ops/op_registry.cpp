@@ -14,7 +14,7 @@ const std::vector<std::string>& required_ops() {
       "amax", "amin", "max", "var", "softmax", "log_softmax", "logsumexp", "embedding", "index_select", "gather",
       "scatter_add", "cat", "split", "stack", "where", "masked_fill", "topk", "sort", "cumsum", "clamp", "cast",
       "dropout", "cross_entropy", "rms_norm", "layer_norm", "add_rms_norm", "add_layer_norm", "rope", "swiglu", "attention", "reshape", "permute",
-      "narrow", "slice", "expand", "squeeze", "unsqueeze", "contiguous", "to_device"};
+      "narrow", "slice", "expand", "squeeze", "unsqueeze", "contiguous", "to_device", "grouped_matmul"};
   return ops;
 }
 

@@ -1,7 +1,8 @@
 // One registry of op test cases, run in several modes (tests/ops/op_modes_test.cpp):
 //   * forward:  the op against a straightforward reference (plain loops on host doubles);
 //   * gradient: the op's backward against central finite differences in f64 (rel. err < 1e-6);
-//   * backend:  (GPU build, tests/cuda/) each backend against the CPU reference.
+//   * backend:  (GPU build, tests/cuda/op_registry_test.cpp) every case on cuda:0 against the CPU,
+//               in f32, bf16, f16 and fp8, output and gradients.
 // Every op named in required_ops() must have at least one case, or a test fails.
 //
 // Inputs are made in f64 on the CPU; cases are encouraged to include non-contiguous views

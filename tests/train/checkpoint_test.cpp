@@ -7,7 +7,7 @@
 #include "nn/model_test_util.h"
 #include "optim/adamw.h"
 #include "train/checkpoint.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 #include "train/safetensors.h"
 
 namespace lmforge::train {

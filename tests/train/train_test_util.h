@@ -9,7 +9,7 @@
 #include "data/shard.h"
 #include "nn/model_test_util.h"
 #include "train/config.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 #include "train/trainer.h"
 
 namespace lmforge::test {
@@ -73,7 +73,7 @@ inline void expect_identical_runs(const train::TrainSummary& a, const train::Tra
   ASSERT_TRUE(a.val_loss && b.val_loss);
   EXPECT_EQ(bits(*a.val_loss), bits(*b.val_loss));
   for (const char* file : {"/model.safetensors", "/optimizer.safetensors"})
-    EXPECT_EQ(train::read_file(a.last_checkpoint + file), train::read_file(b.last_checkpoint + file)) << file;
+    EXPECT_EQ(read_file(a.last_checkpoint + file), read_file(b.last_checkpoint + file)) << file;
 }
 
 struct ResumeRuns {

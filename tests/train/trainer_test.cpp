@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "train/checkpoint.h"
-#include "train/file_util.h"
+#include "core/file_util.h"
 #include "train/train_test_util.h"
 #include "train/trainer.h"
 

@@ -60,6 +60,19 @@ decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
   throw Error(fmt::format("{}: dtype {} is not supported (expected a floating dtype)", op, dtype_name(t)));
 }
 
+// Calls f(T{}) for the dtypes of the fused kernels (backend.h is_fused_dtype: f64, f32, bf16, f16).
+template <class F>
+decltype(auto) dispatch_fused(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::F64: return f(double{});
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(bf16{});
+    case DType::F16: return f(f16{});
+    default: break;
+  }
+  throw Error(fmt::format("{}: dtype {} is not supported (expected f64, f32, bf16 or f16)", op, dtype_name(t)));
+}
+
 // Calls f(T{}) for integer index dtypes (i32, i64).
 template <class F>
 decltype(auto) dispatch_index(DType t, const char* op, F&& f) {

@@ -147,8 +147,7 @@ bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq && op <= BinaryOp::G
 
 }  // namespace
 
-void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) {
-  LF_ASSERT(x.shape() == out.shape() && x.dtype() == out.dtype());
+void CpuBackend::do_unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) {
   dispatch_arith(x.dtype(), "unary", [&](auto t0) {
     using T = decltype(t0);
     unary_table(op, [&](auto opc) { run_unary<decltype(opc)::value, T, T>(x, out, alpha, beta); },
@@ -156,11 +155,8 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double al
   });
 }
 
-void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  LF_ASSERT(a.shape() == out.shape() && b.shape() == out.shape() && a.dtype() == b.dtype());
+void CpuBackend::do_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   const bool cmp = is_comparison(op);
-  LF_ASSERT(cmp ? out.dtype() == DType::Bool : out.dtype() == a.dtype());
-  LF_CHECK(a.dtype() != DType::Bool, "binary op on bool tensors: cast them to a number type first");
   dispatch_arith(a.dtype(), "binary", [&](auto t0) {
     using T = decltype(t0);
     binary_table(op, [&](auto opc) {
@@ -170,8 +166,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
   });
 }
 
-void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  LF_ASSERT(cond.dtype() == DType::Bool && a.dtype() == out.dtype() && b.dtype() == out.dtype());
+void CpuBackend::do_where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
   dispatch_dtype(out.dtype(), [&](auto t0) {
     using T = decltype(t0);
     const bool* cs = static_cast<const bool*>(cond.data_ptr());

@@ -29,14 +29,13 @@ void widen(const T* src, int64_t batch, int64_t stride, int64_t rows, int64_t co
 
 }  // namespace
 
-void CpuBackend::gemm(const GemmArgs& g) {
+void CpuBackend::do_gemm(const GemmArgs& g) {
   gemm_product(g);
   if (g.has_epilogue() && g.m > 0 && g.n > 0) apply_gemm_epilogue(*this, g);
 }
 
 void CpuBackend::gemm_product(const GemmArgs& g) {
   const DType dt = g.a.dtype();
-  LF_ASSERT(g.b.dtype() == dt);
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) {
     // C = beta * C
@@ -48,7 +47,6 @@ void CpuBackend::gemm_product(const GemmArgs& g) {
   const CBLAS_TRANSPOSE ta = g.trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = g.trans_b ? CblasTrans : CblasNoTrans;
   if (dt == DType::F64) {
-    LF_ASSERT(g.c.dtype() == DType::F64);
     const double* a = static_cast<const double*>(g.a.data_ptr());
     const double* b = static_cast<const double*>(g.b.data_ptr());
     double* c = static_cast<double*>(g.c.data_ptr());

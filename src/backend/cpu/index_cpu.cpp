@@ -20,9 +20,8 @@ inline int64_t checked_index(const I* idx, int64_t pos, int64_t n, const char* o
 }
 }  // namespace
 
-void CpuBackend::index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
-                              int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
+void CpuBackend::do_index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
+                                 int64_t inner) {
   const int64_t m = index.numel();
   dispatch_index(index.dtype(), "index_select", [&](auto i0) {
     using I = decltype(i0);
@@ -40,9 +39,8 @@ void CpuBackend::index_select(const Tensor& x, const Tensor& index, const Tensor
   });
 }
 
-void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                           int64_t inner) {
-  LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype());
+void CpuBackend::do_index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                              int64_t inner) {
   const int64_t m = index.numel();
   dispatch_index(index.dtype(), "index_add", [&](auto i0) {
     using I = decltype(i0);
@@ -68,9 +66,8 @@ void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor&
   });
 }
 
-void CpuBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
-                        int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
+void CpuBackend::do_gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
+                           int64_t inner) {
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   dispatch_index(index.dtype(), "gather", [&](auto i0) {
     using I = decltype(i0);
@@ -89,9 +86,8 @@ void CpuBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out,
   });
 }
 
-void CpuBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                             int64_t inner) {
-  LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous());
+void CpuBackend::do_scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                                int64_t inner) {
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   dispatch_index(index.dtype(), "scatter_add", [&](auto i0) {
     using I = decltype(i0);

@@ -50,16 +50,6 @@ inline A sigmoid_fast(A x) {
   return A(1) / (A(1) + exp_fast(-x));
 }
 
-// The statistics tensors of the fused kernels (cross-entropy loss/lse, norm mean/rstd, attention
-// lse) and their f32 gradients are f32, or f64 when the data is f64: compute_t<T>.
-template <class T>
-inline void check_stat(const Tensor& t, const char* what) {
-  if (t.dtype() != dtype_of<compute_t<T>>() || !t.is_contiguous())
-    throw_internal_error(__FILE__, __LINE__, "statistics tensor layout",
-                         fmt::format("{} is {}, expected a contiguous {} tensor", what, t.str(),
-                                     dtype_name(dtype_of<compute_t<T>>())));
-}
-
 // A small 1-D tensor (a norm's weight or bias) read into compute precision; empty if undefined.
 template <class A>
 std::vector<A> load_vector(const Tensor& t) {

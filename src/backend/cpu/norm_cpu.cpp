@@ -282,73 +282,38 @@ void ln_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, cons
   });
 }
 
-void check_norm_args(const Tensor& x, const Tensor& y, const Tensor& weight, const Tensor& bias) {
-  LF_ASSERT(x.dim() >= 1 && x.is_contiguous() && y.is_contiguous() && y.shape() == x.shape() &&
-            y.dtype() == x.dtype());
-  LF_ASSERT(!weight.defined() || (weight.dim() == 1 && weight.numel() == x.size(-1)));
-  LF_ASSERT(!bias.defined() || (bias.dim() == 1 && bias.numel() == x.size(-1)));
-}
-
-// The optional operands of the fused residual add: x's layout when defined; sum comes with residual.
-void check_residual_args(const Tensor& x, const Tensor& residual, const Tensor& sum) {
-  LF_ASSERT(residual.defined() == sum.defined());
-  if (residual.defined()) {
-    check_norm_args(x, residual, Tensor(), Tensor());
-    check_norm_args(x, sum, Tensor(), Tensor());
-  }
-}
-
 }  // namespace
 
-void CpuBackend::rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
-                                  const Tensor& y, const Tensor& sum, const Tensor& rstd) {
-  check_norm_args(x, y, weight, Tensor());
-  check_residual_args(x, residual, sum);
+void CpuBackend::do_rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                     const Tensor& y, const Tensor& sum, const Tensor& rstd) {
   dispatch_float(x.dtype(), "rms_norm", [&](auto t0) {
     using T = decltype(t0);
-    check_stat<T>(rstd, "rms_norm rstd");
     rms_forward<T>(x, residual, weight, eps, y, sum, rstd);
   });
 }
 
-void CpuBackend::rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                                   const Tensor& dsum, const Tensor& dx, const Tensor& dweight) {
-  check_norm_args(x, dx, weight, Tensor());
-  check_norm_args(x, dy, weight, Tensor());
-  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
+void CpuBackend::do_rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
+                                      const Tensor& dsum, const Tensor& dx, const Tensor& dweight) {
   dispatch_float(x.dtype(), "rms_norm_backward", [&](auto t0) {
     using T = decltype(t0);
-    check_stat<T>(rstd, "rms_norm rstd");
-    if (dweight.defined()) check_stat<T>(dweight, "rms_norm dweight");
     rms_backward<T>(x, weight, rstd, dy, dsum, dx, dweight);
   });
 }
 
-void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
-                                    double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
-                                    const Tensor& rstd) {
-  check_norm_args(x, y, weight, bias);
-  check_residual_args(x, residual, sum);
+void CpuBackend::do_layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                       const Tensor& bias, double eps, const Tensor& y, const Tensor& sum,
+                                       const Tensor& mean, const Tensor& rstd) {
   dispatch_float(x.dtype(), "layer_norm", [&](auto t0) {
     using T = decltype(t0);
-    check_stat<T>(mean, "layer_norm mean");
-    check_stat<T>(rstd, "layer_norm rstd");
     ln_forward<T>(x, residual, weight, bias, eps, y, sum, mean, rstd);
   });
 }
 
-void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                                     const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
-                                     const Tensor& dbias) {
-  check_norm_args(x, dx, weight, Tensor());
-  check_norm_args(x, dy, weight, Tensor());
-  if (dsum.defined()) check_norm_args(x, dsum, weight, Tensor());
+void CpuBackend::do_layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                        const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
+                                        const Tensor& dbias) {
   dispatch_float(x.dtype(), "layer_norm_backward", [&](auto t0) {
     using T = decltype(t0);
-    check_stat<T>(mean, "layer_norm mean");
-    check_stat<T>(rstd, "layer_norm rstd");
-    if (dweight.defined()) check_stat<T>(dweight, "layer_norm dweight");
-    if (dbias.defined()) check_stat<T>(dbias, "layer_norm dbias");
     ln_backward<T>(x, weight, mean, rstd, dy, dsum, dx, dweight, dbias);
   });
 }

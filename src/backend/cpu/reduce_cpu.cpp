@@ -68,8 +68,7 @@ A reduce_all(const T* xs, int64_t r, const Reducer<A>& red) {
 
 }  // namespace
 
-void CpuBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous() && out.numel() == outer * inner);
+void CpuBackend::do_reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
   dispatch_dtype(x.dtype(), [&](auto t0) {
     using T = decltype(t0);
     if constexpr (std::is_same_v<T, bool>) {
@@ -120,11 +119,9 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t
 
 // Each tensor as reduce(SumSquares) over all of it (f32 blocks, merged in order), the totals added
 // in f64 in list order: the same value as summing sum_of_squares() of each tensor.
-void CpuBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {
-  LF_ASSERT(out.dtype() == DType::F64 && out.numel() == 1);
+void CpuBackend::do_multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) {
   double total = 0;
   for (const Tensor& t : tensors) {
-    LF_ASSERT(t.is_contiguous());
     if (t.numel() == 0) continue;
     dispatch_float(t.dtype(), "multi_sum_of_squares", [&](auto t0) {
       using T = decltype(t0);
@@ -135,8 +132,7 @@ void CpuBackend::multi_sum_of_squares(const std::vector<Tensor>& tensors, const 
   *out.data<double>() = total;
 }
 
-void CpuBackend::argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && out.dtype() == DType::I64);
+void CpuBackend::do_argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
   dispatch_float(x.dtype(), "argmax", [&](auto t0) {
     using T = decltype(t0);
     const T* xs = static_cast<const T*>(x.data_ptr());
@@ -156,8 +152,7 @@ void CpuBackend::argmax(const Tensor& x, const Tensor& out, int64_t outer, int64
   });
 }
 
-void CpuBackend::cumsum_last(const Tensor& x, const Tensor& out) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous() && x.dtype() == out.dtype());
+void CpuBackend::do_cumsum_last(const Tensor& x, const Tensor& out) {
   const int64_t n = x.dim() == 0 ? 1 : x.size(-1), rows = n ? x.numel() / n : 0;
   dispatch_dtype(x.dtype(), [&](auto t0) {
     using T = decltype(t0);
@@ -179,8 +174,7 @@ void CpuBackend::cumsum_last(const Tensor& x, const Tensor& out) {
   });
 }
 
-void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
-  LF_ASSERT(x.is_contiguous() && y.is_contiguous());
+void CpuBackend::do_softmax_forward(const Tensor& x, const Tensor& y, bool log) {
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
   dispatch_float(x.dtype(), "softmax", [&](auto t0) {
     using T = decltype(t0);
@@ -213,8 +207,7 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
   });
 }
 
-void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {
-  LF_ASSERT(y.is_contiguous() && dy.is_contiguous() && dx.is_contiguous());
+void CpuBackend::do_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {
   const int64_t n = y.size(-1), rows = n ? y.numel() / n : 0;
   dispatch_float(y.dtype(), "softmax_backward", [&](auto t0) {
     using T = decltype(t0);
@@ -240,8 +233,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, const Tenso
   });
 }
 
-void CpuBackend::logsumexp_last(const Tensor& x, const Tensor& out) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous());
+void CpuBackend::do_logsumexp_last(const Tensor& x, const Tensor& out) {
   const int64_t n = x.size(-1), rows = out.numel();
   dispatch_float(x.dtype(), "logsumexp", [&](auto t0) {
     using T = decltype(t0);
@@ -306,15 +298,13 @@ void select_rows(const Tensor& x, const Tensor& values, const Tensor& indices, i
 }
 }  // namespace
 
-void CpuBackend::topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) {
-  LF_ASSERT(x.is_contiguous() && values.is_contiguous() && indices.is_contiguous());
+void CpuBackend::do_topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) {
   select_rows(x, values, indices, k, largest, [k](auto& buf, auto order) {
     std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), order);
   });
 }
 
-void CpuBackend::sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) {
-  LF_ASSERT(x.is_contiguous() && values.is_contiguous() && indices.is_contiguous());
+void CpuBackend::do_sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) {
   select_rows(x, values, indices, x.dim() ? x.size(-1) : 1, descending,
               [](auto& buf, auto order) { std::sort(buf.begin(), buf.end(), order); });
 }

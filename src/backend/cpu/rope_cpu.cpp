@@ -109,10 +109,8 @@ void rope_impl(const Tensor& x, const Tensor& out, double theta, int64_t positio
 
 }  // namespace
 
-void CpuBackend::rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-                      bool inverse) {
-  LF_ASSERT(x.dim() == 4 && out.shape() == x.shape() && out.dtype() == x.dtype());
-  LF_ASSERT(x.size(3) % 2 == 0 && (x.size(3) <= 1 || (x.stride(3) == 1 && out.stride(3) == 1)));
+void CpuBackend::do_rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
+                         bool inverse) {
   if (x.numel() == 0) return;
   dispatch_float(x.dtype(), "rope", [&](auto t0) {
     rope_impl<decltype(t0)>(x, out, theta, position_offset, interleaved, inverse);

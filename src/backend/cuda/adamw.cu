@@ -8,8 +8,8 @@
 // launch (kernels.h: one block per 64K-element chunk of one tensor, found through the table).
 // 16-byte loads and stores where the tensor's four arrays are 16-byte aligned; the compute copy
 // (bf16 / f16) is written from the stored f32 value, so it equals casting the parameter. With a
-// device-side clip every block forms the gradient multiplier from the norm itself (the same f64
-// arithmetic as the host's), and none writes anything when the norm is not finite.
+// gradient multiplier on the device (AdamWArgs::device_grad_scale) every block reads it, and none
+// writes anything when it is not finite.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/math_util.cuh"
@@ -42,16 +42,8 @@ __global__ void adamw_kernel(T* __restrict__ p, const G* __restrict__ g, compute
 struct AdamWMultiConst {
   double lr;  // the decay 1 - lr·wd is formed per tensor in f64 and rounded, as the CPU does
   float b1, b2, c1, c2, step, inv_bc2, eps, scale;
-  const double* clip_norm_sq;  // null: the gradient multiplier is `scale`
-  double grad_scale, max_norm;
+  const double* device_grad_scale;  // null: the gradient multiplier is `scale`
 };
-
-// backend.h's clip_step_scale, in the same f64 operations.
-__device__ __forceinline__ bool clip_step_scale_device(double sq, double grad_scale, double max_norm, double& scale) {
-  const double norm = sqrt(sq) * fabs(grad_scale);
-  scale = max_norm > 0 && norm > max_norm ? grad_scale * max_norm / (norm + 1e-6) : grad_scale;
-  return isfinite(norm);
-}
 
 __device__ __forceinline__ float adamw_update(float p, float g, float& m, float& v, float decay, float scale,
                                               const AdamWMultiConst& k) {
@@ -71,10 +63,10 @@ __device__ __forceinline__ void store_copy(void* copy, MultiTensorKind kind, int
 __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
                                    const MultiTensorChunk* __restrict__ chunks, AdamWMultiConst k) {
   float scale = k.scale;
-  if (k.clip_norm_sq) {
-    double clipped = 0;
-    if (!clip_step_scale_device(*k.clip_norm_sq, k.grad_scale, k.max_norm, clipped)) return;
-    scale = float(clipped);
+  if (k.device_grad_scale) {
+    const double s = *k.device_grad_scale;
+    if (!isfinite(s)) return;  // the step is skipped (a non-finite gradient norm)
+    scale = float(s);
   }
   const MultiTensorChunk ch = chunks[blockIdx.x];
   const MultiTensorEntry e = entries[ch.tensor];
@@ -128,13 +120,13 @@ __global__ void adamw_multi_kernel(const MultiTensorEntry* __restrict__ entries,
 }  // namespace
 
 void launch_adamw_multi(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
-                        const AdamWArgs& a, const double* clip_norm_sq) {
+                        const AdamWArgs& a, const double* device_grad_scale) {
   if (n_chunks == 0) return;
   const auto* entries = static_cast<const MultiTensorEntry*>(table);
   const auto* chunks = reinterpret_cast<const MultiTensorChunk*>(entries + n_tensors);
   const AdamWMultiConst k{a.lr, float(a.beta1), float(a.beta2), float(1.0 - a.beta1), float(1.0 - a.beta2),
                           float(a.lr / a.bias_correction1), float(1.0 / a.bias_correction2), float(a.eps),
-                          float(a.grad_scale), clip_norm_sq, a.grad_scale, a.max_norm};
+                          float(a.grad_scale), device_grad_scale};
   adamw_multi_kernel<<<unsigned(n_chunks), kThreads, 0, ctx.stream>>>(entries, chunks, k);
   LF_CUDA_CHECK_LAUNCH("adamw_multi_kernel");
 }

@@ -35,12 +35,8 @@ Layout<N> layout_of(const char* op, const Tensor& shape_of, std::array<const Ten
 
 }  // namespace
 
-void CudaBackend::check_device(const char* op, std::initializer_list<const Tensor*> tensors) const {
-  for (const Tensor* t : tensors) {
-    if (!t->defined()) continue;
-    LF_CHECK(t->device() == device(), "{}: tensor {} is not on {}", op, t->str(), device().str());
-  }
-  ctx_.activate();
+bool CudaBackend::supports(Kernel k, DType t) const {
+  return k != Kernel::gemm_quantized && Backend::supports(k, t);
 }
 
 void CudaBackend::throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const {
@@ -116,15 +112,13 @@ CudaBackend::Timing CudaBackend::time_on_device(const std::function<void()>& f) 
 
 // ---- memory ----
 
-void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
-  LF_ASSERT(src.shape() == dst.shape(), "copy {} -> {}", src.str(), dst.str());
+void CudaBackend::do_copy(const Tensor& src, const Tensor& dst) {
   const bool src_host = src.device().is_cpu(), dst_host = dst.device().is_cpu();
   if (src_host || dst_host) {
-    LF_CHECK(!(src_host && dst_host), "copy between two CPU tensors on the CUDA backend");
     LF_CHECK(src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous(),
              "copy between {} and {}: host<->device copies need contiguous tensors of one dtype", src.str(),
              dst.str());
-    check_device("copy", {src_host ? &dst : &src});
+    activate();
     if (src.nbytes() == 0) return;
     if (src_host && src.nbytes() <= kStagedCopyBytes) {
       // Staged through a pinned buffer: the caller's memory is free again at once, the copy runs
@@ -147,7 +141,7 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
     LF_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
     return;
   }
-  check_device("copy", {&src, &dst});
+  activate();
   if (src.numel() == 0) return;
   if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
     if (src.data_ptr() != dst.data_ptr())
@@ -186,9 +180,8 @@ class CudaPendingRead final : public PendingRead {
 };
 }  // namespace
 
-std::unique_ptr<PendingRead> CudaBackend::read_async(const Tensor& src) {
-  check_device("read_async", {&src});
-  LF_ASSERT(src.is_contiguous(), "read_async needs a contiguous tensor, got {}", src.str());
+std::unique_ptr<PendingRead> CudaBackend::do_read_async(const Tensor& src) {
+  activate();
   if (!pinned_) pinned_ = std::make_shared<PinnedPool>(ctx_);
   PinnedPool::Buffer* b = pinned_->take(src.nbytes());
   const cudaError_t err = src.nbytes() == 0 ? cudaSuccess
@@ -202,8 +195,8 @@ std::unique_ptr<PendingRead> CudaBackend::read_async(const Tensor& src) {
   return std::make_unique<CudaPendingRead>(pinned_, b, src.nbytes());
 }
 
-void CudaBackend::fill(const Tensor& dst, double value) {
-  check_device("fill", {&dst});
+void CudaBackend::do_fill(const Tensor& dst, double value) {
+  activate();
   if (dst.numel() == 0) return;
   uint64_t bits = 0;
   dispatch_dtype(dst.dtype(), [&](auto t0) {
@@ -218,156 +211,82 @@ void CudaBackend::fill(const Tensor& dst, double value) {
   launch_fill(ctx_, int(dst.element_size()), dst.data_ptr(), layout_of<1>("fill", dst, {&dst}), bits);
 }
 
-void CudaBackend::arange(const Tensor& dst, double start, double step) {
-  LF_ASSERT(dst.is_contiguous());
-  check_device("arange", {&dst});
+void CudaBackend::do_arange(const Tensor& dst, double start, double step) {
+  activate();
   launch_arange(ctx_, dst.dtype(), dst.data_ptr(), dst.numel(), start, step);
 }
 
-void CudaBackend::random(const Tensor& dst, const RandomArgs& a) {
-  LF_ASSERT(dst.is_contiguous());
-  check_device("random", {&dst});
-  const int64_t n = dst.numel();
-  using K = RandomArgs::Kind;
-  // The same argument checks as the CPU fills (core/random_kernels.cpp).
-  auto check_offset = [&](const char* op, uint64_t per_block) {
-    const uint64_t blocks = n <= 0 ? 0 : (uint64_t(n) + per_block - 1) / per_block;
-    LF_CHECK(blocks == 0 || a.offset <= std::numeric_limits<uint64_t>::max() - (blocks - 1),
-             "{}: offset {} + {} blocks runs past the end of the Philox counter space", op, a.offset, blocks);
-  };
-  auto finite = [](const char* op, const char* name, double v) {
-    LF_CHECK(std::isfinite(v), "{}: {} must be finite, got {}", op, name, v);
-  };
-  const bool wide = dst.dtype() == DType::F64;
-  switch (a.kind) {
-    case K::RandInt:
-      LF_CHECK(dst.dtype() == DType::I64, "randint needs an i64 tensor, got {}", dst.str());
-      check_offset("fill_randint", 2);
-      LF_CHECK(int64_t(a.a) < int64_t(a.b), "fill_randint: need lo < hi, got [{}, {})", int64_t(a.a), int64_t(a.b));
-      break;
-    case K::Bernoulli:
-      check_offset("fill_bernoulli", 4);
-      LF_CHECK(a.a >= 0.0 && a.a <= 1.0, "fill_bernoulli: p must be in [0, 1], got {}", a.a);
-      break;
-    case K::Uniform: {
-      LF_CHECK(is_floating(dst.dtype()), "random floats into a tensor of dtype {}", dtype_name(dst.dtype()));
-      check_offset("fill_uniform", wide ? 2 : 4);
-      const double lo = wide ? a.a : double(float(a.a)), hi = wide ? a.b : double(float(a.b));
-      finite("fill_uniform", "lo", lo);
-      finite("fill_uniform", "hi", hi);
-      LF_CHECK(lo <= hi && std::isfinite(wide ? hi - lo : double(float(hi) - float(lo))),
-               "fill_uniform: need lo <= hi with a finite hi - lo, got [{}, {})", lo, hi);
-      break;
-    }
-    case K::Normal:
-      LF_CHECK(is_floating(dst.dtype()), "random floats into a tensor of dtype {}", dtype_name(dst.dtype()));
-      check_offset("fill_normal", wide ? 2 : 4);
-      finite("fill_normal", "mean", wide ? a.a : double(float(a.a)));
-      finite("fill_normal", "std", wide ? a.b : double(float(a.b)));
-      LF_CHECK(a.b >= 0.0, "fill_normal: std must be >= 0, got {}", a.b);
-      break;
-    case K::TruncatedNormal: {
-      LF_CHECK(is_floating(dst.dtype()), "random floats into a tensor of dtype {}", dtype_name(dst.dtype()));
-      check_offset("fill_truncated_normal", wide ? 2 : 4);
-      const char* op = "fill_truncated_normal";
-      const double m = wide ? a.a : double(float(a.a)), s = wide ? a.b : double(float(a.b));
-      const double lo = wide ? a.lo : double(float(a.lo)), hi = wide ? a.hi : double(float(a.hi));
-      finite(op, "mean", m);
-      finite(op, "std", s);
-      finite(op, "a", lo);
-      finite(op, "b", hi);
-      LF_CHECK(s > 0, "{}: std must be > 0, got {}", op, s);
-      LF_CHECK(lo < hi, "{}: need a < b (absolute bounds), got [{}, {}]", op, lo, hi);
-      break;
-    }
-  }
-  launch_random(ctx_, dst.dtype(), dst.data_ptr(), n, a);
+void CudaBackend::do_random(const Tensor& dst, const RandomArgs& a) {
+  activate();  // the arguments were checked by the entry point, by core/random_kernels.h's rules
+  launch_random(ctx_, dst.dtype(), dst.data_ptr(), dst.numel(), a);
 }
 
 // ---- elementwise ----
 
-void CudaBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) {
-  LF_ASSERT(x.shape() == out.shape() && x.dtype() == out.dtype());
-  check_device("unary", {&x, &out});
+void CudaBackend::do_unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) {
+  activate();
   launch_unary(ctx_, op, x.dtype(), x.data_ptr(), out.data_ptr(), layout_of<2>("unary", out, {&x, &out}), alpha,
                beta);
 }
 
-void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  LF_ASSERT(a.shape() == out.shape() && b.shape() == out.shape() && a.dtype() == b.dtype());
-  const bool cmp = op >= BinaryOp::Eq && op <= BinaryOp::Ge;
-  LF_ASSERT(cmp ? out.dtype() == DType::Bool : out.dtype() == a.dtype());
-  LF_CHECK(a.dtype() != DType::Bool, "binary op on bool tensors: cast them first");
-  check_device("binary", {&a, &b, &out});
+void CudaBackend::do_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  activate();
   launch_binary(ctx_, op, a.dtype(), a.data_ptr(), b.data_ptr(), out.data_ptr(),
                 layout_of<3>("binary", out, {&a, &b, &out}));
 }
 
-void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
-  LF_ASSERT(cond.dtype() == DType::Bool && a.dtype() == out.dtype() && b.dtype() == out.dtype());
-  check_device("where", {&cond, &a, &b, &out});
+void CudaBackend::do_where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  activate();
   launch_where(ctx_, out.dtype(), cond.data_ptr(), a.data_ptr(), b.data_ptr(), out.data_ptr(),
                layout_of<4>("where", out, {&cond, &a, &b, &out}));
 }
 
 // ---- reductions and row-wise ops ----
 
-void CudaBackend::reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous() && out.numel() == outer * inner);
-  LF_CHECK(x.dtype() != DType::Bool, "reduce: bool tensors are not supported; cast to a number type first");
-  check_device("reduce", {&x, &out});
+void CudaBackend::do_reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
+  activate();
   launch_reduce(ctx_, op, x.dtype(), x.data_ptr(), out.dtype(), out.data_ptr(), outer, r, inner);
 }
 
-void CudaBackend::argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && out.dtype() == DType::I64);
-  check_device("argmax", {&x, &out});
+void CudaBackend::do_argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) {
+  activate();
   if (r == 0) return;
   launch_argmax(ctx_, x.dtype(), x.data_ptr(), static_cast<int64_t*>(out.data_ptr()), outer, r, inner);
 }
 
-void CudaBackend::cumsum_last(const Tensor& x, const Tensor& out) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous() && x.dtype() == out.dtype());
-  LF_CHECK(x.dtype() != DType::Bool, "cumsum: bool tensors are not supported");
-  check_device("cumsum", {&x, &out});
+void CudaBackend::do_cumsum_last(const Tensor& x, const Tensor& out) {
+  activate();
   const int64_t n = x.dim() == 0 ? 1 : x.size(-1), rows = n ? x.numel() / n : 0;
   launch_cumsum(ctx_, x.dtype(), x.data_ptr(), out.data_ptr(), rows, n);
 }
 
-void CudaBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
-  LF_ASSERT(x.is_contiguous() && y.is_contiguous());
-  check_device("softmax", {&x, &y});
+void CudaBackend::do_softmax_forward(const Tensor& x, const Tensor& y, bool log) {
+  activate();
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
   launch_softmax(ctx_, x.dtype(), x.data_ptr(), y.data_ptr(), rows, n, log);
 }
 
-void CudaBackend::softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {
-  LF_ASSERT(y.is_contiguous() && dy.is_contiguous() && dx.is_contiguous());
-  check_device("softmax_backward", {&y, &dy, &dx});
+void CudaBackend::do_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {
+  activate();
   const int64_t n = y.size(-1), rows = n ? y.numel() / n : 0;
   launch_softmax_backward(ctx_, y.dtype(), y.data_ptr(), dy.data_ptr(), dx.data_ptr(), rows, n, log);
 }
 
-void CudaBackend::logsumexp_last(const Tensor& x, const Tensor& out) {
-  LF_ASSERT(x.is_contiguous() && out.is_contiguous());
-  check_device("logsumexp", {&x, &out});
+void CudaBackend::do_logsumexp_last(const Tensor& x, const Tensor& out) {
+  activate();
   launch_logsumexp(ctx_, x.dtype(), x.data_ptr(), out.data_ptr(), out.numel(), x.size(-1));
 }
 
-void CudaBackend::topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) {
-  LF_ASSERT(x.is_contiguous() && values.is_contiguous() && indices.is_contiguous());
-  LF_CHECK(x.dtype() != DType::Bool, "sort/topk: bool tensors are not supported");
-  check_device("topk", {&x, &values, &indices});
+void CudaBackend::do_topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) {
+  activate();
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : values.numel() / std::max<int64_t>(k, 1);
   if (n == 0) return;
   launch_sort_rows(ctx_, x.dtype(), x.data_ptr(), rows, n, k, largest, values.data_ptr(),
                    static_cast<int64_t*>(indices.data_ptr()));
 }
 
-void CudaBackend::sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) {
-  LF_ASSERT(x.is_contiguous() && values.is_contiguous() && indices.is_contiguous());
-  LF_CHECK(x.dtype() != DType::Bool, "sort/topk: bool tensors are not supported");
-  check_device("sort", {&x, &values, &indices});
+void CudaBackend::do_sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) {
+  activate();
   const int64_t n = x.dim() ? x.size(-1) : 1, rows = n ? x.numel() / n : 0;
   if (n == 0) return;
   launch_sort_rows(ctx_, x.dtype(), x.data_ptr(), rows, n, n, descending, values.data_ptr(),
@@ -376,40 +295,36 @@ void CudaBackend::sort_last(const Tensor& x, bool descending, const Tensor& valu
 
 // ---- indexing ----
 
-void CudaBackend::index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
-                               int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
-  check_device("index_select", {&x, &index, &out});
+void CudaBackend::do_index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
+                                  int64_t inner) {
+  activate();
   const int64_t m = index.numel();
   check_indices_once("index_select", index, n);
   launch_index_select(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner,
                       m);
 }
 
-void CudaBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                            int64_t inner) {
-  LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype());
-  check_device("index_add", {&dst, &index, &src});
+void CudaBackend::do_index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                               int64_t inner) {
+  activate();
   const int64_t m = index.numel();
   check_indices_once("index_add", index, n);
   launch_index_add(ctx_, dst.dtype(), index.dtype(), dst.data_ptr(), index.data_ptr(), src.data_ptr(), outer, n,
                    inner, m);
 }
 
-void CudaBackend::gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
-                         int64_t inner) {
-  LF_ASSERT(x.is_contiguous() && index.is_contiguous() && out.is_contiguous());
-  check_device("gather", {&x, &index, &out});
+void CudaBackend::do_gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n,
+                            int64_t inner) {
+  activate();
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index("gather", index, n);
   launch_gather(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner, m);
 }
 
-void CudaBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                              int64_t inner) {
-  LF_ASSERT(dst.is_contiguous() && index.is_contiguous() && src.is_contiguous());
-  check_device("scatter_add", {&dst, &index, &src});
+void CudaBackend::do_scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                                 int64_t inner) {
+  activate();
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index("scatter_add", index, n);

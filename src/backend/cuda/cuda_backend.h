@@ -1,10 +1,10 @@
-// The CUDA backend: every kernel of backend/backend.h on one GPU. Methods validate their tensors
-// (device, dtype, layout) with the same rules as the CPU twin, turn them into plain pointers and
-// strides, and call the launchers of kernels.h on the device's stream. Nothing here waits for
-// the GPU except copies to the host (read_async waits only when asked), copies of more than a
-// few MiB from the host, synchronize(), and index checks (which must report a bad index as
-// Error before returning; an index tensor already found valid and not written since is not
-// checked again).
+// The CUDA backend: every kernel of backend/backend.h on one GPU. The entry points of Backend have
+// checked each call's contract (devices, dtypes, shapes, layouts); the do_ methods turn tensors
+// into plain pointers and strides and call the launchers of kernels.h on the device's stream.
+// Nothing here waits for the GPU except copies to the host (read_async waits only when asked),
+// copies of more than a few MiB from the host, synchronize(), and index checks (which must report
+// a bad index as Error before returning; an index tensor already found valid and not written
+// since is not checked again).
 //
 // The methods are defined across cuda_backend_*.cpp, by kernel family.
 #pragma once
@@ -28,67 +28,17 @@ class CudaBackend final : public Backend {
   Timing time_on_device(const std::function<void()>& f) override;
   const CudaContext& context() const { return ctx_; }
 
-  void copy(const Tensor& src, const Tensor& dst) override;
-  std::unique_ptr<PendingRead> read_async(const Tensor& src) override;
-  void fill(const Tensor& dst, double value) override;
-  void arange(const Tensor& dst, double start, double step) override;
-  void random(const Tensor& dst, const RandomArgs& args) override;
-
-  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha, double beta) override;
-  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
-  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
-
-  void reduce(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
-  void argmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner) override;
-  void cumsum_last(const Tensor& x, const Tensor& out) override;
-
-  void gemm(const GemmArgs& args) override;
   void set_allow_tf32(bool on) override { ctx_.allow_tf32.store(on); }
+  // Everything of backend.h's defaults but the quantized GEMM, which has no CUDA kernel yet.
+  bool supports(Kernel k, DType t) const override;
 
-  void softmax_forward(const Tensor& x, const Tensor& y, bool log) override;
-  void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) override;
-  void logsumexp_last(const Tensor& x, const Tensor& out) override;
-  void topk_last(const Tensor& x, int64_t k, bool largest, const Tensor& values, const Tensor& indices) override;
-  void sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) override;
-
-  void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) override;
-  void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) override;
-  void gather(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t n, int64_t inner) override;
-  void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner) override;
-
-  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
-                             const Tensor& loss, const Tensor& lse) override;
-  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
-                              const CrossEntropyArgs& args, const Tensor& dlogits) override;
-  void rms_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps, const Tensor& y,
-                        const Tensor& sum, const Tensor& rstd) override;
-  void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dy,
-                         const Tensor& dsum, const Tensor& dx, const Tensor& dweight) override;
-  void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
-                          double eps, const Tensor& y, const Tensor& sum, const Tensor& mean,
-                          const Tensor& rstd) override;
-  void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                           const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,
-                           const Tensor& dbias) override;
-  void rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-            bool inverse) override;
-  void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
-  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
-                       const Tensor& dup) override;
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                         const AttentionArgs& args, const Tensor& out, const Tensor& lse) override;
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& out,
-                          const Tensor& lse, const Tensor& dout, const AttentionArgs& args, const Tensor& dq,
-                          const Tensor& dk, const Tensor& dv) override;
-
-  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                  const AdamWArgs& args) override;
-  void adamw_multi_step(const std::vector<AdamWTensor>& tensors, const AdamWArgs& args) override;
-  void multi_sum_of_squares(const std::vector<Tensor>& tensors, const Tensor& out) override;
+ protected:
+  LMFORGE_BACKEND_KERNEL_OVERRIDES
 
  private:
-  // Throws Error naming `op` unless every defined tensor lives on this GPU; activates the device.
-  void check_device(const char* op, std::initializer_list<const Tensor*> tensors) const;
+  // Makes this GPU the calling thread's current device (the entry point has checked that every
+  // tensor lives on it).
+  void activate() const { ctx_.activate(); }
   // After launch_check_indices: throws the CPU backend's out-of-range message if a kernel
   // reported a bad index.
   void throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const;

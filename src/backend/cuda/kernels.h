@@ -142,11 +142,11 @@ struct MultiTensorChunk {
   int64_t start = 0;           // first element of the chunk
 };
 // AdamW on f32 parameters with f32 gradients (the update of launch_adamw, each tensor with its
-// weight decay), writing the compute copies. clip_norm_sq (device f64, or null): the gradient
-// multiplier is clip_step_scale(*clip_norm_sq, args.grad_scale, args.max_norm), formed by every
-// block, and a non-finite norm leaves everything unchanged.
+// weight decay), writing the compute copies. device_grad_scale (device f64, or null): the gradient
+// multiplier instead of args.grad_scale, read by every block; a non-finite value leaves
+// everything unchanged.
 void launch_adamw_multi(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,
-                        const AdamWArgs& args, const double* clip_norm_sq);
+                        const AdamWArgs& args, const double* device_grad_scale);
 // *out (f64, device) = Σ x² over every entry's x: f32 partial per chunk (partials: n_chunks
 // floats of scratch), then one block adds the partials in f64 in a fixed order.
 void launch_multi_sum_of_squares(const CudaContext& ctx, const void* table, int64_t n_tensors, int64_t n_chunks,

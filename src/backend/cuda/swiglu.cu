@@ -114,7 +114,7 @@ bool all_aligned16(std::initializer_list<const void*> ptrs) {
 
 void launch_swiglu_forward(const CudaContext& ctx, DType t, const void* gate, const void* up, void* out, int64_t n) {
   if (n == 0) return;
-  dispatch_float(t, "swiglu", [&](auto t0) {
+  dispatch_nn(t, "swiglu", [&](auto t0) {
     using T = decltype(t0);
     const T* g = static_cast<const T*>(gate);
     const T* u = static_cast<const T*>(up);
@@ -137,7 +137,7 @@ void launch_swiglu_forward(const CudaContext& ctx, DType t, const void* gate, co
 void launch_swiglu_backward(const CudaContext& ctx, DType t, const void* gate, const void* up, const void* dout,
                             void* dgate, void* dup, int64_t n) {
   if (n == 0) return;
-  dispatch_float(t, "swiglu_backward", [&](auto t0) {
+  dispatch_nn(t, "swiglu_backward", [&](auto t0) {
     using T = decltype(t0);
     const T* g = static_cast<const T*>(gate);
     const T* u = static_cast<const T*>(up);

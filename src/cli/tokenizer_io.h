@@ -1,0 +1,35 @@
+// The small I/O helpers shared by the `lmforge tokenizer` commands (encode, decode, info, train:
+// src/cli/cmd_tokenizer_<name>.cpp, each registered with LMFORGE_SUBCOMMAND("tokenizer", ...),
+// command.h). Defined in cmd_tokenizer.cpp.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace lmforge::cli {
+
+// The whole of `path` ("-" or empty: standard input) as bytes; Error naming the file.
+std::string read_text_input(const std::string& path);
+
+// Writes bytes to `path` ("-" or empty: standard output); Error on failure.
+class TextOutput {
+ public:
+  explicit TextOutput(const std::string& path);
+  ~TextOutput();
+  TextOutput(const TextOutput&) = delete;
+  TextOutput& operator=(const TextOutput&) = delete;
+  void write(const std::string& bytes);
+  void close();  // flushes; Error if anything failed
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  bool owned_ = false;
+};
+
+// Appends ids as decimal numbers joined by `sep`.
+void append_token_ids(std::string& out, const std::vector<uint32_t>& ids, char sep);
+
+}  // namespace lmforge::cli

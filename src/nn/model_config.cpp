@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/checked_math.h"
+#include "core/enum_names.h"
 #include "core/error.h"
 #include "nn/model_limits.h"
 
@@ -12,53 +13,30 @@ namespace lmforge::nn {
 
 namespace {
 
-template <class E, size_t N>
-using Names = std::array<std::pair<E, std::string_view>, N>;
-
-constexpr Names<NormKind, 2> kNorm{{{NormKind::RmsNorm, "rmsnorm"}, {NormKind::LayerNorm, "layernorm"}}};
-constexpr Names<NormPosition, 2> kNormPos{{{NormPosition::Pre, "pre"}, {NormPosition::Post, "post"}}};
-constexpr Names<FfnKind, 2> kFfn{{{FfnKind::SwiGLU, "swiglu"}, {FfnKind::GELU, "gelu"}}};
-constexpr Names<PositionKind, 2> kPos{{{PositionKind::Rope, "rope"}, {PositionKind::Learned, "learned"}}};
-constexpr Names<InitKind, 3> kInit{{{InitKind::Xavier, "xavier"}, {InitKind::Normal, "normal"},
+constexpr EnumNames<NormKind, 2> kNorm{{{NormKind::RmsNorm, "rmsnorm"}, {NormKind::LayerNorm, "layernorm"}}};
+constexpr EnumNames<NormPosition, 2> kNormPos{{{NormPosition::Pre, "pre"}, {NormPosition::Post, "post"}}};
+constexpr EnumNames<FfnKind, 2> kFfn{{{FfnKind::SwiGLU, "swiglu"}, {FfnKind::GELU, "gelu"}}};
+constexpr EnumNames<PositionKind, 2> kPos{{{PositionKind::Rope, "rope"}, {PositionKind::Learned, "learned"}}};
+constexpr EnumNames<InitKind, 3> kInit{{{InitKind::Xavier, "xavier"}, {InitKind::Normal, "normal"},
                                     {InitKind::Scaled, "scaled"}}};
-constexpr Names<RouterKind, 3> kRouter{{{RouterKind::SoftmaxTopK, "softmax_topk"},
+constexpr EnumNames<RouterKind, 3> kRouter{{{RouterKind::SoftmaxTopK, "softmax_topk"},
                                         {RouterKind::SigmoidTopK, "sigmoid_topk"},
                                         {RouterKind::ExpertChoice, "expert_choice"}}};
 
-template <class E, size_t N>
-std::string_view name_of(const Names<E, N>& names, E v) {
-  for (const auto& [e, s] : names)
-    if (e == v) return s;
-  return "?";
-}
-
-template <class E, size_t N>
-void parse_from(const Names<E, N>& names, std::string_view s, std::string_view key, E& out) {
-  std::string accepted;
-  for (const auto& [e, name] : names) {
-    if (name == s) {
-      out = e;
-      return;
-    }
-    accepted += (accepted.empty() ? "" : " | ") + std::string(name);
-  }
-  throw Error(fmt::format("{}: unknown value \"{}\" (expected {})", key, s, accepted));
-}
-
 }  // namespace
 
-std::string_view to_string(NormKind v) { return name_of(kNorm, v); }
-std::string_view to_string(NormPosition v) { return name_of(kNormPos, v); }
-std::string_view to_string(FfnKind v) { return name_of(kFfn, v); }
-std::string_view to_string(PositionKind v) { return name_of(kPos, v); }
-std::string_view to_string(InitKind v) { return name_of(kInit, v); }
-std::string_view to_string(RouterKind v) { return name_of(kRouter, v); }
-void parse_enum(std::string_view s, std::string_view key, NormKind& out) { parse_from(kNorm, s, key, out); }
-void parse_enum(std::string_view s, std::string_view key, NormPosition& out) { parse_from(kNormPos, s, key, out); }
-void parse_enum(std::string_view s, std::string_view key, FfnKind& out) { parse_from(kFfn, s, key, out); }
-void parse_enum(std::string_view s, std::string_view key, PositionKind& out) { parse_from(kPos, s, key, out); }
-void parse_enum(std::string_view s, std::string_view key, InitKind& out) { parse_from(kInit, s, key, out); }
-void parse_enum(std::string_view s, std::string_view key, RouterKind& out) { parse_from(kRouter, s, key, out); }
+std::string_view to_string(NormKind v) { return enum_name(kNorm, v); }
+std::string_view to_string(NormPosition v) { return enum_name(kNormPos, v); }
+std::string_view to_string(FfnKind v) { return enum_name(kFfn, v); }
+std::string_view to_string(PositionKind v) { return enum_name(kPos, v); }
+std::string_view to_string(InitKind v) { return enum_name(kInit, v); }
+std::string_view to_string(RouterKind v) { return enum_name(kRouter, v); }
+void parse_enum(std::string_view s, std::string_view key, NormKind& out) { out = parse_enum_name(kNorm, s, key); }
+void parse_enum(std::string_view s, std::string_view key, NormPosition& out) { out = parse_enum_name(kNormPos, s, key); }
+void parse_enum(std::string_view s, std::string_view key, FfnKind& out) { out = parse_enum_name(kFfn, s, key); }
+void parse_enum(std::string_view s, std::string_view key, PositionKind& out) { out = parse_enum_name(kPos, s, key); }
+void parse_enum(std::string_view s, std::string_view key, InitKind& out) { out = parse_enum_name(kInit, s, key); }
+void parse_enum(std::string_view s, std::string_view key, RouterKind& out) { out = parse_enum_name(kRouter, s, key); }
 
 namespace {
 

@@ -148,11 +148,7 @@ void Trainer::open_data() {
              "model.vocab_size ({}) is smaller than the vocabulary of {} ({})", cfg_.model.vocab_size,
              tokenizer_path_, tokenizer_->vocab_size());
     token_bytes_ = token_byte_lengths(*tokenizer_, cfg_.model.vocab_size);
-    try {
-      eos_id_ = tokenizer_->eot_id();
-    } catch (const Error&) {
-      eos_id_ = -1;
-    }
+    if (const auto eot = tokenizer_->find_eot_id()) eos_id_ = *eot;
   }
   std::vector<uint64_t> counts;
   train_shards_->count_ids(counts);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "train/checkpoint.h"
@@ -48,6 +49,8 @@ void run_upcycle(const UpcycleArgs& a) {
       if (const auto eot = dense.tokenizer->find_eot_id()) eos = *eot;
     write_file_synced((tmp / "config.json").string(), train::hf_config_json(moe.model, eos));
     write_file_synced((tmp / "config.toml").string(), train::to_toml(moe));
+    write_file_synced((tmp / train::kModelDirectoryFile).string(),
+                      fmt::format("{{\"upcycled_from\": {}}}\n", nlohmann::json(dense.dir).dump()));
     if (dense.tokenizer) {
       dense.tokenizer->save_tokenizer_json((tmp / "tokenizer.json").string());
       fsync_file((tmp / "tokenizer.json").string());

@@ -217,8 +217,10 @@ std::string resolve_checkpoint_dir(const std::string& path) {
   std::error_code ec;
   LF_CHECK(fs::exists(path, ec), "checkpoint {} does not exist", path);
   if (fs::is_regular_file(fs::path(path) / "model.safetensors", ec)) {
-    if (fs::is_regular_file(fs::path(path) / kQuantizationFile, ec)) {
-      // An inference checkpoint (train/quantized_checkpoint.h): the model alone.
+    if (fs::is_regular_file(fs::path(path) / kQuantizationFile, ec) ||
+        fs::is_regular_file(fs::path(path) / kModelDirectoryFile, ec)) {
+      // An inference checkpoint (train/quantized_checkpoint.h) or a model directory (lmforge
+      // upcycle): the model alone.
       for (const char* f : {"config.json", "config.toml"})
         LF_CHECK(fs::is_regular_file(fs::path(path) / f, ec), "checkpoint {} is incomplete: {} is missing", path, f);
       return path;

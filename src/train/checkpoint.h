@@ -76,7 +76,11 @@ std::vector<std::pair<std::string, std::string>> incomplete_checkpoints(const st
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
-// A checkpoint directory, or a run directory (its newest checkpoint); Error otherwise.
+// Marks a model directory: model.safetensors, config.json and config.toml without training state
+// (written by lmforge upcycle; eval, score, generate and train.init_from load it).
+inline constexpr const char* kModelDirectoryFile = "model_directory.json";
+// A checkpoint directory, a model directory, or a run directory (its newest checkpoint); Error
+// otherwise.
 std::string resolve_checkpoint_dir(const std::string& path);
 
 // DIR/config.toml, checked against DIR/config.json (the same model for other tools): Error

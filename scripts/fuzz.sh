@@ -6,6 +6,10 @@
 #
 #   scripts/fuzz.sh [TARGET ...]     FUZZ_SECONDS=per target (default 25), FUZZ_JOBS (default 1)
 #
+# FUZZ_SECONDS=0 runs each target once over its seed corpus and nothing else (no mutation): the
+# deterministic regression check that scripts/test.sh (CI) runs. Findings of timed runs that are
+# fixed join the corpus, so they stay fixed.
+#
 # Reproduce a finding: build-fuzz/tests/fuzz/<target> build-fuzz/artifacts/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +38,14 @@ for t in "${targets[@]}"; do
   scratch=$(mktemp -d "/tmp/lmforge_$t.XXXXXX")
   artifacts="$build/artifacts/$t"
   mkdir -p "$artifacts"
-  echo "fuzz: $t for ${seconds}s"
-  if ! "$build/tests/fuzz/$t" "$scratch" "tests/fuzz/corpus/$t" -max_total_time="$seconds" -timeout=20 \
+  if [ "$seconds" = 0 ]; then
+    echo "fuzz: $t over its seed corpus"
+    mode=(-runs=0 "tests/fuzz/corpus/$t")
+  else
+    echo "fuzz: $t for ${seconds}s"
+    mode=("$scratch" "tests/fuzz/corpus/$t" -max_total_time="$seconds")
+  fi
+  if ! "$build/tests/fuzz/$t" "${mode[@]}" -timeout=20 \
        -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
        -artifact_prefix="$artifacts/" > "$build/artifacts/$t.log" 2>&1; then
     tail -40 "$build/artifacts/$t.log"

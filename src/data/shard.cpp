@@ -206,6 +206,7 @@ void ShardReader::check_index(uint64_t i) const {
 void ShardReader::read(uint64_t begin, std::span<uint32_t> out) const {
   LF_ASSERT(begin <= info_.n_tokens && out.size() <= info_.n_tokens - begin, "read [{}, +{}) out of range for {}",
             begin, out.size(), path_);
+  if (out.empty()) return;  // an empty shard maps nothing: data_ may be null
   if (info_.bytes_per_token == 4) {
     std::memcpy(out.data(), data_ + begin * 4, out.size() * 4);
   } else {

@@ -17,17 +17,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class MoETraining : public ::testing::Test {
+class MoETraining : public test::PatternShardsTest {
  protected:
-  void SetUp() override {
-    root_ = test::temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    data_ = root_ + "/data";
-    test::write_pattern_shards(data_, 16, 4000, 600);
-  }
-  void TearDown() override { fs::remove_all(root_); }
   RunConfig moe_run(const std::string& name) {
-    RunConfig c = test::tiny_run(data_, root_ + "/" + name);
+    RunConfig c = run(name);
     c.model.n_experts = 4;
     c.model.d_ff_expert = 16;
     c.model.top_k = 2;
@@ -38,7 +31,6 @@ class MoETraining : public ::testing::Test {
     c.model.bias_update_rate = 0.01;
     return c;
   }
-  std::string root_, data_;
 };
 
 TEST_F(MoETraining, MetricsCarryLossTermsAndExpertLoads) {

@@ -57,6 +57,21 @@ inline train::RunConfig tiny_run(const std::string& data_dir, const std::string&
   return c;
 }
 
+// A test with its own directory (named after the test, removed afterwards) holding the pattern
+// shards in root_/data; run(name) is tiny_run() into root_/name.
+class PatternShardsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    data_ = root_ + "/data";
+    write_pattern_shards(data_, 16, 4000, 600);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  train::RunConfig run(const std::string& name) { return tiny_run(data_, root_ + "/" + name); }
+  std::string root_, data_;
+};
+
 // The bits of a double, so that equality means bit-identical (and NaN equals NaN).
 inline uint64_t bits(double v) {
   uint64_t b;

@@ -17,18 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TrainerFaultsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = test::temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    data_ = root_ + "/data";
-    test::write_pattern_shards(data_, 16, 4000, 600);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  RunConfig run(const std::string& name) { return test::tiny_run(data_, root_ + "/" + name); }
-  std::string root_, data_;
-};
+class TrainerFaultsTest : public test::PatternShardsTest {};
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -14,18 +14,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::bits;
 
-class TrainerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = test::temp_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    data_ = root_ + "/data";
-    test::write_pattern_shards(data_, 16, 4000, 600);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  RunConfig run(const std::string& name) { return test::tiny_run(data_, root_ + "/" + name); }
-  std::string root_, data_;
-};
+class TrainerTest : public test::PatternShardsTest {};
 
 TEST_F(TrainerTest, LossFallsAndRunIsReproducible) {
   RunConfig c = run("a");

@@ -100,27 +100,22 @@ double max_abs(const Tensor& t) {
   return m;
 }
 
+// The fixture's model: its keys are [model] keys (ModelConfig::visit_fields); the others keep
+// their defaults (no dropout: the reference has none).
 nn::ModelConfig model_config(const nlohmann::json& j) {
   nn::ModelConfig c;
-  c.vocab_size = j.at("vocab_size");
-  c.context_length = j.at("context_length");
-  c.d_model = j.at("d_model");
-  c.n_layers = j.at("n_layers");
-  c.n_heads = j.at("n_heads");
-  c.n_kv_heads = j.at("n_kv_heads");
-  c.head_dim = j.at("head_dim");
-  c.d_ff = j.at("d_ff");
-  nn::parse_enum(j.at("norm").get<std::string>(), "model.norm", c.norm);
-  nn::parse_enum(j.at("norm_position").get<std::string>(), "model.norm_position", c.norm_position);
-  nn::parse_enum(j.at("ffn").get<std::string>(), "model.ffn", c.ffn);
-  nn::parse_enum(j.at("position").get<std::string>(), "model.position", c.position);
-  c.rope_theta = j.at("rope_theta");
-  c.bias = j.at("bias");
-  c.qk_norm = j.at("qk_norm");
-  c.z_loss = j.at("z_loss");
-  c.tied_embeddings = j.at("tied_embeddings");
-  c.norm_eps = j.at("norm_eps");
-  c.dropout = 0;  // the reference has none
+  size_t used = 0;
+  c.visit_fields([&]<class T>(std::string_view name, T& value, std::string_view) {
+    const auto it = j.find(std::string(name));
+    if (it == j.end()) return;
+    ++used;
+    if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
+                  std::is_same_v<T, std::string>)
+      value = it->get<T>();
+    else
+      nn::parse_enum(it->get<std::string>(), "model." + std::string(name), value);
+  });
+  EXPECT_EQ(used, j.size()) << "the fixture names a key that is not a [model] key: " << j.dump();
   return c;
 }
 

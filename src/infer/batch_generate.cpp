@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "ops/ops.h"
 #include "ops/quantized_matmul.h"
@@ -37,11 +38,23 @@ Tensor ids_tensor(std::span<const uint32_t> ids, int64_t rows, Device device) {
   return from_vector<int64_t>(v, {rows, int64_t(v.size()) / rows}, device);
 }
 
-float log_softmax_at(const std::vector<float>& logits, size_t i) {
+// `token` with its log-probability and the `top` most likely ids of `logits` with theirs.
+GeneratedToken describe_token(const std::vector<float>& logits, uint32_t token, int64_t top) {
   const float mx = *std::max_element(logits.begin(), logits.end());
   double z = 0;
   for (float l : logits) z += std::exp(double(l) - mx);
-  return float(double(logits[i]) - mx - std::log(z));
+  const double log_z = double(mx) + std::log(z);
+  GeneratedToken out{.id = token, .logprob = float(double(logits[token]) - log_z), .top = {}};
+  if (top > 0) {
+    std::vector<uint32_t> ids(logits.size());
+    std::iota(ids.begin(), ids.end(), 0u);
+    const auto k = std::min<size_t>(size_t(top), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), [&](uint32_t a, uint32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) out.top.emplace_back(ids[i], float(double(logits[ids[i]]) - log_z));
+  }
+  return out;
 }
 
 }  // namespace
@@ -76,6 +89,8 @@ uint64_t BatchGenerator::submit(GenerationRequest r) {
     LF_CHECK(int64_t(r.prompt[i]) < c.vocab_size, "prompt token {} (at position {}) is outside the vocabulary of {}",
              r.prompt[i], i, c.vocab_size);
   LF_CHECK(r.max_new_tokens >= 1, "max_tokens must be >= 1, got {}", r.max_new_tokens);
+  LF_CHECK(r.top_logprobs >= 0 && r.top_logprobs <= kMaxTopLogprobs, "top_logprobs must be in [0, {}], got {}",
+           kMaxTopLogprobs, r.top_logprobs);
   r.sampling.validate();
   std::lock_guard lock(mutex_);
   const uint64_t id = next_id_++;
@@ -170,7 +185,7 @@ void BatchGenerator::emit(Slot& slot, const Tensor& hidden_row) {
   slot.last_token = token;
   ++slot.generated;
   const GenerationRequest& r = slot.request;
-  const bool go_on = r.on_token ? r.on_token(token, log_softmax_at(logits, token)) : true;
+  const bool go_on = r.on_token ? r.on_token(describe_token(logits, token, r.top_logprobs)) : true;
   const bool stop_token = std::find(r.stop_tokens.begin(), r.stop_tokens.end(), token) != r.stop_tokens.end();
   if (!go_on || stop_token) finish(slot, FinishReason::Stop);
   else if (slot.generated >= r.max_new_tokens || slot.length >= cache_.capacity) finish(slot, FinishReason::Length);
@@ -260,9 +275,9 @@ std::vector<std::vector<uint32_t>> generate_batch(const nn::Transformer& model, 
   for (size_t i = 0; i < requests.size(); ++i) {
     GenerationRequest r = std::move(requests[i]);
     auto user = std::move(r.on_token);
-    r.on_token = [&out, i, user](uint32_t token, float logprob) {
-      out[i].push_back(token);
-      return user ? user(token, logprob) : true;
+    r.on_token = [&out, i, user](const GeneratedToken& token) {
+      out[i].push_back(token.id);
+      return user ? user(token) : true;
     };
     gen.submit(std::move(r));
   }

@@ -42,8 +42,20 @@
 
 namespace lmforge::infer {
 
+// The most alternatives a request may ask for per token (OpenAI's chat API allows 20).
+inline constexpr int64_t kMaxTopLogprobs = 20;
+
 enum class FinishReason { Length, Stop, Cancelled };
 std::string_view to_string(FinishReason r);  // "length" | "stop" | "cancelled"
+
+// A generated token: its log-probability under the model (log-softmax of the raw logits, before
+// temperature and truncation) and, when the request asks for them, the most likely tokens of that
+// step with theirs, most likely first (ties: the lower id first).
+struct GeneratedToken {
+  uint32_t id = 0;
+  float logprob = 0;
+  std::vector<std::pair<uint32_t, float>> top;  // top_logprobs entries (id, log-probability)
+};
 
 struct GenerationRequest {
   std::vector<uint32_t> prompt;  // 1 to context_length - 1 ids, each below vocab_size
@@ -51,9 +63,9 @@ struct GenerationRequest {
   SamplingOptions sampling;
   uint64_t seed = 0;
   std::vector<uint32_t> stop_tokens;  // generating one ends the request (reason Stop), it is reported
-  // Called on the stepping thread with each new token and its log-probability under the model
-  // (softmax of the raw logits); returning false ends the request (reason Stop).
-  std::function<bool(uint32_t token, float logprob)> on_token;
+  int64_t top_logprobs = 0;           // alternatives reported with each token, 0 to kMaxTopLogprobs
+  // Called on the stepping thread with each new token; returning false ends the request (reason Stop).
+  std::function<bool(const GeneratedToken& token)> on_token;
   // Called once, last, on the stepping thread.
   std::function<void(FinishReason reason)> on_finish;
 };

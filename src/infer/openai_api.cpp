@@ -188,10 +188,14 @@ CompletionRequest parse_completion_request(std::string_view text, bool chat, con
   }
   if (chat) {
     r.logprobs = boolean(body, "logprobs", false);
-    integer(body, "top_logprobs", 0, 0, 0);  // alternatives are not reported
+    r.top_logprobs = integer(body, "top_logprobs", 0, 0, kMaxTopLogprobs);
+    if (r.top_logprobs > 0 && !r.logprobs)
+      throw bad("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
   } else {
-    r.logprobs = field(body, "logprobs") != nullptr;
-    integer(body, "logprobs", 0, 0, 5);
+    // The legacy API: "logprobs": N asks for the chosen tokens' log-probabilities and N alternatives.
+    const json* lp = field(body, "logprobs");
+    r.logprobs = lp != nullptr;
+    r.top_logprobs = integer(body, "logprobs", 0, 0, 5);
   }
   return r;
 }

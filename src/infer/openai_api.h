@@ -7,7 +7,8 @@
 // (role system | user | assistant, content a string or an array of {"type": "text"} parts),
 // max_tokens / max_completion_tokens, temperature [0, 2], top_p (0, 1], top_k (an extension, 0:
 // off), stop (a string or up to 4), seed, stream, stream_options.include_usage, logprobs (chat: a
-// boolean; completions: an integer 0..5, the chosen token's log-probability is reported), n (1),
+// boolean with top_logprobs 0..20 alternatives per token; completions: an integer 0..5, the chosen
+// token's log-probability and that many alternatives per token), n (1),
 // user (ignored). Anything else of the wrong type is a 400 naming the field.
 #pragma once
 
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "infer/batch_generate.h"
 #include "infer/chat_template.h"
 #include "infer/generate.h"
 #include "infer/sampling.h"
@@ -54,6 +56,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;
   bool logprobs = false;
+  int64_t top_logprobs = 0;  // alternatives per token (chat: top_logprobs; completions: the logprobs number)
 };
 
 // Throws ApiError (400, or 404 for a model that is not served) naming the field.

@@ -27,10 +27,7 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 // What the engine thread has produced for one request and its handler has not sent yet.
 struct Pending {
-  struct Token {
-    uint32_t id;
-    float logprob;
-  };
+  using Token = GeneratedToken;
   std::mutex mutex;
   std::condition_variable changed;
   std::string text;           // new text, not yet taken
@@ -39,6 +36,13 @@ struct Pending {
   bool done = false;
   FinishReason reason = FinishReason::Length;
 };
+
+// A token's bytes as the list of numbers the chat API's logprobs carry.
+std::vector<int> byte_values(const std::string& bytes) {
+  std::vector<int> values;
+  for (const char c : bytes) values.push_back(static_cast<unsigned char>(c));
+  return values;
+}
 
 const char* finish_reason_name(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
 
@@ -117,21 +121,26 @@ json Server::Impl::logprobs_of(const CompletionRequest& r, const std::vector<Pen
     json content = json::array();
     for (const auto& t : tokens) {
       const std::string& bytes = tok.token_bytes(t.id);
-      std::vector<int> values;
-      for (const char c : bytes) values.push_back(static_cast<unsigned char>(c));
-      content.push_back({{"token", bytes}, {"logprob", t.logprob}, {"bytes", values}, {"top_logprobs", json::array()}});
+      json top = json::array();
+      for (const auto& [alt, logprob] : t.top)
+        top.push_back({{"token", tok.token_bytes(alt)}, {"logprob", logprob}, {"bytes", byte_values(tok.token_bytes(alt))}});
+      content.push_back({{"token", bytes}, {"logprob", t.logprob}, {"bytes", byte_values(bytes)}, {"top_logprobs", top}});
     }
     return {{"content", content}};
   }
-  json toks = json::array(), lps = json::array(), offsets = json::array();
+  json toks = json::array(), lps = json::array(), offsets = json::array(), tops = json::array();
   for (const auto& t : tokens) {
     const std::string& bytes = tok.token_bytes(t.id);
     toks.push_back(bytes);
     lps.push_back(t.logprob);
+    json top = json::object();  // the legacy format: token text -> log-probability
+    for (const auto& [alt, logprob] : t.top) top.emplace(tok.token_bytes(alt), logprob);
+    tops.push_back(top);
     offsets.push_back(text_offset);
     text_offset += tok.is_special(t.id) ? 0 : bytes.size();
   }
-  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", nullptr}, {"text_offset", offsets}};
+  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", r.top_logprobs > 0 ? tops : json(nullptr)},
+          {"text_offset", offsets}};
 }
 
 json Server::Impl::response_body(const CompletionRequest& r, uint64_t id, const std::string& text,
@@ -176,12 +185,13 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   GenerationRequest g{.prompt = r.prompt, .max_new_tokens = r.max_tokens, .sampling = r.sampling,
                       .seed = r.seed.value_or(seed_base + id * 0x9E3779B97F4A7C15ull), .stop_tokens = r.stop_tokens,
                       .on_token = nullptr, .on_finish = nullptr};
-  g.on_token = [pending, text, logprobs = r.logprobs](uint32_t token, float logprob) {
-    const std::string t = text->push(token);
+  g.top_logprobs = r.top_logprobs;
+  g.on_token = [pending, text, logprobs = r.logprobs](const GeneratedToken& token) {
+    const std::string t = text->push(token.id);
     std::lock_guard lock(pending->mutex);
     pending->text += t;
     ++pending->completion_tokens;
-    if (logprobs) pending->tokens.push_back({token, logprob});
+    if (logprobs) pending->tokens.push_back(token);
     pending->changed.notify_all();
     return !text->stopped();
   };

@@ -3,10 +3,14 @@
 // cancel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "infer/batch_generate.h"
 #include "infer/generate.h"
 #include "infer/quantize.h"
 #include "nn/model_test_util.h"
+#include "ops/ops.h"
 
 namespace lmforge::infer {
 namespace {
@@ -111,7 +115,7 @@ TEST(BatchGenerate, ARequestsTokensDoNotDependOnItsNeighbours) {
   GenerationRequest probe{.prompt = prompt_of(9, 42, c.vocab_size), .max_new_tokens = 20,
                           .sampling = {.temperature = 1.1, .top_p = 0.9}, .seed = 7};
   std::vector<float> alone_lp, batched_lp;
-  probe.on_token = [&](uint32_t, float lp) { alone_lp.push_back(lp); return true; };
+  probe.on_token = [&](const GeneratedToken& t) { alone_lp.push_back(t.logprob); return true; };
   const auto alone = generate_batch(*model, {probe}, {.max_slots = 6, .prefill_chunk = 4})[0];
 
   BatchGenerator gen(*model, {.max_slots = 6, .prefill_chunk = 4, .max_prefill_slots = 2});
@@ -119,9 +123,9 @@ TEST(BatchGenerate, ARequestsTokensDoNotDependOnItsNeighbours) {
   for (uint32_t i = 0; i < 4; ++i)
     gen.submit({.prompt = prompt_of(3 + i, i, c.vocab_size), .max_new_tokens = 30, .sampling = {.temperature = 0}});
   for (int s = 0; s < 5; ++s) gen.step();  // the others are running when the probe joins
-  probe.on_token = [&](uint32_t t, float lp) {
-    batched.push_back(t);
-    batched_lp.push_back(lp);
+  probe.on_token = [&](const GeneratedToken& t) {
+    batched.push_back(t.id);
+    batched_lp.push_back(t.logprob);
     return true;
   };
   gen.submit(probe);
@@ -129,6 +133,44 @@ TEST(BatchGenerate, ARequestsTokensDoNotDependOnItsNeighbours) {
   gen.run_until_idle();
   EXPECT_EQ(batched, alone);
   EXPECT_EQ(batched_lp, alone_lp);
+}
+
+TEST(BatchGenerate, TopLogprobsAreTheFullForwardsMostLikelyTokens) {
+  // Each generated token's log-probability and its top alternatives against a log-softmax of
+  // the logits of one full forward over the prompt and the tokens generated so far.
+  const nn::ModelConfig c = llama_config();
+  auto model = test::make_model(c);
+  const auto prompt = prompt_of(5, 3, c.vocab_size);
+  std::vector<GeneratedToken> seen;
+  GenerationRequest r{.prompt = prompt, .max_new_tokens = 6, .sampling = {.temperature = 0.8}, .seed = 11,
+                      .top_logprobs = 4};
+  r.on_token = [&](const GeneratedToken& t) { seen.push_back(t); return true; };
+  generate_batch(*model, {r}, {.max_slots = 2, .prefill_chunk = 3});
+  ASSERT_EQ(seen.size(), 6u);
+  std::vector<uint32_t> ids = prompt;
+  for (const GeneratedToken& t : seen) {
+    std::vector<int64_t> v(ids.begin(), ids.end());
+    NoGradGuard no_grad;
+    const Tensor logits = model->forward(from_vector<int64_t>(v, {1, int64_t(v.size())}, model->device()));
+    const std::vector<float> last = to_vector<float>(cast(logits.narrow(1, int64_t(v.size()) - 1, 1), DType::F32));
+    double z = 0;
+    for (float l : last) z += std::exp(double(l));
+    std::vector<double> lp(last.size());
+    for (size_t i = 0; i < last.size(); ++i) lp[i] = double(last[i]) - std::log(z);
+    EXPECT_NEAR(t.logprob, lp[t.id], 1e-4);
+    ASSERT_EQ(t.top.size(), 4u);
+    std::vector<size_t> order(lp.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lp[a] > lp[b]; });
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(t.top[k].first, order[k]) << "alternative " << k;
+      EXPECT_NEAR(t.top[k].second, lp[order[k]], 1e-4);
+    }
+    ids.push_back(t.id);
+  }
+  GenerationRequest too_many{.prompt = prompt, .top_logprobs = kMaxTopLogprobs + 1};
+  BatchGenerator gen(*model, {.max_slots = 1});
+  EXPECT_THROW(gen.submit(too_many), Error);
 }
 
 TEST(BatchGenerate, StopTokensCancelAndContextEnd) {

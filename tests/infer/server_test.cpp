@@ -206,7 +206,39 @@ TEST_F(ServerFixture, CompletionsAnswerCurlStreamingAndNot) {
     const json& lp = sr["choices"][0]["logprobs"]["token_logprobs"];
     EXPECT_EQ(int64_t(lp.size()), sr["usage"]["completion_tokens"].get<int64_t>());
     for (const auto& v : lp) EXPECT_LE(v.get<double>(), 0.0);
+    // "logprobs": 1 also gives the most likely token of each step: under greedy decoding, the
+    // chosen one with the same log-probability.
+    const json& tops = sr["choices"][0]["logprobs"]["top_logprobs"];
+    const json& toks = sr["choices"][0]["logprobs"]["tokens"];
+    ASSERT_EQ(tops.size(), lp.size());
+    for (size_t i = 0; i < tops.size(); ++i) {
+      ASSERT_EQ(tops[i].size(), 1u) << tops[i].dump();
+      EXPECT_EQ(tops[i].begin().key(), toks[i].get<std::string>());
+      EXPECT_NEAR(tops[i].begin().value().get<double>(), lp[i].get<double>(), 1e-6);
+    }
   }
+}
+
+TEST_F(ServerFixture, ChatTopLogprobsAreSortedAndIncludeTheGreedyToken) {
+  start();
+  if (!server_) return;
+  json body{{"model", kModel}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 6},
+            {"temperature", 0}, {"logprobs", true}, {"top_logprobs", 3}};
+  const Reply r = post("/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json& content = r.j()["choices"][0]["logprobs"]["content"];
+  ASSERT_FALSE(content.empty());
+  for (const json& t : content) {
+    const json& top = t["top_logprobs"];
+    ASSERT_EQ(top.size(), 3u) << t.dump();
+    EXPECT_EQ(top[0]["token"], t["token"]);  // greedy: the chosen token is the most likely
+    EXPECT_NEAR(top[0]["logprob"].get<double>(), t["logprob"].get<double>(), 1e-6);
+    for (size_t k = 1; k < top.size(); ++k) EXPECT_LE(top[k]["logprob"].get<double>(), top[k - 1]["logprob"].get<double>());
+  }
+  body["logprobs"] = false;  // alternatives without logprobs: a 400 naming the field
+  const Reply bad = post("/v1/chat/completions", body.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("top_logprobs"), std::string::npos) << bad.body;
 }
 
 TEST_F(ServerFixture, ChatCompletionsStreamingAndNot) {

@@ -3,6 +3,8 @@
 # the front-end packages of `lmforge report` into web/node_modules (npm ci from the committed
 # web/package-lock.json: uPlot, inlined into every report, and puppeteer-core for the report's
 # browser test). A machine without Node.js still builds: `lmforge report` then says what is missing.
+# OpenMPI is optional too (data parallel on CPUs needs it, and its tests skip without it); it is
+# installed here so that CI runs them.
 #
 # --tests adds what only the tests need: clang for the fuzz targets, wrk and curl, Debian's
 # chromium for the report's browser test (on Debian only; elsewhere that test is skipped) and the
@@ -15,6 +17,7 @@ packages=(build-essential cmake ninja-build pkg-config
           libopenblas-dev libopenblas0-openmp nlohmann-json3-dev libfmt-dev libcli11-dev libtomlplusplus-dev
           libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
           libcpp-httplib-dev
+          libopenmpi-dev openmpi-bin
           bible-kjv)
 if [ $with_tests = 1 ]; then
   packages+=(clang-14 libclang-rt-14-dev libomp-14-dev wrk curl)

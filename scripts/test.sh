@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything and runs every test: the unit tests (those labelled
-# `cuda` only when a GPU is present), the fault test of training and the fuzz targets.
+# `cuda` only when a GPU is present), the fault test of training, the unit tests under the
+# sanitizers and the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --tests
@@ -13,9 +14,10 @@ fi
 ctest --test-dir build --output-on-failure -j"$(nproc)" "${labels[@]}"
 # Faults during training: kill -9 at random moments and a full disk (about half a minute).
 scripts/fault_test.sh build/lmforge
-# The readers of untrusted bytes built for libFuzzer with ASan and UBSan, run over their seed
-# corpora (every earlier finding included): deterministic, so a red run is a regression. Timed
-# fuzzing finds new inputs (scripts/fuzz.sh with FUZZ_SECONDS); it is not run here because a new
-# finding would turn an unrelated change red. scripts/sanitize.sh runs the unit tests under the
-# sanitizers; not in this script.
-FUZZ_SECONDS=0 scripts/fuzz.sh
+# Under ASan and UBSan, in one instrumented build (clang, build-fuzz/) whose objects the unit
+# tests and the fuzz targets share: the unit tests less a few long end-to-end runs (the list
+# and why: scripts/sanitize.sh), then each fuzz target for FUZZ_SECONDS (20) from its seed
+# corpus, every earlier finding included. A new finding fails the run with its input saved and
+# printed in base64 (reproduce: scripts/fuzz.sh says how).
+scripts/sanitize.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh

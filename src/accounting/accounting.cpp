@@ -8,6 +8,18 @@ namespace {
 int64_t q_dim(const nn::ModelConfig& c) { return c.n_heads * c.head_dim; }
 int64_t kv_dim(const nn::ModelConfig& c) { return c.n_kv_heads * c.head_dim; }
 int64_t ffn_mats(const nn::ModelConfig& c) { return c.ffn == nn::FfnKind::SwiGLU ? 3 : 2; }
+// Widths of the attention's per-token tensors: the query/key head dims summed over the query
+// heads and the value head dims likewise (MHA: both H·hd; MLA: H·(nope + rope) and H·v_head_dim).
+int64_t qk_width(const nn::ModelConfig& c) {
+  return c.is_mla() ? c.n_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim) : q_dim(c);
+}
+int64_t v_width(const nn::ModelConfig& c) { return c.is_mla() ? c.n_heads * c.v_head_dim : q_dim(c); }
+// Weights of one layer's attention matmuls (MLA: nn::parameter_breakdown's formula).
+int64_t attention_matmul_weights(const nn::ModelConfig& c) {
+  for (const auto& g : nn::parameter_breakdown(c))
+    if (g.name == "attention") return g.count / c.n_layers;
+  return 0;
+}
 nn::ModelConfig resolved(nn::ModelConfig c) {
   c.resolve();
   return c;
@@ -32,8 +44,10 @@ FlopCount count_flops(const nn::ModelConfig& config, int64_t seq_len) {
   const nn::ModelConfig c = resolved(config);
   const double d = double(c.d_model), L = double(c.n_layers), T = double(seq_len);
   FlopCount f;
-  const double qkvo = 2.0 * (d * q_dim(c) + 2 * d * kv_dim(c) + q_dim(c) * d);
-  const double scores = 2.0 * T * q_dim(c) * 2;  // Q·Kᵀ and P·V, per query token
+  // Each attention weight is read by one matmul per token (MLA's too: the training forward
+  // expands the latent with kv_b_proj once per token).
+  const double qkvo = 2.0 * double(attention_matmul_weights(c));
+  const double scores = 2.0 * T * double(qk_width(c) + v_width(c));  // Q·Kᵀ and P·V, per query token
   const double mlp = 2.0 * ffn_mats(c) * d * c.d_ff;
   const double head = 2.0 * d * c.vocab_size;
   const double moe_layers = double(c.moe_layer_count()), dense_layers = L - moe_layers;
@@ -51,11 +65,30 @@ FlopCount count_flops(const nn::ModelConfig& config, int64_t seq_len) {
       f.forward_per_token.push_back({"moe shared experts", int64_t(moe_layers * double(c.n_shared_experts) * expert)});
   }
   f.forward_per_token.push_back({"lm_head", int64_t(head)});
+  if (c.mtp_depth > 0) {
+    // Multi-token prediction (nn/mtp.h): module k runs one block (MoE where is_moe_layer(n_layers
+    // + k - 1)), eh_proj [2C -> C] and the shared output head over T - k of the window's T
+    // positions, so per token of the window it counts (T - k) / T.
+    const double expert = 2.0 * ffn_mats(c) * d * double(c.d_ff_expert);
+    const double routed = c.router == nn::RouterKind::ExpertChoice ? c.capacity_factor * double(c.top_k) : double(c.top_k);
+    const double moe = 2.0 * d * double(c.n_experts) + (routed + double(c.n_shared_experts)) * expert;
+    double proj = 0, blocks = 0, heads = 0;
+    for (int64_t k = 1; k <= c.mtp_depth; ++k) {
+      const double share = std::max(0.0, T - double(k)) / T;
+      proj += share * 2.0 * 2 * d * d;
+      blocks += share * (qkvo + scores + (c.is_moe_layer(c.n_layers + k - 1) ? moe : mlp));
+      heads += share * head;
+    }
+    f.forward_per_token.push_back({"mtp projections", int64_t(proj)});
+    f.forward_per_token.push_back({"mtp blocks", int64_t(blocks)});
+    f.forward_per_token.push_back({"mtp output head", int64_t(heads)});
+  }
   for (const auto& comp : f.forward_per_token) f.forward_per_token_total += double(comp.count);
   f.backward_per_token_total = 2 * f.forward_per_token_total;
   f.training_per_token = f.forward_per_token_total + f.backward_per_token_total;
   const ParameterCount p = count_parameters(c);
-  f.six_n_plus_attention = 6.0 * double(p.active_matmul) + 12.0 * L * q_dim(c) * T;
+  // 12·L·H·hd·T, with MLA's different q/k and value head dims: 6·L·T·H·(qk + v).
+  f.six_n_plus_attention = 6.0 * double(p.active_matmul) + 6.0 * L * double(qk_width(c) + v_width(c)) * T;
   return f;
 }
 
@@ -78,7 +111,13 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     // (gate, up and their product: 3·F for SwiGLU; pre- and post-activation: 2·F for GELU);
     // plus per-row statistics in f32 (norm rstd ×2, attention log-sum-exp per head).
     const int64_t d = c.d_model, F = c.d_ff;
-    const int64_t per_token = 2 * d + 2 * q_dim(c) + 2 * kv_dim(c) + 2 * d + (c.ffn == nn::FfnKind::SwiGLU ? 3 : 2) * F;
+    // MLA keeps q, the expanded k, v and the output (2·H·qk + 2·H·v) and its latents: the
+    // kv_a_proj_with_mqa output and the normalised latent (2·r + rope), the query latent and its
+    // norm (2·q_lora_rank).
+    const int64_t attention_elements = c.is_mla() ? 2 * qk_width(c) + 2 * v_width(c) + 2 * c.kv_lora_rank +
+                                               c.qk_rope_head_dim + 2 * c.q_lora_rank
+                                         : 2 * q_dim(c) + 2 * kv_dim(c);
+    const int64_t per_token = 2 * d + attention_elements + 2 * d + (c.ffn == nn::FfnKind::SwiGLU ? 3 : 2) * F;
     const int64_t stats = (2 + c.n_heads) * 4;
     const int64_t qk_norm = c.qk_norm ? (q_dim(c) + kv_dim(c)) * ab : 0;
     int64_t block = BT * (per_token * ab + stats + qk_norm);
@@ -109,11 +148,61 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
     // row); their gradient is written over them in the backward (ops/nn_ops.cpp cross_entropy).
     m.by_kind.push_back({fmt::format("logits, then their gradient in place ({})", dtype_name(opt.compute_dtype)),
                          logits});
+    // Each multi-token prediction module keeps a block's activations, its input side (the two
+    // norms' outputs, their concatenation [2C] and the projection: 5·C per token) and its own
+    // logits (at most T positions each).
+    if (c.mtp_depth > 0)
+      m.by_kind.push_back({fmt::format("multi-token prediction modules ({})", dtype_name(opt.compute_dtype)),
+                           c.mtp_depth * (block + BT * 5 * d * ab + logits)});
   } else {
     m.by_kind.push_back({fmt::format("logits ({})", dtype_name(opt.compute_dtype)), BT * c.vocab_size * ab});
   }
   for (const auto& comp : m.by_kind) m.total += comp.count;
   return m;
+}
+
+KVCacheSize kv_cache_size(const nn::ModelConfig& config, DType dtype) {
+  const nn::ModelConfig c = resolved(config);
+  const int64_t elements = c.is_mla() ? c.kv_lora_rank + c.qk_rope_head_dim : 2 * kv_dim(c);
+  KVCacheSize s;
+  if (c.is_mla()) {
+    s.layout = fmt::format("MLA: latent {} + RoPE key {}", c.kv_lora_rank, c.qk_rope_head_dim);
+  } else {
+    const char* kind = c.n_kv_heads == c.n_heads ? "MHA" : c.n_kv_heads == 1 ? "MQA" : "GQA";
+    s.layout = fmt::format("{}: keys and values, 2 × {} heads × {}", kind, c.n_kv_heads, c.head_dim);
+  }
+  s.bytes_per_token_per_layer = elements * int64_t(dtype_size(dtype));
+  s.bytes_per_token = s.bytes_per_token_per_layer * c.n_layers;
+  return s;
+}
+
+KVCacheFit kv_cache_fit(const nn::ModelConfig& config, DType dtype, int64_t memory_bytes) {
+  const nn::ModelConfig c = resolved(config);
+  LF_CHECK(memory_bytes > 0, "kv_cache_fit: memory must be > 0 bytes, got {}", memory_bytes);
+  const KVCacheSize s = kv_cache_size(c, dtype);
+  KVCacheFit f;
+  f.weight_bytes = count_parameters(c).total * int64_t(dtype_size(dtype));
+  f.cache_bytes = std::max<int64_t>(0, memory_bytes - f.weight_bytes);
+  f.tokens = f.cache_bytes / s.bytes_per_token;
+  f.full_context_sequences = f.tokens / c.context_length;
+  return f;
+}
+
+std::string format_kv_cache_report(const nn::ModelConfig& config, DType dtype, int64_t memory_bytes) {
+  const nn::ModelConfig c = resolved(config);
+  const KVCacheSize s = kv_cache_size(c, dtype);
+  std::string out = fmt::format("KV cache ({}, {}): {} per token per layer, {} per token ({} layers), {} per "
+                                "sequence of {} tokens\n",
+                                s.layout, dtype_name(dtype), human_bytes(double(s.bytes_per_token_per_layer)),
+                                human_bytes(double(s.bytes_per_token)), c.n_layers,
+                                human_bytes(double(s.bytes_per_token) * double(c.context_length)), c.context_length);
+  if (memory_bytes > 0) {
+    const KVCacheFit f = kv_cache_fit(c, dtype, memory_bytes);
+    out += fmt::format("  in {}: weights {} ({}), cache {}: {} tokens = {} sequences of the full context {}\n",
+                       human_bytes(double(memory_bytes)), human_bytes(double(f.weight_bytes)), dtype_name(dtype),
+                       human_bytes(double(f.cache_bytes)), f.tokens, f.full_context_sequences, c.context_length);
+  }
+  return out;
 }
 
 std::string human_bytes(double b) {
@@ -152,10 +241,10 @@ std::string format_report(const nn::ModelConfig& config, const MemoryOptions& op
   out += fmt::format("per optimizer step ({} tokens): {}FLOP; whole run ({} steps): {}FLOP\n", tokens_per_step,
                      human_count(step_flops), steps, human_count(step_flops * double(steps)));
   if (opt.recompute_blocks && opt.training) {
-    // The blocks' forward runs twice (everything but the output projection).
+    // The blocks' forward runs twice (everything but the output projection and the MTP modules).
     double blocks = f.forward_per_token_total;
     for (const auto& comp : f.forward_per_token)
-      if (comp.name == "lm_head") blocks -= double(comp.count);
+      if (comp.name == "lm_head" || comp.name.starts_with("mtp ")) blocks -= double(comp.count);  // not recomputed
     step_flops += blocks * double(tokens_per_step);
     out += fmt::format("block recomputation adds {}FLOP per token: {}FLOP executed per step\n", human_count(blocks),
                        human_count(step_flops));

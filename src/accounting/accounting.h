@@ -64,6 +64,30 @@ MemoryEstimate estimate_memory(const nn::ModelConfig& config, const MemoryOption
 std::string format_report(const nn::ModelConfig& config, const MemoryOptions& opt, int64_t tokens_per_step,
                           int64_t steps, double peak_flops);
 
+// The KV cache of incremental decoding (nn/kv_cache.h), what each layer's make_cache() allocates
+// per position: keys and values, 2·n_kv_heads·head_dim elements (MHA, GQA, MQA), or Multi-head
+// Latent Attention's latent and shared RoPE key, kv_lora_rank + qk_rope_head_dim elements; each
+// in `dtype`, the dtype inference computes in.
+struct KVCacheSize {
+  std::string layout;               // e.g. "MHA: 2 × 8 heads × 64", "MLA: latent 512 + RoPE key 64"
+  int64_t bytes_per_token_per_layer = 0;
+  int64_t bytes_per_token = 0;      // all layers
+};
+KVCacheSize kv_cache_size(const nn::ModelConfig& config, DType dtype);
+
+// How many cached tokens fit in `memory_bytes` once the weights (in `dtype`, embeddings and
+// every layer) are resident: the longest context of one sequence, and how many sequences of
+// the model's full context_length fit side by side.
+struct KVCacheFit {
+  int64_t weight_bytes = 0;
+  int64_t cache_bytes = 0;          // memory_bytes - weight_bytes, or 0 when the weights do not fit
+  int64_t tokens = 0;               // cache_bytes / bytes_per_token
+  int64_t full_context_sequences = 0;
+};
+KVCacheFit kv_cache_fit(const nn::ModelConfig& config, DType dtype, int64_t memory_bytes);
+// The KV-cache lines of `lmforge account`; memory_bytes 0 leaves out the fit.
+std::string format_kv_cache_report(const nn::ModelConfig& config, DType dtype, int64_t memory_bytes);
+
 std::string human_bytes(double bytes);
 std::string human_count(double n);
 

@@ -83,6 +83,24 @@ struct GemmArgs {
   bool has_epilogue() const { return bias.defined() || gelu_tanh || gelu_tanh_grad || bias_grad.defined(); }
 };
 
+// Matrix products over contiguous row segments (ops/grouped_matmul.h: the expert GEMMs of a
+// Mixture of Experts). `ends` [G] (i64 or i32, contiguous, on the device) splits the M rows into G
+// segments: segment g is rows [ends[g-1], ends[g]) (ends[-1] = 0); rows at or after ends[G-1]
+// belong to no segment. A backend reads `ends` where it computes, so a GPU never waits for the
+// host: ends must be non-decreasing with ends[G-1] <= M, which the CPU checks (an Error naming the
+// position) and a GPU enforces by reading ends[g] as min(M, max(0, ends[0..g])) instead.
+//  * weight_grad false: a [M, K]; b [G, N, K] with trans_b (c[m] = a[m] · b[g]ᵀ) or b [G, K, N]
+//    without (c[m] = a[m] · b[g]); c [M, N]; rows that belong to no segment are written 0.
+//  * weight_grad true: a [M, P], b [M, Q]; c [G, P, Q], c[g] = a_gᵀ · b_g summed over the rows
+//    of segment g (0 for an empty segment).
+// a, b and c contiguous, one floating dtype; accumulation in f32 (f64 for f64), rounded once on
+// store. Deterministic: each element is summed in an order that depends on the shapes alone.
+struct GroupedGemmArgs {
+  Tensor a, b, ends, c;
+  bool trans_b = true;
+  bool weight_grad = false;
+};
+
 class Backend;
 // The epilogue of `g` done with the backend's elementwise kernels on the stored product: what a
 // backend does when it cannot fuse it into the GEMM.
@@ -183,6 +201,8 @@ struct RandomArgs {
   X(void, cumsum_last, (const Tensor& x, const Tensor& out))                                                        \
   /* ---- matrix products (GemmArgs above) ---- */                                                                  \
   X(void, gemm, (const GemmArgs& args))                                                                             \
+  /* Products over row segments (GroupedGemmArgs above), in one pass on a GPU. */                                    \
+  X(void, grouped_gemm, (const GroupedGemmArgs& args))                                                              \
   /* ---- row-wise ops on contiguous [rows, n] ---- */                                                              \
   X(void, softmax_forward, (const Tensor& x, const Tensor& y, bool log))                                            \
   /* dx = y * (dy - sum(dy*y)) or, for log, dy - softmax * sum(dy). */                                              \

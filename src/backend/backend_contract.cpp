@@ -379,6 +379,31 @@ void Backend::gemm(const GemmArgs& g) {
   run([&] { return fmt::format("gemm {}->{}", dt(g.a), dt(g.c)); }, [&] { do_gemm(g); });
 }
 
+void Backend::grouped_gemm(const GroupedGemmArgs& g) {
+  const char* k = "grouped_gemm";
+  check_devices(device(), k, {{"a", g.a}, {"b", g.b}, {"ends", g.ends}, {"c", g.c}});
+  check_contiguous(k, {{"a", g.a}, {"b", g.b}, {"ends", g.ends}, {"c", g.c}});
+  LF_CHECK(is_floating(g.a.dtype()), "{}: dtype {} is not a floating type", k, dtype_name(g.a.dtype()));
+  check_same_dtype(k, {"a", g.a}, {{"b", g.b}, {"c", g.c}});
+  check_index(k, g.ends);
+  LF_CHECK(g.a.dim() == 2 && g.c.dim() == (g.weight_grad ? 3 : 2) && g.b.dim() == (g.weight_grad ? 2 : 3),
+           "{}: a {}, b {} and c {} do not have the dims of {}", k, g.a.str(), g.b.str(), g.c.str(),
+           g.weight_grad ? "a weight gradient (a [M, P], b [M, Q], c [G, P, Q])" : "a product (a [M, K], b [G, ., .], c [M, N])");
+  const int64_t groups = g.weight_grad ? g.c.size(0) : g.b.size(0);
+  LF_CHECK(g.ends.dim() == 1 && g.ends.size(0) == groups, "{}: ends is {}, expected [{}]", k, g.ends.str(), groups);
+  if (g.weight_grad) {
+    LF_CHECK(g.b.size(0) == g.a.size(0) && g.c.size(1) == g.a.size(1) && g.c.size(2) == g.b.size(1),
+             "{}: a {}, b {} and c {} are not a [M, P], b [M, Q], c [G, P, Q]", k, g.a.str(), g.b.str(), g.c.str());
+  } else {
+    const int64_t kk = g.trans_b ? g.b.size(2) : g.b.size(1), n = g.trans_b ? g.b.size(1) : g.b.size(2);
+    LF_CHECK(kk == g.a.size(1) && g.c.size(0) == g.a.size(0) && g.c.size(1) == n,
+             "{}: a {}, b {} and c {} are not a [M, K], b {}, c [M, N]", k, g.a.str(), g.b.str(), g.c.str(),
+             g.trans_b ? "[G, N, K]" : "[G, K, N]");
+  }
+  run([&] { return fmt::format("grouped_gemm{} {}", g.weight_grad ? " weight_grad" : "", dt(g.a)); },
+      [&] { do_grouped_gemm(g); });
+}
+
 void Backend::gemm_quantized(const QuantizedGemmArgs& g) {
   check_devices(device(), "gemm_quantized",
                 {{"x", g.x}, {"weight", g.weight}, {"scale", g.scale}, {"bias", g.bias}, {"out", g.out}});

@@ -1,11 +1,14 @@
-// lmforge tokenize: text files -> token shards + meta.json (data/corpus_tokenize.h).
+// lmforge tokenize: text files -> token shards + meta.json (data/corpus_tokenize.h). With a
+// piece-level tokenizer (char, word) it reports the OOV rate of what it encoded.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "cli/command.h"
 #include "core/error.h"
 #include "data/corpus_tokenize.h"
+#include "data/shard.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
@@ -17,6 +20,23 @@ struct TokenizeArgs {
   std::string documents = "file";
   data::TokenizeOptions options;
 };
+
+// Occurrences of `id` in the shards written (counted from the files, so every path of the
+// encoder is covered).
+uint64_t count_id_in_shards(const data::TokenizeOptions& o, const data::TokenizeSummary& s, uint32_t id) {
+  uint64_t n = 0;
+  for (const auto* shards : {&s.train_shards, &s.val_shards}) {
+    for (const data::ShardSummary& shard : *shards) {
+      const data::ShardReader r((std::filesystem::path(o.output_dir) / shard.file).string());
+      if (r.bytes_per_token() == 2) {
+        for (uint16_t t : r.u16()) n += t == id;
+      } else {
+        for (uint32_t t : r.u32()) n += t == id;
+      }
+    }
+  }
+  return n;
+}
 
 void run_tokenize(TokenizeArgs& a) {
   data::TokenizeOptions& o = a.options;
@@ -36,6 +56,13 @@ void run_tokenize(TokenizeArgs& a) {
   fmt::print("tokens: {} (train {}, val {}), {:.3f} bytes/token\n", s.tokens, s.train_tokens, s.val_tokens,
              s.bytes_per_token());
   fmt::print("invalid UTF-8 sequences: {}\n", s.invalid_utf8);
+  if (const auto unk = tokenizer.unknown_id()) {
+    // Every id but the end-of-text ones before documents stands for one character or word.
+    const uint64_t unknown = count_id_in_shards(o, s, *unk), pieces = s.tokens - s.documents;
+    fmt::print("OOV rate: {:.4f}% ({} of {} pieces became {})\n",
+               pieces ? 100.0 * static_cast<double>(unknown) / static_cast<double>(pieces) : 0.0, unknown, pieces,
+               tokenizer.token_bytes(*unk));
+  }
   if (s.forced_cuts > 0) {
     fmt::print("note: {} chunk cut{} fell inside long lines without a safe split point; ids there may differ "
                "slightly from encoding the document in one piece\n",

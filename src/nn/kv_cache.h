@@ -2,8 +2,10 @@
 //
 // Each sequence mixer (attention layer) decides its own cache layout through make_cache(); the
 // standard attention keeps k and v as [B, capacity, Hkv, D] and writes the T new steps of a
-// forward call at [length, length + T). A compressed cache (Multi-head Latent Attention) would
-// keep its latent in `k` and leave `v` undefined.
+// forward call at [length, length + T). Multi-head Latent Attention (nn/mla.h) keeps a compressed
+// cache: k is [B, capacity, kv_lora_rank + qk_rope_head_dim], each position's latent followed by
+// its RoPE'd shared key, and v is a view of k's last qk_rope_head_dim columns (the RoPE key), so
+// both are defined and a view that narrows both (one slot) narrows them alike. Its bytes are k's.
 //
 // A slotted cache (SlotRows below) keeps sequences of different lengths in one buffer, so they
 // can be decoded in one batch.

@@ -1,11 +1,13 @@
 #include "nn/layer_factory.h"
 
+#include "nn/mla.h"
 #include "nn/moe.h"
 
 namespace lmforge::nn {
 
 std::unique_ptr<SequenceMixer> make_sequence_mixer(const ModelConfig& config, int64_t layer, TensorOptions opt) {
   (void)layer;
+  if (config.is_mla()) return std::make_unique<MultiHeadLatentAttention>(config, opt);
   return std::make_unique<Attention>(config, opt);
 }
 

@@ -22,6 +22,7 @@ constexpr EnumNames<InitKind, 3> kInit{{{InitKind::Xavier, "xavier"}, {InitKind:
 constexpr EnumNames<RouterKind, 3> kRouter{{{RouterKind::SoftmaxTopK, "softmax_topk"},
                                         {RouterKind::SigmoidTopK, "sigmoid_topk"},
                                         {RouterKind::ExpertChoice, "expert_choice"}}};
+constexpr EnumNames<AttentionKind, 2> kAttention{{{AttentionKind::MHA, "mha"}, {AttentionKind::MLA, "mla"}}};
 
 }  // namespace
 
@@ -31,12 +32,16 @@ std::string_view to_string(FfnKind v) { return enum_name(kFfn, v); }
 std::string_view to_string(PositionKind v) { return enum_name(kPos, v); }
 std::string_view to_string(InitKind v) { return enum_name(kInit, v); }
 std::string_view to_string(RouterKind v) { return enum_name(kRouter, v); }
+std::string_view to_string(AttentionKind v) { return enum_name(kAttention, v); }
 void parse_enum(std::string_view s, std::string_view key, NormKind& out) { out = parse_enum_name(kNorm, s, key); }
 void parse_enum(std::string_view s, std::string_view key, NormPosition& out) { out = parse_enum_name(kNormPos, s, key); }
 void parse_enum(std::string_view s, std::string_view key, FfnKind& out) { out = parse_enum_name(kFfn, s, key); }
 void parse_enum(std::string_view s, std::string_view key, PositionKind& out) { out = parse_enum_name(kPos, s, key); }
 void parse_enum(std::string_view s, std::string_view key, InitKind& out) { out = parse_enum_name(kInit, s, key); }
 void parse_enum(std::string_view s, std::string_view key, RouterKind& out) { out = parse_enum_name(kRouter, s, key); }
+void parse_enum(std::string_view s, std::string_view key, AttentionKind& out) {
+  out = parse_enum_name(kAttention, s, key);
+}
 
 namespace {
 
@@ -69,6 +74,53 @@ MoeLayerRule parse_moe_layers(const std::string& s) {
   throw Error(fmt::format("model.moe_layers: \"{}\" is not \"all\", \"every:K\" or \"after:N\"", s));
 }
 
+// The Multi-head Latent Attention keys (nn/mla.h): with attention = mla every size but
+// q_lora_rank is required; with mha none may be set, so a forgotten `attention = "mla"` is not
+// silently a different model.
+void resolve_mla(ModelConfig& c) {
+  const std::pair<const char*, int64_t> sizes[] = {{"model.q_lora_rank", c.q_lora_rank},
+                                                   {"model.kv_lora_rank", c.kv_lora_rank},
+                                                   {"model.qk_nope_head_dim", c.qk_nope_head_dim},
+                                                   {"model.qk_rope_head_dim", c.qk_rope_head_dim},
+                                                   {"model.v_head_dim", c.v_head_dim}};
+  if (!c.is_mla()) {
+    for (const auto& [key, v] : sizes)
+      LF_CHECK(v == 0, "{} = {} applies to model.attention = \"mla\" only (model.attention is \"mha\")", key, v);
+    return;
+  }
+  for (const auto& [key, v] : sizes) {
+    LF_CHECK(v >= 0, "{} must be >= 0, got {}", key, v);
+    check_size_limit(key, v, limits::kMaxHeadDim);
+  }
+  // DeepSeek-V3's sizes, for the messages: the latent 4 heads wide, the RoPE part half a head.
+  LF_CHECK(c.kv_lora_rank > 0, "model.kv_lora_rank must be > 0 with model.attention = \"mla\" (the width of the "
+           "cached latent; DeepSeek-V3 uses 512 with 128-dim heads)");
+  LF_CHECK(c.qk_nope_head_dim > 0, "model.qk_nope_head_dim must be > 0 with model.attention = \"mla\" (the "
+           "per-head query/key dims that come from the latent; DeepSeek-V3 uses 128)");
+  LF_CHECK(c.qk_rope_head_dim > 0 && c.qk_rope_head_dim % 2 == 0, "model.qk_rope_head_dim must be even and > 0 "
+           "with model.attention = \"mla\" (RoPE rotates pairs of dimensions; DeepSeek-V3 uses 64), got {}",
+           c.qk_rope_head_dim);
+  LF_CHECK(c.v_head_dim > 0, "model.v_head_dim must be > 0 with model.attention = \"mla\" (DeepSeek-V3 uses 128)");
+  LF_CHECK(c.q_lora_rank <= c.d_model, "model.q_lora_rank ({}) must not exceed model.d_model ({}): it compresses "
+           "the query (0: no compression)", c.q_lora_rank, c.d_model);
+  LF_CHECK(c.kv_lora_rank <= c.d_model, "model.kv_lora_rank ({}) must not exceed model.d_model ({}): the latent "
+           "compresses the keys and values", c.kv_lora_rank, c.d_model);
+  LF_CHECK(c.n_kv_heads == 0 || c.n_kv_heads == c.n_heads, "model.n_kv_heads ({}) does not apply to model.attention "
+           "= \"mla\": every head reads the one shared latent; leave it 0", c.n_kv_heads);
+  LF_CHECK(!c.qk_norm, "model.qk_norm is not supported with model.attention = \"mla\" (the latent has its own "
+           "RMSNorm, kv_a_layernorm)");
+  LF_CHECK(c.position == PositionKind::Rope, "model.position = \"{}\" is not supported with model.attention = "
+           "\"mla\": its positions are the decoupled RoPE part (qk_rope_head_dim)", to_string(c.position));
+  checked_size_product("model.n_heads · (qk_nope_head_dim + qk_rope_head_dim)", c.n_heads,
+                       c.qk_nope_head_dim + c.qk_rope_head_dim, limits::kMaxAttentionWidth);
+  checked_size_product("model.n_heads · v_head_dim", c.n_heads, c.v_head_dim, limits::kMaxAttentionWidth);
+  // head_dim is not a size of an MLA layer: it names the query/key head width here.
+  const int64_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
+  LF_CHECK(c.head_dim == 0 || c.head_dim == qk, "model.head_dim ({}) does not apply to model.attention = \"mla\": "
+           "its query/key heads are qk_nope_head_dim + qk_rope_head_dim = {} wide; leave it 0", c.head_dim, qk);
+  c.head_dim = qk;
+}
+
 }  // namespace
 
 bool ModelConfig::is_moe_layer(int64_t layer) const {
@@ -97,6 +149,7 @@ void ModelConfig::resolve() {
   check_size_limit("model.n_heads", n_heads, limits::kMaxHeads);
   check_size_limit("model.head_dim", head_dim, limits::kMaxHeadDim);
   check_size_limit("model.d_ff", d_ff, limits::kMaxDFF);
+  resolve_mla(*this);
   LF_CHECK(n_kv_heads >= 0, "model.n_kv_heads must be >= 0 (0 means n_heads), got {}", n_kv_heads);
   if (n_kv_heads == 0) n_kv_heads = n_heads;
   LF_CHECK(n_kv_heads <= n_heads, "model.n_kv_heads ({}) must not exceed model.n_heads ({})", n_kv_heads, n_heads);
@@ -110,7 +163,7 @@ void ModelConfig::resolve() {
              "set model.head_dim explicitly", d_model, n_heads);
     head_dim = d_model / n_heads;
   }
-  if (position == PositionKind::Rope)
+  if (position == PositionKind::Rope && !is_mla())
     LF_CHECK(head_dim % 2 == 0, "model.head_dim ({}) must be even with model.position = \"rope\" (RoPE rotates "
              "pairs of dimensions)", head_dim);
   LF_CHECK(d_ff >= 0, "model.d_ff must be >= 0 (0 picks the default), got {}", d_ff);
@@ -132,6 +185,11 @@ void ModelConfig::resolve() {
   LF_CHECK(init_std > 0 && std::isfinite(init_std), "model.init_std must be > 0, got {}", init_std);
   LF_CHECK(norm_eps > 0 && norm_eps < 1, "model.norm_eps must be in (0, 1), got {}", norm_eps);
 
+  LF_CHECK(mtp_depth >= 0, "model.mtp_depth must be >= 0 (0: no multi-token prediction), got {}", mtp_depth);
+  LF_CHECK(mtp_depth < context_length, "model.mtp_depth ({}) must be below model.context_length ({}): module k "
+           "predicts the token k + 1 ahead inside one window", mtp_depth, context_length);
+  check_size_limit("model.mtp_depth", mtp_depth, limits::kMaxLayers);
+  LF_CHECK(std::isfinite(mtp_weight) && mtp_weight >= 0, "model.mtp_weight must be >= 0, got {}", mtp_weight);
   LF_CHECK(n_experts >= 0, "model.n_experts must be >= 0 (0: a dense FFN), got {}", n_experts);
   if (n_experts == 0) return;
   LF_CHECK(n_experts <= 4096, "model.n_experts ({}) is larger than the supported 4096", n_experts);
@@ -177,8 +235,18 @@ std::vector<ParameterGroup> parameter_breakdown(const ModelConfig& c) {
   };
   add("token embedding", c.vocab_size * d, c.vocab_size * d, false);
   if (c.position == PositionKind::Learned) add("position embedding", c.context_length * d, c.context_length * d, false);
-  const int64_t attn_w = d * hd + 2 * d * kvd + hd * d;
-  const int64_t attn_b = b * (hd + 2 * kvd + d) + (c.qk_norm ? 2 * c.head_dim : 0);
+  int64_t attn_w = d * hd + 2 * d * kvd + hd * d;
+  int64_t attn_b = b * (hd + 2 * kvd + d) + (c.qk_norm ? 2 * c.head_dim : 0);
+  if (c.is_mla()) {
+    // q_proj [H·qk, C] or q_a_proj [rq, C] + q_b_proj [H·qk, rq]; kv_a_proj_with_mqa
+    // [rkv + rope, C]; kv_b_proj [H·(nope + v), rkv]; o_proj [C, H·v]. Biases on the projections
+    // from x and on o_proj; RMSNorm gains on the two latents.
+    const int64_t h = c.n_heads, qk = c.qk_nope_head_dim + c.qk_rope_head_dim, rq = c.q_lora_rank;
+    const int64_t q_w = rq > 0 ? d * rq + rq * h * qk : d * h * qk;
+    attn_w = q_w + d * (c.kv_lora_rank + c.qk_rope_head_dim) + c.kv_lora_rank * h * (c.qk_nope_head_dim + c.v_head_dim) +
+             h * c.v_head_dim * d;
+    attn_b = b * ((rq > 0 ? rq : h * qk) + c.kv_lora_rank + c.qk_rope_head_dim + d) + rq + c.kv_lora_rank;
+  }
   add("attention", c.n_layers * attn_w, c.n_layers * attn_w, true);
   add("attention biases and norms", c.n_layers * attn_b, c.n_layers * attn_b, false);
   const int64_t mlp_w = ffn_mats * d * c.d_ff, mlp_b = b * ((ffn_mats - 1) * c.d_ff + d);
@@ -193,6 +261,27 @@ std::vector<ParameterGroup> parameter_breakdown(const ModelConfig& c) {
   const int64_t norms = c.n_layers * 2 * norm_params + (c.norm_position == NormPosition::Pre ? norm_params : 0);
   add("norms", norms, norms, false);
   if (!c.tied_embeddings) add("lm_head", c.vocab_size * d, c.vocab_size * d, true);
+  if (c.mtp_depth > 0) {
+    // Multi-token prediction (nn/mtp.h): each module is one more block, at layer index
+    // n_layers + k - 1 (MoE where is_moe_layer says so), plus enorm, hnorm, eh_proj [C, 2C] and
+    // shared_head.norm; the embedding and the output head are the main model's.
+    const int64_t depth = c.mtp_depth;
+    int64_t mtp_moe = 0;
+    for (int64_t k = 0; k < depth; ++k) mtp_moe += c.is_moe_layer(c.n_layers + k) ? 1 : 0;
+    const int64_t mtp_dense = depth - mtp_moe;
+    add("mtp projections", depth * 2 * d * d, depth * 2 * d * d, true);
+    add("mtp attention", depth * attn_w, depth * attn_w, true);
+    add("mtp mlp", mtp_dense * mlp_w, mtp_dense * mlp_w, true);
+    if (mtp_moe > 0) {
+      const int64_t expert = ffn_mats * d * c.d_ff_expert;
+      add("mtp moe router", mtp_moe * c.n_experts * d, mtp_moe * c.n_experts * d, true);
+      add("mtp moe routed experts", mtp_moe * c.n_experts * expert, mtp_moe * c.top_k * expert, true);
+      add("mtp moe shared experts", mtp_moe * c.n_shared_experts * expert, mtp_moe * c.n_shared_experts * expert,
+          true);
+    }
+    const int64_t small = depth * (attn_b + 5 * norm_params + b * d) + mtp_dense * mlp_b;
+    add("mtp norms and biases", small, small, false);
+  }
   return g;
 }
 
@@ -204,7 +293,7 @@ int64_t ModelConfig::parameter_count() const {
 
 bool ModelConfig::is_llama() const {
   return norm == NormKind::RmsNorm && norm_position == NormPosition::Pre && ffn == FfnKind::SwiGLU &&
-         position == PositionKind::Rope && !qk_norm && n_experts == 0;
+         position == PositionKind::Rope && !qk_norm && n_experts == 0 && attention == AttentionKind::MHA;
 }
 
 }  // namespace lmforge::nn

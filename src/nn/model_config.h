@@ -24,6 +24,11 @@ enum class NormPosition { Pre, Post };
 enum class FfnKind { SwiGLU, GELU };
 enum class PositionKind { Rope, Learned };
 enum class InitKind { Xavier, Normal, Scaled };
+// The sequence mixer of every layer (nn/layer_factory.h).
+enum class AttentionKind {
+  MHA,  // q, k, v projections (n_kv_heads: MHA, GQA or MQA); nn/attention.h
+  MLA,  // Multi-head Latent Attention (DeepSeek-V2/V3): keys and values from a cached latent; nn/mla.h
+};
 // How a Mixture-of-Experts layer assigns tokens to experts (nn/moe.h).
 enum class RouterKind {
   SoftmaxTopK,   // token choice: softmax over all experts, the top_k kept (Switch, Mixtral, Qwen-MoE)
@@ -54,6 +59,15 @@ struct ModelConfig {
   double init_std = 0.02;
   double norm_eps = 1e-5;
 
+  // Multi-head Latent Attention (nn/mla.h), used with attention = mla; every size must then be
+  // set (> 0) except q_lora_rank, and all must stay 0 with attention = mha.
+  AttentionKind attention = AttentionKind::MHA;
+  int64_t q_lora_rank = 0;       // 0: q = q_proj(x); else q_b_proj(norm(q_a_proj(x))) through this rank
+  int64_t kv_lora_rank = 0;      // width of the cached latent that keys and values are made from
+  int64_t qk_nope_head_dim = 0;  // per head, the part of q and k without position (from the latent)
+  int64_t qk_rope_head_dim = 0;  // per head, the RoPE part of q; one RoPE key shared by all heads
+  int64_t v_head_dim = 0;        // per head, the value width
+
   // Mixture of Experts (nn/moe.h): n_experts > 0 replaces the FFN of the layers moe_layers
   // selects by n_experts routed experts (each an FFN of kind `ffn` and width d_ff_expert) plus
   // n_shared_experts always-active ones: y = Σ_{i∈top-k} g_i·E_i(x) + Σ_s S_s(x).
@@ -72,6 +86,13 @@ struct ModelConfig {
   double router_z_loss = 0.0;    // coefficient of logsumexp(router logits)²
   double bias_update_rate = 0.0; // auxiliary-loss-free balancing: per-expert bias step γ (0: off)
 
+  // Multi-token prediction (nn/mtp.h, DeepSeek-V3): mtp_depth > 0 adds that many sequential
+  // modules, module k predicting the token k + 1 ahead; their mean cross-entropy, weighted by
+  // mtp_weight, joins the training loss. Inference and evaluation read the main model only;
+  // self-speculative decoding (infer/speculative.h) drafts with the modules.
+  int64_t mtp_depth = 0;     // 0: off
+  double mtp_weight = 0.3;   // λ of λ/D · Σ_k CE_k
+
   // Calls f(key, field, help) for every field above, in declaration order (config files list
   // them in this order). Works on a const config too.
   template <class F>
@@ -85,6 +106,7 @@ struct ModelConfig {
   // True when layer `layer` (0-based) has a Mixture-of-Experts FFN.
   bool is_moe_layer(int64_t layer) const;
   int64_t moe_layer_count() const;
+  bool is_mla() const { return attention == AttentionKind::MLA; }
   // Parameters of the model this config builds (after resolve()), embeddings included.
   int64_t parameter_count() const;
   // True when the architecture is exactly HF Llama's (RMSNorm, pre-norm, SwiGLU, RoPE, no
@@ -115,6 +137,12 @@ struct ModelConfig {
     f("init", c.init, "xavier | normal | scaled");
     f("init_std", c.init_std, "standard deviation of normal initialisation");
     f("norm_eps", c.norm_eps, "epsilon inside the norms");
+    f("attention", c.attention, "mha (with n_kv_heads: MHA, GQA, MQA) | mla (Multi-head Latent Attention)");
+    f("q_lora_rank", c.q_lora_rank, "mla: rank of the query compression (0: no compression)");
+    f("kv_lora_rank", c.kv_lora_rank, "mla: width of the cached key/value latent");
+    f("qk_nope_head_dim", c.qk_nope_head_dim, "mla: per-head query/key dims without RoPE");
+    f("qk_rope_head_dim", c.qk_rope_head_dim, "mla: per-head query/key dims with RoPE (even; the key part is shared)");
+    f("v_head_dim", c.v_head_dim, "mla: per-head value dims");
     f("n_experts", c.n_experts, "routed experts of a Mixture-of-Experts FFN (0: dense FFN)");
     f("moe_layers", c.moe_layers, "which layers are MoE: \"all\" | \"every:K\" | \"after:N\" (the first N dense)");
     f("d_ff_expert", c.d_ff_expert, "hidden width of each routed and shared expert (required with n_experts); small = fine-grained experts");
@@ -129,6 +157,8 @@ struct ModelConfig {
     f("comm_balance_loss", c.comm_balance_loss, "communication balance loss coefficient (0: off)");
     f("router_z_loss", c.router_z_loss, "coefficient of logsumexp(router logits)² (0: off)");
     f("bias_update_rate", c.bias_update_rate, "auxiliary-loss-free balancing: per-expert bias step (0: off)");
+    f("mtp_depth", c.mtp_depth, "multi-token prediction modules (0: off); module k predicts the token k+1 ahead");
+    f("mtp_weight", c.mtp_weight, "weight of the multi-token prediction loss (λ of λ/D · Σ_k CE_k)");
   }
 };
 
@@ -151,6 +181,7 @@ std::string_view to_string(FfnKind v);
 std::string_view to_string(PositionKind v);
 std::string_view to_string(InitKind v);
 std::string_view to_string(RouterKind v);
+std::string_view to_string(AttentionKind v);
 // Each throws Error naming `key` and the accepted spellings.
 void parse_enum(std::string_view s, std::string_view key, NormKind& out);
 void parse_enum(std::string_view s, std::string_view key, NormPosition& out);
@@ -158,5 +189,6 @@ void parse_enum(std::string_view s, std::string_view key, FfnKind& out);
 void parse_enum(std::string_view s, std::string_view key, PositionKind& out);
 void parse_enum(std::string_view s, std::string_view key, InitKind& out);
 void parse_enum(std::string_view s, std::string_view key, RouterKind& out);
+void parse_enum(std::string_view s, std::string_view key, AttentionKind& out);
 
 }  // namespace lmforge::nn

@@ -25,6 +25,10 @@ Transformer::Transformer(ModelConfig config, TensorOptions opt)
   for (int64_t i = 0; i < c.n_layers; ++i)
     layers_.push_back(
         layers->add(std::to_string(i), std::make_unique<TransformerBlock>(c, i, opt, &dropout_gen_, &stats_)));
+  // The MTP modules continue the layer numbering, as HF DeepSeek-V3 names them.
+  for (int64_t k = 1; k <= c.mtp_depth; ++k)
+    mtp_.push_back(layers->add(std::to_string(c.n_layers + k - 1),
+                               std::make_unique<MtpModule>(c, k, opt, &dropout_gen_, &stats_)));
   if (c.norm_position == NormPosition::Pre)
     norm_ = model->add("norm", std::make_unique<Norm>(c.norm, c.d_model, c.bias, c.norm_eps, opt));
   if (!c.tied_embeddings)
@@ -76,10 +80,15 @@ Transformer::HiddenAndAux Transformer::hidden_and_aux(const Tensor& ids, KVCache
   }
   // Pre-norm: the final norm adds the last block's pending delta (a model without one adds it
   // alone). Post-norm blocks leave none.
-  if (norm_) x = norm_->forward_add(stream.delta, stream.residual).y;
-  else x = stream.delta.defined() ? stream.residual + stream.delta : stream.residual;
+  Tensor before_norm;
+  if (norm_) {
+    const AddNorm a = norm_->forward_add(stream.delta, stream.residual);
+    x = a.y, before_norm = a.sum;
+  } else {
+    x = before_norm = stream.delta.defined() ? stream.residual + stream.delta : stream.residual;
+  }
   if (cache) cache->length = offset + t;
-  return {.hidden = x, .aux = stream.aux};
+  return {.hidden = x, .aux = stream.aux, .stream = before_norm};
 }
 
 Tensor Transformer::logits_of(const Tensor& h) const {
@@ -87,6 +96,34 @@ Tensor Transformer::logits_of(const Tensor& h) const {
 }
 
 Tensor Transformer::forward(const Tensor& ids, KVCache* cache) const { return logits_of(hidden(ids, cache)); }
+
+Transformer::LogitsAndStream Transformer::forward_with_stream(const Tensor& ids, KVCache* cache) const {
+  const HiddenAndAux h = hidden_and_aux(ids, cache);
+  return {.logits = logits_of(h.hidden), .stream = h.stream};
+}
+
+Tensor Transformer::token_embeddings(const Tensor& ids) const {
+  return cast(embed_tokens_->forward(ids.contiguous()), activation_dtype());
+}
+
+Tensor Transformer::mtp_loss(const Tensor& stream, const Tensor& ids, const Tensor& targets, Tensor& aux) const {
+  const int64_t batch = ids.size(0), window = ids.size(1);
+  Tensor previous = stream, sum;
+  for (const MtpModule* module : mtp_) {
+    // Module k at positions i in [0, T - k): its input token i + k is ids[i + k], its target,
+    // token i + k + 1, is targets[i + k] (targets are the ids shifted by one).
+    const int64_t k = module->depth(), s = window - k;
+    if (s <= 0) break;
+    const MtpModule::Output o =
+        module->forward(previous.narrow(1, 0, s), token_embeddings(ids.narrow(1, k, s)), 0, nullptr, aux);
+    aux = o.aux;
+    const Tensor ce = cross_entropy(logits_of(o.head_input).view({batch * s, config_.vocab_size}),
+                                    targets.narrow(1, k, s).reshape({batch * s}));
+    sum = sum.defined() ? sum + ce : ce;
+    previous = o.hidden;
+  }
+  return sum.defined() ? sum * (config_.mtp_weight / double(config_.mtp_depth)) : Tensor();
+}
 
 Tensor Transformer::loss(const Tensor& ids, const Tensor& targets) const { return loss_terms(ids, targets).total; }
 
@@ -105,14 +142,21 @@ LossTerms Transformer::loss_terms(const Tensor& ids, const Tensor& targets) cons
     out.terms.emplace_back("ce", z_part.defined() ? lm_value - z_part : lm_value);
     if (z_part.defined()) out.terms.emplace_back("z_loss", z_part);
   }
-  out.total = h.aux.defined() ? lm + h.aux : lm;
-  if (h.aux.defined()) out.terms.emplace_back("aux", h.aux.detach());
+  Tensor aux = h.aux;
+  const Tensor mtp = mtp_.empty() ? Tensor() : mtp_loss(h.stream, ids, targets, aux);
+  out.total = aux.defined() ? lm + aux : lm;
+  if (aux.defined()) out.terms.emplace_back("aux", aux.detach());
+  if (mtp.defined()) {
+    out.total = out.total + mtp;
+    out.terms.emplace_back("mtp", mtp.detach());
+  }
   if (training()) stats_.count_micro_batch();
   return out;
 }
 
 void Transformer::after_optimizer_step() {
   for (TransformerBlock* block : layers_) block->ffn().after_optimizer_step(stats_, block->layer());
+  for (MtpModule* module : mtp_) module->ffn().after_optimizer_step(stats_, module->layer());
 }
 
 Tensor Transformer::token_nll(const Tensor& ids, const Tensor& targets) const {

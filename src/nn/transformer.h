@@ -19,11 +19,19 @@
 // (norms, RoPE, attention, MLP, logits) is computed in the compute dtype, GEMMs accumulating in
 // f32 inside the kernels. The loss is computed in f32 from the low-precision logits.
 //
+// Multi-token prediction (model.mtp_depth = D > 0; nn/mtp.h): D modules after the main model,
+// module k predicting the token k + 1 ahead from the previous depth's hidden state and the
+// embedding of token t + k. They add the term "mtp" = mtp_weight / D · Σ_k CE_k to the training
+// loss, module k's cross-entropy taken over the first T - k positions of each window (the rest
+// have no target inside it). forward(), hidden(), token_nll() and so evaluation and scoring
+// read the main model alone; infer/speculative.h drafts tokens with the modules. D = 0 builds
+// and computes exactly the model without them.
+//
 // Activation recomputation: with set_recompute_blocks(true), a training forward keeps only each
 // block's input stream for backward and runs the block again during backward
 // (autograd/recompute.h): activation memory drops from every block's intermediates to one
 // block's, for about one more forward pass of compute. Results are unchanged (the dropout masks
-// are drawn again from the same generator state).
+// are drawn again from the same generator state). The MTP modules' blocks are not recomputed.
 #pragma once
 
 #include <memory>
@@ -33,6 +41,7 @@
 #include "nn/aux_report.h"
 #include "nn/block.h"
 #include "nn/kv_cache.h"
+#include "nn/mtp.h"
 
 namespace lmforge::nn {
 
@@ -41,7 +50,8 @@ struct LossTerms {
   Tensor total;  // the scalar to differentiate: the sum of every term
   // Each term's value, detached f32 scalars, in a fixed order: "ce" (cross-entropy), "z_loss"
   // (when model.z_loss > 0), "aux" (the layers' auxiliary losses, when any layer reports one;
-  // by name and layer in the model's step_stats()).
+  // by name and layer in the model's step_stats()), "mtp" (when model.mtp_depth > 0: the
+  // multi-token prediction loss, weight included).
   std::vector<std::pair<std::string, Tensor>> terms;
 };
 
@@ -69,6 +79,21 @@ class Transformer : public Module {
   Tensor hidden(const Tensor& ids, KVCache* cache = nullptr) const;
   // ids [B, T] -> logits [B, T, V]
   Tensor forward(const Tensor& ids, KVCache* cache = nullptr) const;
+  // forward() that also returns the residual stream before the final norm: the first MTP
+  // module's input (the final hidden state itself in a post-norm model).
+  struct LogitsAndStream {
+    Tensor logits;  // [B, T, V]
+    Tensor stream;  // [B, T, C]
+  };
+  LogitsAndStream forward_with_stream(const Tensor& ids, KVCache* cache = nullptr) const;
+  // The output head: final-normed hidden states [..., C] -> logits [..., V] (lm_head, or the
+  // token embedding when tied). The MTP modules share it.
+  Tensor logits_of(const Tensor& hidden) const;
+  // The MTP modules' token input: ids [B, S] -> embeddings [B, S, C] in the activation dtype
+  // (the main model's token embedding, without positions).
+  Tensor token_embeddings(const Tensor& ids) const;
+  // The multi-token prediction modules, depth 1 first (config().mtp_depth of them).
+  const std::vector<MtpModule*>& mtp_modules() const { return mtp_; }
   // The training objective: mean over tokens of cross-entropy(logits, targets), plus
   // z_loss · logsumexp² when the config has a z-loss, plus the layers' auxiliary losses
   // (nn/aux_report.h). ids, targets [B, T].
@@ -100,9 +125,12 @@ class Transformer : public Module {
   struct HiddenAndAux {
     Tensor hidden;  // [B, T, C]
     Tensor aux;     // the auxiliary losses' sum, or undefined
+    Tensor stream;  // [B, T, C]: the residual stream before the final norm
   };
   HiddenAndAux hidden_and_aux(const Tensor& ids, KVCache* cache) const;
-  Tensor logits_of(const Tensor& hidden) const;
+  // mtp_weight / D · Σ_k CE_k from the main model's stream [B, T, C]; the modules' auxiliary
+  // losses are added to `aux`. Undefined when the window is too short for any module.
+  Tensor mtp_loss(const Tensor& stream, const Tensor& ids, const Tensor& targets, Tensor& aux) const;
 
   ModelConfig config_;
   TensorOptions opt_;
@@ -114,6 +142,7 @@ class Transformer : public Module {
   std::vector<TransformerBlock*> layers_;
   Norm* norm_ = nullptr;
   Linear* lm_head_ = nullptr;
+  std::vector<MtpModule*> mtp_;
 };
 
 }  // namespace lmforge::nn

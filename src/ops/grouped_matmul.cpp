@@ -1,40 +1,19 @@
 #include "ops/grouped_matmul.h"
 
-#include <vector>
-
 #include "autograd/function.h"
+#include "backend/backend.h"
 #include "ops/ops.h"
 
 namespace lmforge {
 
 namespace {
 
-// The segment ends on the host, checked: non-decreasing, within [0, rows].
-std::vector<int64_t> host_ends(const Tensor& ends, int64_t rows) {
-  const std::vector<int64_t> e = to_vector<int64_t>(cast(ends, DType::I64));
-  int64_t prev = 0;
-  for (size_t g = 0; g < e.size(); ++g) {
-    LF_CHECK(e[g] >= prev && e[g] <= rows, "grouped_matmul: ends[{}] = {} is outside [{}, {}] (ends must be "
-             "non-decreasing and at most the {} rows of x)", g, e[g], prev, rows, rows);
-    prev = e[g];
-  }
-  return e;
-}
-
-// out [M, cols]: each segment's rows times w[g]ᵀ (transpose) or w[g]; rows past the last end 0.
-Tensor segment_products(const Tensor& x, const Tensor& w, const std::vector<int64_t>& ends, bool transpose_w) {
-  const int64_t cols = transpose_w ? w.size(1) : w.size(2);
-  Tensor out = zeros({x.size(0), cols}, x.dtype(), x.device());
-  int64_t start = 0;
-  for (size_t g = 0; g < ends.size(); ++g) {
-    const int64_t n = ends[g] - start;
-    if (n > 0) {
-      const Tensor wg = select(w, 0, int64_t(g));  // [N, K]
-      Tensor dst = narrow(out, 0, start, n);
-      copy_(dst, matmul(narrow(x, 0, start, n), transpose_w ? transpose(wg, 0, 1) : wg));
-    }
-    start = ends[g];
-  }
+// out [M, cols] = a's segments times b[g]ᵀ (trans_b, b [G, cols, K]) or b[g] (b [G, K, cols]).
+Tensor segment_products(const Tensor& a, const Tensor& b, const Tensor& ends, bool trans_b) {
+  const Tensor ac = contiguous(a), bc = contiguous(b);
+  Tensor out = Tensor::empty({ac.size(0), trans_b ? bc.size(1) : bc.size(2)}, ac.dtype(), ac.device());
+  const GroupedGemmArgs args{.a = ac, .b = bc, .ends = ends, .c = out, .trans_b = trans_b, .weight_grad = false};
+  backend_for(ac).grouped_gemm(args);
   return out;
 }
 
@@ -53,30 +32,26 @@ Tensor grouped_matmul(const Tensor& x0, const Tensor& w0, const Tensor& ends0) {
            "dtype, got {} and {}", dtype_name(x0.dtype()), dtype_name(w0.dtype()));
   LF_CHECK(x0.device() == w0.device() && x0.device() == ends0.device(), "grouped_matmul: x, w and ends must be on "
            "one device, got {}, {} and {}", x0.device().str(), w0.device().str(), ends0.device().str());
-  const std::vector<int64_t> ends = host_ends(ends0, x0.size(0));
+  const Tensor ends = contiguous(ends0);
   Tensor out;
   {
     NoGradGuard no_grad;
-    out = segment_products(x0.detach(), w0.detach(), ends, /*transpose_w=*/true);
+    out = segment_products(x0.detach(), w0.detach(), ends, /*trans_b=*/true);
   }
   if (any_requires_grad({x0, w0}))
     record_op("grouped_matmul", {x0, w0}, {out},
-              [sx = SavedTensor(x0), sw = SavedTensor(w0), ends](BackwardContext& ctx) -> TensorList {
-                const Tensor x = sx.get().detach(), w = sw.get().detach();
+              [sx = SavedTensor(x0), sw = SavedTensor(w0), se = SavedTensor(ends)](BackwardContext& ctx) -> TensorList {
+                const Tensor x = sx.get(), w = sw.get(), ends = se.get();
                 const Tensor dy = contiguous(ctx.grad());
                 TensorList grads(2);
-                if (ctx.needs_input_grad(0)) grads[0] = segment_products(dy, w, ends, /*transpose_w=*/false);
+                // dx[m] = dy[m] · w[g(m)]
+                if (ctx.needs_input_grad(0)) grads[0] = segment_products(dy, w, ends, /*trans_b=*/false);
+                // dw[g] = dy_gᵀ · x_g
                 if (ctx.needs_input_grad(1)) {
-                  Tensor dw = zeros(w.shape(), w.dtype(), w.device());
-                  int64_t start = 0;
-                  for (size_t g = 0; g < ends.size(); ++g) {
-                    const int64_t n = ends[g] - start;
-                    if (n > 0) {
-                      Tensor dst = select(dw, 0, int64_t(g));
-                      copy_(dst, matmul(transpose(narrow(dy, 0, start, n), 0, 1), narrow(x, 0, start, n)));
-                    }
-                    start = ends[g];
-                  }
+                  Tensor dw = Tensor::empty(w.shape(), w.dtype(), w.device());
+                  const GroupedGemmArgs args{
+                      .a = dy, .b = contiguous(x), .ends = ends, .c = dw, .trans_b = false, .weight_grad = true};
+                  backend_for(dy).grouped_gemm(args);
                   grads[1] = dw;
                 }
                 return grads;

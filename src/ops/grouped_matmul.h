@@ -11,9 +11,11 @@
 // dw[g] = dy_gᵀ · x_g over the segment's rows (0 for an empty segment). Both are deterministic.
 // Low-precision inputs multiply in f32 as matmul does.
 //
-// The segments' bounds are data: this composite reads `ends` to the host (a device sync on a
-// GPU) and runs one matmul per non-empty segment. The simple per-expert loop that a MoE layer is
-// tested against lives in nn/moe.cpp (MoE::forward_reference).
+// The segments' bounds are data and stay where they are: each product is one call of the
+// backend's grouped_gemm kernel, which reads `ends` on the device (a GPU runs it as one launch
+// and the host never waits). The CPU checks ends (an Error naming the position); a GPU, which
+// cannot report without a wait, reads a bad ends as clamped (backend/backend.h). The simple
+// per-expert loop that a MoE layer is tested against lives in nn/moe.cpp (MoE::forward_reference).
 #pragma once
 
 #include "core/tensor.h"

@@ -47,8 +47,8 @@ Tensor linear_quantized(const Tensor& x, const QuantizedWeight& w, const Tensor&
     backend.gemm_quantized(
         {.x = x2, .weight = w.data, .scale = w.scale, .bias = bias, .out = out, .group_size = w.group_size});
   } else {
-    // A backend without the kernel (the GPU, for now): this layer's weight is dequantised for this
-    // call only, in x's dtype, and multiplied by the ordinary GEMM.
+    // A backend without the kernel for this weight dtype: this layer's weight is dequantised for
+    // this call only, in x's dtype, and multiplied by the ordinary GEMM.
     NoGradGuard no_grad;
     out = linear(x2, cast(dequantize(w), x.dtype()), bias);
   }

@@ -5,8 +5,9 @@
 //   (group_size == in: one scale per output channel), or
 //   bf16 / f16 data without scales: w = data.
 // linear_quantized dequantises inside the GEMM kernel (Backend::gemm_quantized); no f32 copy of
-// the weight is made. On a backend without that kernel (supports() false: the GPU for now) each
-// call dequantises the one weight it needs into a temporary and runs the ordinary GEMM. These ops are inference-only: autograd refuses a backward through them.
+// the weight is made (the CPU and the GPU both have the kernel). On a backend without it
+// (supports() false) each call dequantises the one weight it needs into a temporary and runs the
+// ordinary GEMM. These ops are inference-only: autograd refuses a backward through them.
 #pragma once
 
 #include "core/tensor.h"

@@ -1,6 +1,8 @@
-// HF tokenizers `tokenizer.json`, byte-level BPE only.
+// HF tokenizers `tokenizer.json`: byte-level BPE, and WordLevel over byte-level pieces (the
+// piece-level tokenizers of `tokenizer train --kind char|word`).
 //
-// Read: model (type BPE: vocab, merges as "a b" strings or ["a", "b"] arrays, ignore_merges),
+// Read: model (type BPE: vocab, merges as "a b" strings or ["a", "b"] arrays, ignore_merges;
+// type WordLevel: vocab and unk_token, which becomes the unknown token and a special token),
 // pre_tokenizer (ByteLevel, with or without its GPT-2 regex; Split with a Regex or String
 // pattern and behaviour Isolated; a Sequence of those with at most one splitting step),
 // added_tokens (all become special tokens: HF cuts every added token out of the text before
@@ -8,7 +10,9 @@
 // never adds tokens around the text; decoding is by bytes). Anything else is rejected naming
 // the file and the key.
 //
-// Written: the same layout as HF's own converters (Split(Regex, Isolated) + ByteLevel without
+// Written: a piece-level tokenizer as WordLevel with the same pre-tokenizer and decoder as below
+// (its vocab keys are the byte-level form of each piece, which is what ByteLevel hands the
+// model). Otherwise the same layout as HF's own converters (Split(Regex, Isolated) + ByteLevel without
 // regex; for MergeRule::Ranks one merge per token, as Tokenizer::merges() derives, with
 // ignore_merges true), which HF tokenizers loads and encodes with the same ids. Special tokens
 // are listed in added_tokens AND in model.vocab under their literal text (as GPT-2's file has
@@ -190,7 +194,9 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
   LF_CHECK(mit != j.end() && mit->is_object(), "{}: missing key 'model'", path);
   const json& model = *mit;
   const std::string type = get_string(model, "type", path, "model");
-  LF_CHECK(type.empty() || type == "BPE", "{}: model.type '{}' is not supported (only BPE)", path, type);
+  const bool word_level = type == "WordLevel";
+  LF_CHECK(type.empty() || type == "BPE" || word_level, "{}: model.type '{}' is not supported (BPE or WordLevel)",
+           path, type);
   LF_CHECK(!get_bool(model, "byte_fallback", false, path, "model"), "{}: model.byte_fallback is not supported", path);
   LF_CHECK(get_string(model, "continuing_subword_prefix", path, "model").empty(),
            "{}: model.continuing_subword_prefix is not supported", path);
@@ -205,6 +211,13 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
   spec.pretokenizer = pre.split;
   spec.add_prefix_space = pre.add_prefix_space;
   spec.source = path;
+
+  std::string unk_token;
+  if (word_level) {
+    unk_token = get_string(model, "unk_token", path, "model");
+    LF_CHECK(!unk_token.empty(), "{}: model.unk_token must name the unknown token of a WordLevel model", path);
+    spec.unknown_token = unk_token;
+  }
 
   auto vit = model.find("vocab");
   LF_CHECK(vit != model.end() && vit->is_object(), "{}: model.vocab must be an object", path);
@@ -251,6 +264,16 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
     }
   }
 
+  // WordLevel's unknown token is a vocab entry that HF never produces from text: a special token
+  // here, whether or not added_tokens lists it.
+  if (word_level && std::none_of(spec.specials.begin(), spec.specials.end(),
+                                 [&](const SpecialToken& s) { return s.text == unk_token; })) {
+    auto uit = id_of_key.find(unk_token);
+    LF_CHECK(uit != id_of_key.end(), "{}: model.unk_token '{}' is not in model.vocab", path, unk_token);
+    spec.specials.push_back({unk_token, uit->second});
+    moved.insert(uit->second);
+  }
+
   std::unordered_map<uint32_t, std::string> bytes_of_id;
   bytes_of_id.reserve(key_of_id.size());
   spec.tokens.reserve(key_of_id.size());
@@ -262,6 +285,7 @@ Tokenizer Tokenizer::load_tokenizer_json(const std::string& path) {
   }
   std::sort(spec.tokens.begin(), spec.tokens.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
 
+  if (word_level) return build(std::move(spec));
   auto mg = model.find("merges");
   LF_CHECK(mg != model.end() && mg->is_array(), "{}: model.merges must be an array", path);
   spec.merges.reserve(mg->size());
@@ -324,9 +348,15 @@ void Tokenizer::save_tokenizer_json(const std::string& path) const {
     o += R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]})";
   }
   o += R"(,"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,)";
-  o += R"("use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,)";
-  o += R"("end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":)";
-  o += m.whole_piece_lookup ? "true" : "false";
+  const bool word_level = m.unknown_id != detail::kNoId;
+  if (word_level) {
+    o += R"("use_regex":true},"model":{"type":"WordLevel","unk_token":)";
+    append_json_string(o, m.bytes_by_id[m.unknown_id]);
+  } else {
+    o += R"("use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,)";
+    o += R"("end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":)";
+    o += m.whole_piece_lookup ? "true" : "false";
+  }
   o += R"(,"vocab":{)";
   bool first = true;
   for (uint32_t id = 0; id < m.kind_by_id.size(); ++id) {
@@ -344,6 +374,11 @@ void Tokenizer::save_tokenizer_json(const std::string& path) const {
     append_json_string(o, key);
     o += ':';
     o += std::to_string(id);
+  }
+  if (word_level) {
+    o += "}}}\n";
+    write_file_atomic(path, o);
+    return;
   }
   o += R"(},"merges":[)";
   first = true;

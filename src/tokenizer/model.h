@@ -26,6 +26,7 @@ struct Model {
   bool whole_piece_lookup = true;
   bool add_prefix_space = false;
   bool bytes_only = false;  // every ordinary token is one byte: encoding is a byte map
+  uint32_t unknown_id = kNoId;  // piece-level: the id of a piece not in the vocabulary (else kNoId)
   std::vector<SpecialToken> specials;  // sorted by id
   SpecialMatcher matcher;              // over specials, same order
   Pretokenizer pretokenizer;

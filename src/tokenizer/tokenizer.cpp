@@ -82,6 +82,13 @@ void encode_ordinary_into(const Model& m, std::string_view text, std::vector<uin
     prefixed += text;
     text = prefixed;
   }
+  if (m.unknown_id != kNoId) {  // piece-level: one id per piece, no merging
+    m.pretokenizer.for_each_piece(text, [&](std::string_view piece) {
+      const uint32_t id = m.tokens.find(piece.data(), piece.size(), piece_hash(piece.data(), piece.size()));
+      out.push_back(id == kNoId ? m.unknown_id : id);
+    });
+    return;
+  }
   PieceEncoder enc{m, thread_piece_cache(m.serial), BpeTables{m.byte_id, &m.pairs}, out};
   // Pieces come in batches from the pre-tokenizer. The vocabulary lookup of each piece is a
   // likely cache miss (the table is megabytes), so the loop is software-pipelined: the hash of
@@ -251,6 +258,10 @@ uint32_t Tokenizer::eot_id() const {
 std::optional<uint32_t> Tokenizer::find_eot_id() const { return special_id("<|endoftext|>"); }
 
 const std::vector<SpecialToken>& Tokenizer::special_tokens() const { return m_->specials; }
+std::optional<uint32_t> Tokenizer::unknown_id() const {
+  if (m_->unknown_id == kNoId) return std::nullopt;
+  return m_->unknown_id;
+}
 MergeRule Tokenizer::merge_rule() const { return m_->rule; }
 bool Tokenizer::whole_piece_lookup() const { return m_->whole_piece_lookup; }
 bool Tokenizer::add_prefix_space() const { return m_->add_prefix_space; }

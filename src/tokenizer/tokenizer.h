@@ -1,4 +1,6 @@
-// Byte-level BPE tokenizer: encoding and decoding, special tokens, file formats.
+// Byte-level BPE tokenizer: encoding and decoding, special tokens, file formats. The same class
+// holds the piece-level baselines (`tokenizer train --kind char|word`): a vocabulary of whole
+// pieces (characters or words) with an unknown token, see TokenizerSpec::unknown_token.
 //
 // Pipeline of encode(text):
 //   1. special tokens are cut out first (leftmost occurrence, the longest on a tie) according to
@@ -9,6 +11,10 @@
 //      "ignore_merges"), otherwise byte-level BPE merges it (bpe.h), through a per-thread cache.
 // Any byte string encodes (invalid UTF-8 is encoded byte by byte), and
 // decode(encode(s), DecodeMode::Bytes) == s for every s.
+// Piece-level tokenizers (an unknown token is set) replace step 3: each piece is one id, its
+// token when the vocabulary has it, the unknown token otherwise. They round-trip only text whose
+// pieces are all known; decode() writes the unknown token as its text (<|unk|>), a visible
+// marker, like any special token: the character or word it replaced is lost.
 //
 // Two merge rules cover the two ecosystems (bpe.h has the details):
 //   MergeRule::Ranks      tiktoken: the pair whose concatenation has the lowest rank merges
@@ -85,6 +91,10 @@ struct TokenizerSpec {
   Pretokenizer pretokenizer;
   bool add_prefix_space = false;  // HF ByteLevel: a space before text that does not start with one
   std::string source;             // file name or description, for messages and info()
+  // Non-empty: a piece-level tokenizer (HF "WordLevel"). Each piece of the pretokenizer is one
+  // token, and a piece that is not in the vocabulary becomes this special token (which must be
+  // among `specials`); there are no merges.
+  std::string unknown_token;
 };
 
 namespace detail {
@@ -129,7 +139,8 @@ class Tokenizer {
                                                   const SpecialPolicy& policy = {}) const;
 
   // ---- decoding ----
-  // Throws Error naming an id that is not in the vocabulary.
+  // Throws Error naming an id that is not in the vocabulary. Special tokens (the unknown token of
+  // a piece-level tokenizer too) decode to their text.
   std::string decode(std::span<const uint32_t> ids, DecodeMode mode = DecodeMode::Strict) const;
 
   // ---- vocabulary ----
@@ -158,9 +169,12 @@ class Tokenizer {
   const std::string& source() const;
   // Mean length in bytes of the ordinary tokens.
   double mean_token_bytes() const;
+  // The unknown token's id of a piece-level tokenizer (TokenizerSpec::unknown_token), else none.
+  std::optional<uint32_t> unknown_id() const;
 
   // ---- files ----
-  // HF tokenizers format (ByteLevel BPE); loads in HF tokenizers with the same ids.
+  // HF tokenizers format (ByteLevel BPE, or WordLevel over byte-level pieces for a piece-level
+  // tokenizer); loads in HF tokenizers with the same ids.
   void save_tokenizer_json(const std::string& path) const;
   // tiktoken rank file: ordinary tokens only (the format has no pattern and no specials), ids
   // as ranks. For a MergeList tokenizer, tiktoken's rule reproduces its ids when ids follow the

@@ -32,6 +32,12 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
   auto m = std::make_shared<detail::Model>();
   const std::string& src = spec.source.empty() ? (spec.source = "tokenizer") : spec.source;
   m->source = spec.source;
+  if (!spec.unknown_token.empty()) {
+    // Piece-level: whole pieces or the unknown token, never merges (nor the pairs that Ranks
+    // derives from the tokens' spellings).
+    LF_CHECK(spec.merges.empty(), "{}: a piece-level tokenizer (with an unknown token) has no merges", src);
+    spec.rule = MergeRule::MergeList;
+  }
   m->rule = spec.rule;
   m->whole_piece_lookup = spec.rule == MergeRule::Ranks || spec.whole_piece_lookup;
   m->add_prefix_space = spec.add_prefix_space;
@@ -132,7 +138,15 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
     m->merge_list = std::move(spec.merges);
   }
   m->pairs.build_filter();
-  m->bytes_only = all_single && m->pairs.size() == 0;
+  if (!spec.unknown_token.empty()) {
+    const auto unk = std::find_if(m->specials.begin(), m->specials.end(),
+                                  [&](const SpecialToken& s) { return s.text == spec.unknown_token; });
+    LF_CHECK(unk != m->specials.end(), "{}: the unknown token '{}' is not one of the special tokens", src,
+             spec.unknown_token);
+    m->unknown_id = unk->id;
+  }
+  // A piece-level tokenizer looks pieces up whole even when every token is one byte.
+  m->bytes_only = all_single && m->pairs.size() == 0 && m->unknown_id == kNoId;
   m->serial = g_next_serial.fetch_add(1);
   return Tokenizer(std::move(m));
 }

@@ -130,7 +130,7 @@ std::string_view trim(std::string_view s) {
 namespace detail {
 
 const std::vector<std::string>& config_sections() {
-  static const std::vector<std::string> s{"model", "data", "train", "optim", "eval", "checkpoint"};
+  static const std::vector<std::string> s{"model", "data", "train", "optim", "eval", "checkpoint", "dist"};
   return s;
 }
 
@@ -188,6 +188,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       int_field("checkpoint.every", &c.checkpoint.every, "steps between checkpoints (0: none before the end)"),
       int_field("checkpoint.keep_last", &c.checkpoint.keep_last, "checkpoints to keep"),
       bool_field("checkpoint.at_end", &c.checkpoint.at_end, "save a checkpoint after the last step"),
+      int_field("dist.zero", &c.dist.zero, "data parallel: 0 replicated optimizer | 1 sharded AdamW moments | 2 also sharded gradients"),
+      float_field("dist.bucket_mb", &c.dist.bucket_mb, "data parallel: MiB of f32 gradients per all-reduce / reduce-scatter"),
+      float_field("dist.timeout_s", &c.dist.timeout_s, "data parallel: seconds a collective may wait before the rank exits with an error"),
   };
   fields.insert(fields.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
   return fields;
@@ -367,6 +370,11 @@ void RunConfig::validate() {
   LF_CHECK(checkpoint.every >= 0, "checkpoint.every must be >= 0, got {}", checkpoint.every);
   LF_CHECK(checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1, got {}", checkpoint.keep_last);
   check_size_limit("checkpoint.keep_last", checkpoint.keep_last, limits::kMaxKeepLast);
+  LF_CHECK(dist.zero >= 0 && dist.zero <= 2, "dist.zero must be 0, 1 or 2, got {}", dist.zero);
+  LF_CHECK(dist.bucket_mb > 0 && dist.bucket_mb <= 4096 && std::isfinite(dist.bucket_mb),
+           "dist.bucket_mb must be in (0, 4096], got {}", dist.bucket_mb);
+  LF_CHECK(dist.timeout_s > 0 && std::isfinite(dist.timeout_s), "dist.timeout_s must be a finite number > 0, got {}",
+           dist.timeout_s);
 }
 
 DType compute_dtype_for(Precision precision, bool on_gpu) {

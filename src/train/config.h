@@ -1,5 +1,5 @@
-// A run's configuration: the TOML file with sections [model], [data], [train], [optim], [eval]
-// and [checkpoint], then `--set section.key=value` overrides, then validation.
+// A run's configuration: the TOML file with sections [model], [data], [train], [optim], [eval],
+// [checkpoint] and [dist], then `--set section.key=value` overrides, then validation.
 //
 // Every key is declared once (config.cpp's field table) with its type, default and help; the
 // same spelling is the TOML key, the --set key and the metrics key. Unknown sections and keys
@@ -95,6 +95,14 @@ struct CheckpointConfig {
   bool at_end = true;               // one after the last step (benchmarks turn it off)
 };
 
+// [dist]: data-parallel training over several processes (dist/data_parallel.h); no effect in a
+// single process.
+struct DistConfig {
+  int64_t zero = 0;                 // 0: replicated optimizer; 1: sharded moments; 2: also sharded gradients
+  double bucket_mb = 25;            // MiB of f32 gradients per collective
+  double timeout_s = 600;           // a collective or the start-up rendezvous waiting longer ends the rank
+};
+
 struct RunConfig {
   nn::ModelConfig model;
   DataConfig data;
@@ -102,6 +110,7 @@ struct RunConfig {
   OptimConfig optim;
   EvalConfig eval;
   CheckpointConfig checkpoint;
+  DistConfig dist;
 
   // Resolves the model config and checks every cross-key constraint; Error naming the key.
   void validate();

@@ -128,11 +128,19 @@ std::pair<size_t, uint64_t> RandomWindowSampler::window(uint64_t k) const {
 }
 
 void RandomWindowSampler::next_batch(int64_t batch, std::span<int64_t> x, std::span<int64_t> y) {
+  next_batch_rows(batch, 0, batch, x, y);
+}
+
+void RandomWindowSampler::next_batch_rows(int64_t batch, int64_t first_row, int64_t rows, std::span<int64_t> x,
+                                          std::span<int64_t> y) {
   const size_t t = size_t(seq_len_);
-  LF_ASSERT(x.size() >= size_t(batch) * t && y.size() >= size_t(batch) * t);
+  LF_ASSERT(first_row >= 0 && rows >= 0 && first_row + rows <= batch);
+  LF_ASSERT(x.size() >= size_t(rows) * t && y.size() >= size_t(rows) * t);
   buffer_.resize(t + 1);
-  for (int64_t b = 0; b < batch; ++b) {
-    const auto [shard, start] = window(position_++);
+  const uint64_t base = position_ + uint64_t(first_row);
+  position_ += uint64_t(batch);
+  for (int64_t b = 0; b < rows; ++b) {
+    const auto [shard, start] = window(base + uint64_t(b));
     shards_.read(shard, start, buffer_);
     std::copy(buffer_.begin(), buffer_.begin() + t, x.begin() + b * t);
     std::copy(buffer_.begin() + 1, buffer_.end(), y.begin() + b * t);

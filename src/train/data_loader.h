@@ -53,6 +53,10 @@ class RandomWindowSampler {
   RandomWindowSampler(const TokenShards& shards, int64_t seq_len, uint64_t seed);
   // Fills x, y (each batch · seq_len) with the next `batch` windows.
   void next_batch(int64_t batch, std::span<int64_t> x, std::span<int64_t> y);
+  // Data parallel: advances past the next `batch` windows (the global micro-batch) and fills x, y
+  // (each rows · seq_len) with windows [first_row, first_row + rows) of them only, so that the
+  // ranks of a run together see exactly the windows one process would.
+  void next_batch_rows(int64_t batch, int64_t first_row, int64_t rows, std::span<int64_t> x, std::span<int64_t> y);
   // Windows drawn so far (the sampler's state).
   uint64_t position() const { return position_; }
   void set_position(uint64_t p) { position_ = p; }

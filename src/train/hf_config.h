@@ -1,6 +1,9 @@
 // config.json for a checkpoint, in HF transformers' style:
 //   * LlamaConfig (model_type "llama") when the architecture is Llama's (ModelConfig::is_llama);
 //   * Qwen3Config (model_type "qwen3") for Llama plus QK-norm without MLP biases;
+//   * DeepseekV3Config (model_type "deepseek_v3") for a dense model with Multi-head Latent
+//     Attention and otherwise Llama's layer (no biases), every layer dense
+//     (first_k_dense_replace = n_layers);
 //   * otherwise an "lmforge" config carrying every model key, so the file still describes the
 //     weights completely.
 #pragma once

@@ -10,6 +10,9 @@
 #include "backend/backend.h"
 #include "backend/op_profile.h"
 #include "core/allocator.h"
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
+#include "dist/run_consistency.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
 #include "optim/adamw.h"
@@ -22,6 +25,7 @@
 #include "core/file_util.h"
 #include "train/metrics.h"
 #include "train/report.h"
+#include "train/run_dir_lock.h"
 
 namespace lmforge::train {
 
@@ -40,7 +44,7 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-enum Stream : uint64_t { kInitStream = 0, kDataStream = 1, kDropoutStream = 2 };
+enum Stream : uint64_t { kInitStream = 0, kDataStream = 1, kDropoutStream = 2, kRankDropoutStreams = 1000 };
 
 // The tokenizer of a shard directory: DIR/tokenizer.json, else the one meta.json names (as
 // written by `lmforge tokenize`, relative to the working directory or to DIR); "" if neither.
@@ -62,16 +66,28 @@ std::string find_shard_tokenizer(const std::string& dir) {
 
 class Trainer {
  public:
-  Trainer(const RunConfig& config, const TrainOptions& options) : cfg_(config), opt_(options) {}
+  Trainer(const RunConfig& config, const TrainOptions& options) : cfg_(config), opt_(options) {
+    if (opt_.communicator) {
+      opt_.rank = opt_.communicator->rank();
+      world_ = opt_.communicator->world_size();
+    }
+  }
   TrainSummary run();
 
  private:
   template <class... A>
   void say(fmt::format_string<A...> f, A&&... a) {
-    if (!opt_.quiet) {
+    if (!opt_.quiet && opt_.rank == 0) {
       fmt::print(f, std::forward<A>(a)...);
       std::fflush(stdout);
     }
+  }
+  void start_data_parallel();
+  // Data parallel: rank r > 0 draws its dropout masks from a stream of its own (the seed mixed
+  // with r), at the offset all ranks share; rank 0's is the run's stream, the one checkpoints store.
+  GeneratorState rank_dropout_state(GeneratorState s) const {
+    if (opt_.rank > 0) s.seed = derive_seed(s.seed, kRankDropoutStreams + uint64_t(opt_.rank));
+    return s;
   }
   void open_data();
   void build();
@@ -89,6 +105,13 @@ class Trainer {
   };
   MicroBatchLosses forward_backward(int64_t step, double loss_scale);
   void sync_gradients();
+  // Averages the micro-batches' losses and terms over the ranks (data parallel).
+  void average_losses(MicroBatchLosses& mb);
+  // The optimizer of the step: the whole-model AdamW, or under dist.zero >= 1 this rank's shard.
+  void optimizer_step(double lr, double grad_scale, const optim::AdamW::DeviceClip& clip);
+  void cancel_optimizer_step();
+  int64_t optimizer_step_count() const;
+  bool sharded_optimizer() const { return dp_ && dp_->zero_stage() > 0; }
   // Metrics go to metrics.jsonl from the primary rank only.
   void write_metrics(const nlohmann::ordered_json& line);
   // Adds the step's named loss terms and per-layer statistics to a metrics line.
@@ -106,17 +129,36 @@ class Trainer {
   int64_t eos_id_ = -1;
   std::unique_ptr<nn::Transformer> model_;
   std::vector<nn::NamedParameter> params_;
-  std::unique_ptr<optim::AdamW> optimizer_;
+  std::unique_ptr<optim::AdamW> optimizer_;  // null when the optimizer is sharded (dp_)
+  optim::AdamWOptions adamw_options_;
+  int world_ = 1;
+  std::unique_ptr<dist::DataParallel> dp_;  // data parallel (TrainOptions::communicator)
   std::optional<optim::DynamicLossScaler> loss_scaler_;  // f16 only
   optim::LrSchedule schedule_;
   std::unique_ptr<RandomWindowSampler> sampler_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::optional<RunDirLock> run_dir_lock_;  // rank 0: held while this trainer runs
   TrainerState state_;
   TrainSummary summary_;
   std::vector<int64_t> x_, y_;  // host batch buffers [B, T], reused every micro-batch
   int64_t last_eval_step_ = -1, last_checkpoint_step_ = -1;
   std::vector<std::pair<std::string, double>> loss_terms_;  // the last settled step's named terms
 };
+
+void Trainer::start_data_parallel() {
+  dist::Communicator& comm = *opt_.communicator;
+  comm.set_timeout_seconds(cfg_.dist.timeout_s);
+  LF_CHECK(cfg_.train.micro_batch_size % world_ == 0,
+           "train.micro_batch_size ({}) must be a multiple of the world size ({}): every rank takes an equal share "
+           "of each micro-batch (train.batch_tokens sets the tokens per step through gradient accumulation)",
+           cfg_.train.micro_batch_size, world_);
+  LF_CHECK(comm.device_type() == device_.type, "train.device = {} but the {} communicator moves {} tensors",
+           cfg_.train.device, comm.backend_name(), comm.device_type() == DeviceType::CPU ? "CPU" : "CUDA");
+  // The GPU index may differ between ranks; everything else must not.
+  RunConfig same = cfg_;
+  same.train.device = device_.is_cuda() ? "cuda" : "cpu";
+  dist::check_ranks_agree(comm, device_, to_toml(same), dist::executable_build_id());
+}
 
 void Trainer::open_data() {
   const auto& d = cfg_.data;
@@ -169,7 +211,7 @@ void Trainer::build() {
     LF_CHECK(diff.empty(), "train.init_from = \"{}\": {} holds a different model: {}", cfg_.train.init_from, dir, diff);
     load_model_weights(*model_, (fs::path(dir) / "model.safetensors").string());
   }
-  model_->dropout_generator().set_state({derive_seed(seed, kDropoutStream), 0});
+  model_->dropout_generator().set_state(rank_dropout_state({derive_seed(seed, kDropoutStream), 0}));
   model_->set_training(true);
   model_->set_compute_dtype(cfg_.compute_dtype());
   model_->set_recompute_blocks(cfg_.train.recompute_blocks);
@@ -179,17 +221,23 @@ void Trainer::build() {
   }
   params_ = model_->named_parameters();
   const auto& o = cfg_.optim;
-  optimizer_ = std::make_unique<optim::AdamW>(
-      params_, optim::AdamWOptions{.beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay,
-                                   .decay_norms = o.decay_norms, .decay_biases = o.decay_biases,
-                                   .decay_embeddings = o.decay_embeddings});
+  adamw_options_ = optim::AdamWOptions{.beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay,
+                                       .decay_norms = o.decay_norms, .decay_biases = o.decay_biases,
+                                       .decay_embeddings = o.decay_embeddings};
+  if (opt_.communicator) {
+    const int64_t bucket = std::max<int64_t>(1, int64_t(cfg_.dist.bucket_mb * 1024 * 1024 / 4));
+    dp_ = std::make_unique<dist::DataParallel>(
+        *opt_.communicator, params_,
+        dist::DataParallelOptions{.zero_stage = int(cfg_.dist.zero), .bucket_elements = bucket, .adamw = adamw_options_});
+  }
+  if (!sharded_optimizer()) optimizer_ = std::make_unique<optim::AdamW>(params_, adamw_options_);
   schedule_ = optim::LrSchedule{.kind = o.schedule, .lr = o.lr, .min_lr = o.min_lr, .warmup_steps = o.warmup_steps,
                                 .decay_steps = cfg_.decay_steps()};
   sampler_ = std::make_unique<RandomWindowSampler>(*train_shards_, cfg_.seq_len(), derive_seed(seed, kDataStream));
   state_.sampler_seed = sampler_->seed();
   state_.dropout_rng = model_->dropout_generator().state();
-  x_.resize(size_t(cfg_.tokens_per_micro_batch()));
-  y_.resize(size_t(cfg_.tokens_per_micro_batch()));
+  x_.resize(size_t(cfg_.tokens_per_micro_batch() / world_));
+  y_.resize(size_t(cfg_.tokens_per_micro_batch() / world_));
 }
 
 void Trainer::restore(const std::string& dir, bool keep_sampler) {
@@ -197,7 +245,14 @@ void Trainer::restore(const std::string& dir, bool keep_sampler) {
   const std::string diff = model_difference(saved.model, cfg_.model);
   LF_CHECK(diff.empty(), "checkpoint {} was trained with a different model: {}", dir, diff);
   load_model_weights(*model_, (fs::path(dir) / "model.safetensors").string());
-  load_optimizer_state(*optimizer_, dir);
+  if (sharded_optimizer()) {
+    // The checkpoint holds the whole model's moments, whatever world size wrote it.
+    optim::AdamW full(params_, adamw_options_);
+    load_optimizer_state(full, dir);
+    dp_->load_optimizer_state(full);
+  } else {
+    load_optimizer_state(*optimizer_, dir);
+  }
   const uint64_t position = sampler_->position();
   const TrainerState s = read_trainer_state(dir);
   LF_CHECK(s.sampler_seed == sampler_->seed(), "checkpoint {} was trained with another train.seed (its data "
@@ -205,14 +260,14 @@ void Trainer::restore(const std::string& dir, bool keep_sampler) {
   state_ = s;
   sampler_->set_position(keep_sampler ? position : s.sampler_position);
   state_.sampler_position = sampler_->position();
-  model_->dropout_generator().set_state(s.dropout_rng);
+  model_->dropout_generator().set_state(rank_dropout_state(s.dropout_rng));
   if (loss_scaler_) {
     // A checkpoint without a loss scale (f32 / bf16 runs, older states) starts from the configured one.
     if (s.loss_scale > 0) loss_scaler_->set_state(s.loss_scale, s.loss_scale_clean_steps);
     else loss_scaler_->set_state(cfg_.train.loss_scale_init, 0);
   }
-  LF_CHECK(optimizer_->step_count() == s.step, "checkpoint {}: optimizer step {} but trainer step {}", dir,
-           optimizer_->step_count(), s.step);
+  LF_CHECK(optimizer_step_count() == s.step, "checkpoint {}: optimizer step {} but trainer step {}", dir,
+           optimizer_step_count(), s.step);
 }
 
 void Trainer::save() {
@@ -222,7 +277,16 @@ void Trainer::save() {
     state_.loss_scale_clean_steps = loss_scaler_->clean_steps();
   }
   state_.dropout_rng = model_->dropout_generator().state();
-  const CheckpointContents c{.model = *model_, .optimizer = *optimizer_, .state = state_, .schedule = schedule_,
+  // Under dist.zero >= 1 every rank takes part in gathering the moments; rank 0 writes.
+  std::unique_ptr<optim::AdamW> gathered;
+  if (sharded_optimizer()) {
+    gathered = std::make_unique<optim::AdamW>(params_, adamw_options_);
+    dp_->gather_optimizer_state(*gathered);
+  }
+  last_checkpoint_step_ = state_.step;
+  if (opt_.rank != 0) return;
+  const CheckpointContents c{.model = *model_, .optimizer = gathered ? *gathered : *optimizer_, .state = state_,
+                             .schedule = schedule_,
                              .config = cfg_, .tokenizer = tokenizer_ ? &*tokenizer_ : nullptr, .eos_token_id = eos_id_};
   const auto t0 = Clock::now();
   summary_.last_checkpoint = save_checkpoint(run_dir_, c, cfg_.checkpoint.keep_last);
@@ -265,10 +329,12 @@ void Trainer::validate_now(int64_t step) {
 // leave the GPU idle while the host catches up.
 
 Trainer::MicroBatchLosses Trainer::forward_backward(int64_t step, double loss_scale) {
-  const int64_t accum = cfg_.accumulation_steps(), b = cfg_.train.micro_batch_size, t = cfg_.seq_len();
+  // Data parallel: this rank's consecutive share of the global micro-batch's windows.
+  const int64_t accum = cfg_.accumulation_steps(), global_b = cfg_.train.micro_batch_size, t = cfg_.seq_len();
+  const int64_t b = global_b / world_;
   MicroBatchLosses out;
   for (int64_t m = 0; m < accum; ++m) {
-    sampler_->next_batch(b, x_, y_);
+    sampler_->next_batch_rows(global_b, int64_t(opt_.rank) * b, b, x_, y_);
     const Tensor xs = from_vector<int64_t>(x_, {b, t}, device_);
     const Tensor ys = from_vector<int64_t>(y_, {b, t}, device_);
     nn::LossTerms lt = model_->loss_terms(xs, ys);
@@ -288,7 +354,33 @@ Trainer::MicroBatchLosses Trainer::forward_backward(int64_t step, double loss_sc
 }
 
 void Trainer::sync_gradients() {
+  if (dp_) dp_->sync_gradients();
   if (opt_.sync_gradients) opt_.sync_gradients(params_);
+}
+
+void Trainer::average_losses(MicroBatchLosses& mb) {
+  if (!dp_ || world_ == 1) return;
+  NoGradGuard no_grad;
+  TensorList parts = mb.totals;
+  parts.insert(parts.end(), mb.terms.begin(), mb.terms.end());
+  Tensor all = contiguous(cat(parts, 0));
+  dp_->communicator().all_reduce(all, dist::ReduceOp::Avg);
+  for (size_t i = 0; i < mb.totals.size(); ++i) mb.totals[i] = all.narrow(0, int64_t(i), 1);
+  for (size_t i = 0; i < mb.terms.size(); ++i) mb.terms[i] = all.narrow(0, int64_t(mb.totals.size() + i), 1);
+}
+
+void Trainer::optimizer_step(double lr, double grad_scale, const optim::AdamW::DeviceClip& clip) {
+  if (sharded_optimizer()) dp_->step(lr, grad_scale, clip);
+  else optimizer_->step(lr, grad_scale, clip);
+}
+
+void Trainer::cancel_optimizer_step() {
+  if (sharded_optimizer()) dp_->cancel_step();
+  else optimizer_->cancel_step();
+}
+
+int64_t Trainer::optimizer_step_count() const {
+  return sharded_optimizer() ? dp_->step_count() : optimizer_->step_count();
 }
 
 Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_out, double& grad_norm) {
@@ -297,17 +389,19 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
   model_->step_stats().clear();
   MicroBatchLosses mb = forward_backward(step, loss_scale);
   sync_gradients();
+  // Every rank decides on the same (averaged) numbers, so all skip or all take a step.
+  average_losses(mb);
 
   // Clip + update. 0·loss is 0 for a finite loss and NaN otherwise: a non-finite loss skips the
   // update too.
-  const Tensor norm_sq = optim::grad_norm_squared(params_);
+  const Tensor norm_sq = dp_ ? dp_->grad_norm_squared() : optim::grad_norm_squared(params_);
   TensorList parts = mb.totals;
   parts.push_back(norm_sq.reshape({1}));
   parts.insert(parts.end(), mb.terms.begin(), mb.terms.end());
   const Tensor readout = cat(parts, 0);
   const Tensor guarded_sq = add(norm_sq, mul(sum(readout.narrow(0, 0, accum)), 0.0));
   const auto pending = backend_for(readout).read_async(readout);
-  optimizer_->step(lr, 1.0 / loss_scale, {.norm_squared = guarded_sq, .max_norm = cfg_.optim.grad_clip});
+  optimizer_step(lr, 1.0 / loss_scale, {.norm_squared = guarded_sq, .max_norm = cfg_.optim.grad_clip});
   mb.graphs.clear();
 
   // Settle.
@@ -320,7 +414,7 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
     const double l = values[size_t(m)];
     if (!std::isfinite(l)) {
       loss_out = l;
-      optimizer_->cancel_step();
+      cancel_optimizer_step();
       return StepResult::NonFinite;
     }
     loss_sum += l;
@@ -342,15 +436,15 @@ Trainer::StepResult Trainer::train_step(int64_t step, double lr, double& loss_ou
                      {"reason", outcome == optim::DynamicLossScaler::Outcome::SkipOverflow ? "overflow" : "growth"}});
     }
     if (outcome == optim::DynamicLossScaler::Outcome::SkipOverflow) {
-      optimizer_->cancel_step();
+      cancel_optimizer_step();
       return StepResult::LossScaleOverflow;
     }
     if (outcome == optim::DynamicLossScaler::Outcome::NonFinite) {
-      optimizer_->cancel_step();
+      cancel_optimizer_step();
       return StepResult::NonFinite;
     }
   } else if (!std::isfinite(grad_norm)) {
-    optimizer_->cancel_step();
+    cancel_optimizer_step();
     return StepResult::NonFinite;
   }
   // State that follows the step's routing (MoE balancing biases) moves once the step counts.
@@ -416,6 +510,9 @@ TrainSummary Trainer::run() {
   summary_.run_dir = run_dir_;
   say("# resolved config\n{}\n", to_toml(cfg_));
   fs::create_directories(run_dir_);
+  if (opt_.communicator) start_data_parallel();
+  // One trainer per run directory (metrics.jsonl, checkpoints); the writing rank takes the lock.
+  if (opt_.rank == 0) run_dir_lock_.emplace(run_dir_);
   open_data();
   build();
 
@@ -439,13 +536,15 @@ TrainSummary Trainer::run() {
     restore(resume_from, /*keep_sampler=*/false);
     say("resumed from {} (step {})\n", resume_from, state_.step);
   }
-  metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir_) / "metrics.jsonl").string(),
-                                          resume_from.empty() ? -1 : state_.step);
-  // A kill between the checkpoint's rename and its metrics line lost the line: it is written
-  // now, where it belongs (after the step's other lines, before the next step's).
-  if (!resume_from.empty() && !metrics_->has_event(state_.step, "checkpoint"))
-    write_metrics({{"step", state_.step}, {"event", "checkpoint"}, {"path", resume_from}});
-  write_file_synced((fs::path(run_dir_) / "config.toml").string(), to_toml(cfg_));
+  if (opt_.rank == 0) {
+    metrics_ = std::make_unique<MetricsLog>((fs::path(run_dir_) / "metrics.jsonl").string(),
+                                            resume_from.empty() ? -1 : state_.step);
+    // A kill between the checkpoint's rename and its metrics line lost the line: it is written
+    // now, where it belongs (after the step's other lines, before the next step's).
+    if (!resume_from.empty() && !metrics_->has_event(state_.step, "checkpoint"))
+      write_metrics({{"step", state_.step}, {"event", "checkpoint"}, {"path", resume_from}});
+    write_file_synced((fs::path(run_dir_) / "config.toml").string(), to_toml(cfg_));
+  }
 
   const int64_t steps = cfg_.train.steps, accum = cfg_.accumulation_steps();
   const int64_t tokens_per_step = cfg_.tokens_per_micro_batch() * accum;
@@ -457,7 +556,7 @@ TrainSummary Trainer::run() {
       model_->device(), cfg_.compute_dtype(), cfg_.train.peak_tflops, accounting::default_peak_cache_path());
   say("matmul peak {:.1f} GFLOP/s ({}); MFU is reported against it\n", peak.flops / 1e9, peak.source);
   const int64_t predicted_memory =
-      accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size,
+      accounting::estimate_memory(model_->config(), {.micro_batch_size = cfg_.train.micro_batch_size / world_,
                                                      .seq_len = cfg_.seq_len(),
                                                      .compute_dtype = cfg_.compute_dtype(),
                                                      .recompute_blocks = cfg_.train.recompute_blocks}).total;
@@ -468,6 +567,9 @@ TrainSummary Trainer::run() {
       summary_.unigram_entropy);
   say("batch: {} tokens per step = {} sequences x {} tokens x {} accumulation step(s); {} steps on {}\n",
       tokens_per_step, cfg_.train.micro_batch_size, cfg_.seq_len(), accum, steps, device_.str());
+  if (dp_)
+    say("data parallel: {} ranks over {}, {} sequences each per micro-batch, dist.zero = {}\n", world_,
+        opt_.communicator->backend_name(), cfg_.train.micro_batch_size / world_, cfg_.dist.zero);
 
   Allocator& alloc = allocator_for(device_);
   double window_seconds = 0, train_seconds = 0;
@@ -518,7 +620,7 @@ TrainSummary Trainer::run() {
       nlohmann::ordered_json j{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                                {"tokens_per_s", tps}};
       // Above the peak is not a utilisation: null, and the flag says the peak was underestimated.
-      const accounting::Mfu mfu = accounting::model_flops_utilization(flops_per_token * tps, peak.flops);
+      const accounting::Mfu mfu = accounting::model_flops_utilization(flops_per_token * tps, peak.flops * world_);
       j["mfu"] = mfu.value ? nlohmann::ordered_json(*mfu.value) : nlohmann::ordered_json();
       j["mfu_above_peak"] = mfu.above_peak;
       j["peak_memory_bytes"] = alloc.stats().peak_bytes_in_use;
@@ -535,7 +637,7 @@ TrainSummary Trainer::run() {
     if ((cfg_.eval.every > 0 && step % cfg_.eval.every == 0) || last) validate_now(step);
     const bool checkpoint_due =
         (cfg_.checkpoint.every > 0 && step % cfg_.checkpoint.every == 0) || (last && cfg_.checkpoint.at_end);
-    if (checkpoint_due && opt_.rank == 0) save();
+    if (checkpoint_due) save();  // a collective under dist.zero >= 1; rank 0 writes
     if (opt_.stop_after_step > 0 && step >= opt_.stop_after_step) break;
   }
   summary_.steps_done = state_.step;

@@ -19,6 +19,10 @@
 // halves the scale (a metrics event "loss_scale", not a non-finite step). The scale and its count
 // of clean steps are part of the checkpoint, so resuming stays bit-identical.
 //
+// Data parallel (TrainOptions::communicator): the global batch is the configured one at any world
+// size, split over the ranks; with f32 arithmetic a run of N ranks follows the single-process run
+// within the rounding of the changed summation order (docs/DISTRIBUTED.md).
+//
 // A non-finite loss or gradient norm stops the step before the update (the step number is
 // logged); train.on_nan = skip drops the batch and tries the step again with the next one,
 // rollback restores the newest checkpoint (weights, optimizer, schedule; the sampler keeps
@@ -39,6 +43,9 @@ class Tensor;
 namespace lmforge::nn {
 struct NamedParameter;
 }
+namespace lmforge::dist {
+class Communicator;
+}
 
 namespace lmforge::train {
 
@@ -56,6 +63,12 @@ struct TrainOptions {
   // the parameters whose .grad hold this process's accumulated gradients (a data-parallel run
   // all-reduces them here). Unset: a single process, nothing to do.
   std::function<void(const std::vector<nn::NamedParameter>&)> sync_gradients = nullptr;
+  // Data parallel (dist/data_parallel.h): the communicator of this process's rank, or null for a
+  // single process. Each global micro-batch of train.micro_batch_size windows is split evenly over
+  // the ranks (the windows one process would draw, each rank its consecutive share); gradients
+  // are averaged, or the optimizer sharded (dist.zero); losses are averaged before they are
+  // logged; `rank` is taken from the communicator. Every rank must run run_training with it.
+  dist::Communicator* communicator = nullptr;
 };
 
 struct TrainSummary {

@@ -185,8 +185,8 @@ TEST_F(ServerFixture, CompletionsAnswerCurlStreamingAndNot) {
   const Reply s = post("/v1/completions", sj.dump());
   ASSERT_EQ(s.status, 200) << s.body;
   std::string finish;
-  EXPECT_EQ(stream_text(s.body, false, &finish), j["choices"][0]["text"]);
-  EXPECT_EQ(finish, j["choices"][0]["finish_reason"]);
+  EXPECT_EQ(stream_text(s.body, false, &finish), j["choices"][0]["text"].get<std::string>());
+  EXPECT_EQ(finish, j["choices"][0]["finish_reason"].get<std::string>());
 
   // A stop string cuts the text before it; logprobs come one per token, each <= 0.
   const std::string full = j["choices"][0]["text"];
@@ -226,8 +226,9 @@ TEST_F(ServerFixture, ChatTopLogprobsAreSortedAndIncludeTheGreedyToken) {
             {"temperature", 0}, {"logprobs", true}, {"top_logprobs", 3}};
   const Reply r = post("/v1/chat/completions", body.dump());
   ASSERT_EQ(r.status, 200) << r.body;
-  const json& content = r.j()["choices"][0]["logprobs"]["content"];
-  ASSERT_FALSE(content.empty());
+  const json reply = r.j();
+  const json& content = reply["choices"][0]["logprobs"]["content"];
+  ASSERT_FALSE(content.empty()) << r.body;
   for (const json& t : content) {
     const json& top = t["top_logprobs"];
     ASSERT_EQ(top.size(), 3u) << t.dump();
@@ -260,7 +261,7 @@ TEST_F(ServerFixture, ChatCompletionsStreamingAndNot) {
   sj["stream"] = true;
   const Reply s = post("/v1/chat/completions", sj.dump());
   ASSERT_EQ(s.status, 200) << s.body;
-  EXPECT_EQ(stream_text(s.body, true), j["choices"][0]["message"]["content"]);
+  EXPECT_EQ(stream_text(s.body, true), j["choices"][0]["message"]["content"].get<std::string>());
 }
 
 TEST_F(ServerFixture, BadRequestsGet4xxAndTheServerStaysUp) {

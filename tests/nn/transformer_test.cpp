@@ -55,45 +55,9 @@ std::vector<Variant> variants() {
   };
 }
 
-// Compares backward() with central differences on a few entries of every parameter; returns
-// the worst error relative to 1e-7 + 1e-6 |fd| (passing: <= 1).
+// The model's backward against central differences (test::model_gradient_error).
 double check_gradient(const ModelConfig& c, const std::string& label) {
-  double worst = 0;
-  auto model = test::make_model(c, DType::F64, 11);
-  const Tensor x = test::random_ids(2, 5, c.vocab_size, 3), y = test::random_ids(2, 5, c.vocab_size, 4);
-  const GeneratorState drop0 = model->dropout_generator().state();
-  auto loss_at = [&] {
-    model->dropout_generator().set_state(drop0);  // the same dropout masks every evaluation
-    return model->loss(x, y);
-  };
-  model->zero_grad();
-  loss_at().backward();
-  const double eps = 1e-6;
-  Generator pick(5);
-  for (auto& p : model->named_parameters()) {
-    const Tensor g = p.tensor.grad();
-    EXPECT_TRUE(g.defined()) << label << ": no gradient for " << p.name;
-    if (!g.defined()) return 1e9;
-    const std::vector<double> gv = to_vector<double>(g);
-    Tensor flat = p.tensor.detach().view({-1});
-    const int64_t n = flat.numel();
-    std::vector<int64_t> idx = to_vector<int64_t>(randint({std::min<int64_t>(n, 4)}, 0, n, pick));
-    for (int64_t i : idx) {
-      NoGradGuard ng;
-      Tensor e = flat.narrow(0, i, 1);
-      const double v0 = e.item();
-      fill_(e, v0 + eps);
-      const double lp = loss_at().item();
-      fill_(e, v0 - eps);
-      const double lm = loss_at().item();
-      fill_(e, v0);
-      const double fd = (lp - lm) / (2 * eps), an = gv[size_t(i)];
-      const double err = std::abs(an - fd) / (1e-7 + 1e-6 * std::abs(fd));
-      if (err > worst) worst = err;
-      EXPECT_LE(err, 1.0) << label << ": " << p.name << "[" << i << "] analytic " << an << " numeric " << fd;
-    }
-  }
-  return worst;
+  return test::model_gradient_error(c, label, 5);
 }
 
 TEST(Transformer, EveryArchitectureSwitchPassesAFiniteDifferenceCheck) {

@@ -76,6 +76,79 @@ TEST(RunConfig, TypeErrorsNameTheKey) {
   EXPECT_NE(e.find("t.toml:1"), std::string::npos) << e;
 }
 
+// TOML allows non-ASCII text only in strings and comments; elsewhere it is refused with the line
+// and the column (in characters) before the TOML library sees it.
+TEST(RunConfig, NonAsciiOutsideStringsAndCommentsIsRefusedWithItsPosition) {
+  // U+FEF7 (bytes EF BB B7) as the first character of the file.
+  std::string e = error_of([] { parse_run_config("\xEF\xBB\xB7", "u.toml"); });
+  EXPECT_NE(e.find("u.toml:1:1: non-ASCII character (byte 0xEF) outside a string or comment"), std::string::npos)
+      << e;
+  // After a value on line 3: "steps = 3" is 9 characters, so it is column 10.
+  e = error_of([] { parse_run_config("[train]\n# \xC3\xA9\nsteps = 3\xEF\xBB\xB7\n", "u.toml"); });
+  EXPECT_NE(e.find("u.toml:3:10: non-ASCII character"), std::string::npos) << e;
+  // Columns count characters: the é in the string is one column, not two, so the second é (outside
+  // the string) is the 12th character of `path = "é" é`.
+  e = error_of([] { parse_run_config("[data]\npath = \"\xC3\xA9\" \xC3\xA9\n", "u.toml"); });
+  EXPECT_NE(e.find("u.toml:2:12: non-ASCII character (byte 0xC3)"), std::string::npos) << e;
+  // After a multi-line string the line count goes on.
+  e = error_of([] { parse_run_config("[data]\npath = \"\"\"a\nb\\\"\"\"\"\"\n\xC3\xA9 = 1\n", "u.toml"); });
+  EXPECT_NE(e.find("u.toml:4:1: non-ASCII character"), std::string::npos) << e;
+}
+
+// Control characters other than tab and line breaks are refused anywhere, strings and comments
+// included (TOML spells them as escapes), before the TOML library sees them.
+TEST(RunConfig, ControlCharactersAreRefusedWithTheirPosition) {
+  std::string e = error_of([] { parse_run_config(std::string("# c\n[\0model]\n", 12), "c.toml"); });
+  EXPECT_NE(e.find("c.toml:2:2: control character (byte 0x00)"), std::string::npos) << e;
+  e = error_of([] { parse_run_config("[data]\npath = \"a\x7F\"\n", "c.toml"); });
+  EXPECT_NE(e.find("c.toml:2:10: control character (byte 0x7F)"), std::string::npos) << e;
+  e = error_of([] { parse_run_config("# a\rb\n", "c.toml"); });  // a CR not before LF
+  EXPECT_NE(e.find("c.toml:1:4: control character (byte 0x0D)"), std::string::npos) << e;
+  // Tab, LF and CRLF are fine.
+  std::string crlf = kBase;
+  for (size_t at = crlf.find('\n'); at != std::string::npos; at = crlf.find('\n', at + 2)) crlf.insert(at, "\r");
+  EXPECT_EQ(parse_run_config(crlf + "#\tx\r\n", "ok.toml").model.vocab_size, 512);
+}
+
+TEST(RunConfig, ATableHeaderWithoutAKeyIsRefusedWithItsPosition) {
+  std::string e = error_of([] { parse_run_config("# x\n  [;ata]\n", "h.toml"); });
+  EXPECT_NE(e.find("h.toml:2:4: a table header must start with a key"), std::string::npos) << e;
+  EXPECT_NE(e.find("not ';'"), std::string::npos) << e;
+  e = error_of([] { parse_run_config("[[ =x]]\n", "h.toml"); });
+  EXPECT_NE(e.find("h.toml:1:4: a table header must start with a key"), std::string::npos) << e;
+  // A '[' inside a string or comment, or after a key, is not a header.
+  std::string text = kBase;
+  text.replace(text.find("path = \"shards\""), 15, "path = \"\"\"\n[;x\"\"\"  # [;y");
+  EXPECT_EQ(parse_run_config(text, "ok.toml").data.path, "[;x");
+}
+
+// A quote glued to a bare value does not start a string, so what follows it is not skipped as one.
+TEST(RunConfig, AQuoteWhereNoStringStartsIsRefused) {
+  std::string e = error_of([] { parse_run_config("[model]\nd_model = 642n_h\'\'\'\xEF\xBB\xB7 4\n", "q.toml"); });
+  EXPECT_NE(e.find("q.toml:2:17: a quote after 'h' does not start a string"), std::string::npos) << e;
+  e = error_of([] { parse_run_config("[data]\npath = \"a\" \"b\"\n", "q.toml"); });
+  EXPECT_NE(e.find("q.toml:2:12: a quote after '\"' does not start a string"), std::string::npos) << e;
+  // Quoted keys, dotted or not, and strings after '=' are strings.
+  EXPECT_EQ(parse_run_config("\"model\".\"d_model\" = 64\n[data]\n\"path\" = \"x\"\n", "ok.toml").data.path, "x");
+}
+
+TEST(RunConfig, NonAsciiInsideStringsAndCommentsIsAccepted) {
+  // kBase with its data.path replaced by `replacement`, after a comment line with non-ASCII text
+  // and a byte-order mark before everything.
+  const auto with_path = [](const std::string& replacement) {
+    std::string text = kBase;
+    const std::string path_line = "path = \"shards\"";
+    text.replace(text.find(path_line), path_line.size(), replacement);
+    return "\xEF\xBB\xBF# caf\xC3\xA9 \xEF\xBB\xB7\n" + text;
+  };
+  RunConfig c = parse_run_config(with_path("path = \"r\xC3\xA9sum\xC3\xA9 # \\\" \xEF\xBB\xB7\"  # \xC3\xA9"), "ok.toml");
+  EXPECT_EQ(c.data.path, "r\xC3\xA9sum\xC3\xA9 # \" \xEF\xBB\xB7");
+  c = parse_run_config(with_path("path = '''x\n\xC3\xA9'''"), "ok.toml");
+  EXPECT_EQ(c.data.path, "x\n\xC3\xA9");
+  c = parse_run_config(with_path("path = '\xC3\xA9'"), "ok.toml");
+  EXPECT_EQ(c.data.path, "\xC3\xA9");
+}
+
 TEST(RunConfig, OverridesApplyInOrder) {
   const RunConfig c = parse_run_config(kBase, "base.toml",
                                        {"model.n_layers=7", "optim.lr=0.002", "model.ffn=gelu", "train.out_dir=\"r 1\"",

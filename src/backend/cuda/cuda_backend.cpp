@@ -6,8 +6,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "backend/cpu/cpu_types.h"
 #include "backend/cuda/kernels.h"
@@ -36,7 +39,8 @@ Layout<N> layout_of(const char* op, const Tensor& shape_of, std::array<const Ten
 }  // namespace
 
 bool CudaBackend::supports(Kernel k, DType t) const {
-  return k != Kernel::gemm_quantized && Backend::supports(k, t);
+  if (k == Kernel::gemm_quantized) return gemm_quantized_weight_supported(t);
+  return Backend::supports(k, t);
 }
 
 void CudaBackend::throw_if_bad_index(const char* op, const Tensor& index, int64_t n) const {
@@ -51,27 +55,68 @@ void CudaBackend::throw_if_bad_index(const char* op, const Tensor& index, int64_
                           n));
 }
 
-bool CudaBackend::index_known_valid(const Tensor& index, int64_t bound, int64_t ignore_index) const {
+namespace {
+bool is_index_dtype(DType t) { return t == DType::I64 || t == DType::I32; }
+
+// The storage elements [first, last) a view reaches (non-negative strides: every view an op makes).
+std::pair<int64_t, int64_t> element_span(const Tensor& t) {
+  int64_t last = t.offset() + 1;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) return {0, -1};
+    last += (t.size(d) - 1) * t.stride(d);
+  }
+  return {t.offset(), last};
+}
+}  // namespace
+
+int64_t CudaBackend::known_index_bound(const Tensor& index) const {
+  if (!is_index_dtype(index.dtype()) || index.numel() == 0) return -1;
+  const auto [first, last] = element_span(index);
+  int64_t best = -1;
   for (const ValidIndex& v : valid_indices_)
-    if (v.storage.lock() == index.storage() && v.offset == index.offset() && v.numel == index.numel() &&
-        v.dtype == index.dtype() && v.bound == bound && v.ignore_index == ignore_index &&
-        v.version == index.version())
+    if (v.dtype == index.dtype() && v.ignore_index == kNoIgnoredValue && v.version == index.version() && first >= v.offset &&
+        last <= v.offset + v.numel && v.storage.lock() == index.storage() && (best < 0 || v.bound < best))
+      best = v.bound;
+  return best;
+}
+
+bool CudaBackend::index_known_valid(const Tensor& index, int64_t bound, int64_t ignore_index) const {
+  const auto [first, last] = element_span(index);
+  for (const ValidIndex& v : valid_indices_)
+    if (v.dtype == index.dtype() && v.version == index.version() && v.bound <= bound &&
+        (v.ignore_index == kNoIgnoredValue || v.ignore_index == ignore_index) && first >= v.offset && last <= v.offset + v.numel &&
+        v.storage.lock() == index.storage())
       return true;
   return false;
 }
 
 void CudaBackend::remember_valid_index(const Tensor& index, int64_t bound, int64_t ignore_index) {
-  constexpr size_t kRemembered = 8;
-  if (valid_indices_.size() == kRemembered) valid_indices_.erase(valid_indices_.begin());
-  valid_indices_.push_back({index.storage(), index.offset(), index.numel(), bound, ignore_index, index.dtype(),
+  // Enough for the routing indices a Mixture-of-Experts model keeps for its backward (a few per
+  // layer); entries whose storage is gone make room first.
+  constexpr size_t kRemembered = 256;
+  if (!is_index_dtype(index.dtype()) || index.numel() == 0 || !index.storage()) return;
+  if (valid_indices_.size() >= kRemembered)
+    std::erase_if(valid_indices_, [](const ValidIndex& v) { return v.storage.expired(); });
+  if (valid_indices_.size() >= kRemembered) valid_indices_.erase(valid_indices_.begin());
+  const auto [first, last] = element_span(index);
+  if (last <= first) return;
+  valid_indices_.push_back({index.storage(), first, last - first, bound, ignore_index, index.dtype(),
                             index.version()});
 }
 
+void CudaBackend::remember_copied_index(const Tensor& from, const Tensor& out) {
+  if (!is_index_dtype(out.dtype())) return;
+  const int64_t bound = known_index_bound(from);
+  // i64 -> i32 keeps the values only while the bound fits.
+  if (bound >= 0 && (out.dtype() == DType::I64 || bound <= int64_t(INT32_MAX) + 1))
+    remember_valid_index(out, bound, kNoIgnoredValue);
+}
+
 void CudaBackend::check_indices_once(const char* op, const Tensor& index, int64_t n) {
-  if (index_known_valid(index, n, -1)) return;
+  if (index_known_valid(index, n, kNoIgnoredValue)) return;
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index(op, index, n);
-  remember_valid_index(index, n, -1);
+  remember_valid_index(index, n, kNoIgnoredValue);
 }
 
 void CudaBackend::synchronize() {
@@ -147,9 +192,11 @@ void CudaBackend::do_copy(const Tensor& src, const Tensor& dst) {
     if (src.data_ptr() != dst.data_ptr())
       LF_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToDevice,
                                     ctx_.stream));
+    remember_copied_index(src, dst);
     return;
   }
   launch_copy(ctx_, src.dtype(), src.data_ptr(), dst.dtype(), dst.data_ptr(), layout_of<2>("copy", dst, {&src, &dst}));
+  remember_copied_index(src, dst);
 }
 
 namespace {
@@ -214,6 +261,11 @@ void CudaBackend::do_fill(const Tensor& dst, double value) {
 void CudaBackend::do_arange(const Tensor& dst, double start, double step) {
   activate();
   launch_arange(ctx_, dst.dtype(), dst.data_ptr(), dst.numel(), start, step);
+  // Whole non-negative steps from a whole non-negative start: the values lie in [0, last + 1).
+  const double last = start + double(dst.numel() - 1) * step;
+  if (dst.numel() > 0 && start >= 0 && step >= 0 && start == std::floor(start) && step == std::floor(step) &&
+      last < 9.0e15)
+    remember_valid_index(dst, int64_t(last) + 1, kNoIgnoredValue);
 }
 
 void CudaBackend::do_random(const Tensor& dst, const RandomArgs& a) {
@@ -283,6 +335,7 @@ void CudaBackend::do_topk_last(const Tensor& x, int64_t k, bool largest, const T
   if (n == 0) return;
   launch_sort_rows(ctx_, x.dtype(), x.data_ptr(), rows, n, k, largest, values.data_ptr(),
                    static_cast<int64_t*>(indices.data_ptr()));
+  remember_valid_index(indices, n, kNoIgnoredValue);  // positions in a row of n
 }
 
 void CudaBackend::do_sort_last(const Tensor& x, bool descending, const Tensor& values, const Tensor& indices) {
@@ -291,6 +344,7 @@ void CudaBackend::do_sort_last(const Tensor& x, bool descending, const Tensor& v
   if (n == 0) return;
   launch_sort_rows(ctx_, x.dtype(), x.data_ptr(), rows, n, n, descending, values.data_ptr(),
                    static_cast<int64_t*>(indices.data_ptr()));
+  remember_valid_index(indices, n, kNoIgnoredValue);  // positions in a row of n
 }
 
 // ---- indexing ----
@@ -302,6 +356,7 @@ void CudaBackend::do_index_select(const Tensor& x, const Tensor& index, const Te
   check_indices_once("index_select", index, n);
   launch_index_select(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner,
                       m);
+  remember_copied_index(x, out);
 }
 
 void CudaBackend::do_index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
@@ -317,17 +372,16 @@ void CudaBackend::do_gather(const Tensor& x, const Tensor& index, const Tensor& 
                             int64_t inner) {
   activate();
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
-  launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
-  throw_if_bad_index("gather", index, n);
+  check_indices_once("gather", index, n);
   launch_gather(ctx_, x.dtype(), index.dtype(), x.data_ptr(), index.data_ptr(), out.data_ptr(), outer, n, inner, m);
+  remember_copied_index(x, out);
 }
 
 void CudaBackend::do_scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
                                  int64_t inner) {
   activate();
   const int64_t m = outer * inner != 0 ? index.numel() / (outer * inner) : 0;
-  launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
-  throw_if_bad_index("scatter_add", index, n);
+  check_indices_once("scatter_add", index, n);
   launch_scatter_add(ctx_, dst.dtype(), index.dtype(), dst.data_ptr(), index.data_ptr(), src.data_ptr(), outer, n,
                      inner, m);
 }

@@ -104,6 +104,42 @@ void CudaBackend::do_gemm(const GemmArgs& g) {
   if (g.has_epilogue() && !epilogue_done) apply_gemm_epilogue(*this, g);
 }
 
+void CudaBackend::do_grouped_gemm(const GroupedGemmArgs& g) {
+  activate();
+  const GroupedGemmParams p{.a = g.a.data_ptr(),
+                            .b = g.b.data_ptr(),
+                            .ends = g.ends.data_ptr(),
+                            .c = g.c.data_ptr(),
+                            .rows = g.a.size(0),
+                            .k = g.a.size(1),
+                            .n = g.weight_grad ? g.b.size(1) : g.c.size(1),
+                            .groups = g.ends.numel(),
+                            .ends_i64 = g.ends.dtype() == DType::I64,
+                            .trans_b = g.trans_b,
+                            .weight_grad = g.weight_grad};
+  launch_grouped_gemm(ctx_, g.a.dtype(), p);
+}
+
+void CudaBackend::do_gemm_quantized(const QuantizedGemmArgs& g) {
+  activate();
+  LF_ASSERT(g.x.dim() == 2 && g.weight.dim() == 2 && g.out.dim() == 2);
+  LF_ASSERT(g.x.is_contiguous() && g.weight.is_contiguous() && g.out.is_contiguous());
+  LF_ASSERT(!g.scale.defined() || (g.scale.dtype() == DType::F32 && g.scale.is_contiguous() && g.group_size > 0 &&
+                                   g.x.size(1) % g.group_size == 0));
+  LF_ASSERT(!g.bias.defined() || (g.bias.dtype() == g.x.dtype() && g.bias.is_contiguous()));
+  const int64_t k = g.x.size(1);
+  const QuantizedGemmParams p{.x = g.x.data_ptr(),
+                              .weight = g.weight.data_ptr(),
+                              .scale = g.scale.defined() ? static_cast<const float*>(g.scale.data_ptr()) : nullptr,
+                              .bias = g.bias.defined() ? g.bias.data_ptr() : nullptr,
+                              .out = g.out.data_ptr(),
+                              .m = g.x.size(0),
+                              .n = g.weight.size(0),
+                              .k = k,
+                              .group_size = g.scale.defined() ? g.group_size : std::max<int64_t>(k, 1)};
+  launch_gemm_quantized(ctx_, g.x.dtype(), g.weight.dtype(), p);
+}
+
 // ---- cross-entropy ----
 
 void CudaBackend::do_cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,

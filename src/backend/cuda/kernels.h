@@ -77,6 +77,34 @@ struct GemmParams {
 };
 void launch_gemm_fallback(const CudaContext& ctx, DType ab_t, DType c_t, const GemmParams& p);
 
+// ---- grouped_gemm.cu: Backend::grouped_gemm in one launch, `ends` read on the device ----
+// Products (weight_grad false): a [rows, k], b [groups, n, k] (trans_b) or [groups, k, n], c [rows, n].
+// Weight gradients: a [rows, k], b [rows, n], c [groups, k, n]. All contiguous, of dtype t.
+struct GroupedGemmParams {
+  const void* a;
+  const void* b;
+  const void* ends;  // [groups], i64 (ends_i64) or i32
+  void* c;
+  int64_t rows, k, n, groups;
+  bool ends_i64, trans_b, weight_grad;
+};
+void launch_grouped_gemm(const CudaContext& ctx, DType t, const GroupedGemmParams& p);
+
+// ---- gemm_quantized.cu: Backend::gemm_quantized, the weights dequantised in registers,
+// batch-invariant. x [m, k] and out [m, n] of one dtype (f32, bf16, f16), weight [n, k] (i8 or fp8
+// e4m3 with scale [n, k / group_size] f32; bf16, f16 or f32 with scale null), bias [n] of x's dtype
+// or null; all contiguous ----
+struct QuantizedGemmParams {
+  const void* x;
+  const void* weight;
+  const float* scale;
+  const void* bias;
+  void* out;
+  int64_t m, n, k, group_size;
+};
+bool gemm_quantized_weight_supported(DType w_t);
+void launch_gemm_quantized(const CudaContext& ctx, DType x_t, DType w_t, const QuantizedGemmParams& p);
+
 // ---- loss.cu: logits [N, V] contiguous, targets [N] ----
 void launch_cross_entropy_forward(const CudaContext& ctx, DType t, DType it, const void* logits, const void* targets,
                                   int64_t n, int64_t v, const CrossEntropyArgs& args, void* loss, void* lse);

@@ -32,8 +32,8 @@ FUZZ_BUILD_DIR="$build" scripts/sanitized_build.sh lmforge_tests
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # One thread per test process: the shards already use every core.
+shards=$(nproc)  # before OMP_NUM_THREADS is set: nproc honours it
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-shards=$(nproc)
 pids=()
 for ((i = 0; i < shards; ++i)); do
   GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$i "$build/tests/lmforge_tests" --gtest_filter="$filter" \

@@ -117,7 +117,7 @@ TEST(TrainerCount, StreamedFilesMatchTheReference) {
   const std::vector<std::string> specials = {"<|endoftext|>"};
   auto ref = reference_count_pieces(t1, simple_split_fn(), specials);
   for (const auto& [w, c] : reference_count_pieces(t2, simple_split_fn(), specials)) {
-    auto it = std::find_if(ref.begin(), ref.end(), [&](const auto& x) { return x.first == w; });
+    auto it = std::find_if(ref.begin(), ref.end(), [&w = w](const auto& x) { return x.first == w; });
     if (it == ref.end()) {
       ref.emplace_back(w, c);
     } else {

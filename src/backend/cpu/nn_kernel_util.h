@@ -27,6 +27,7 @@ inline float exp_fast(float x) {
   const float lo = -87.3f, hi = 88.3f;
   float xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
+  xc = xc != xc ? 0.0f : xc;  // NaN: any finite value (the result is x itself), so k converts to int
   const float k = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   const float r = (xc - k * 0.693359375f) - k * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

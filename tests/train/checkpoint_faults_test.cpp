@@ -14,19 +14,14 @@
 #include "train/hf_config.h"
 #include "train/safetensors.h"
 
+#include "train/train_test_util.h"
+
 namespace lmforge::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 struct Fixture {
   nn::ModelConfig config = test::tiny_config();

@@ -10,19 +10,14 @@
 #include "core/file_util.h"
 #include "train/safetensors.h"
 
+#include "train/train_test_util.h"
+
 namespace lmforge::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 void truncate_file(const std::string& path, uint64_t size) { fs::resize_file(path, size); }
 

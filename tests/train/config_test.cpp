@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "train/config.h"
 
+#include "train/train_test_util.h"
+
 namespace lmforge::train {
 namespace {
 
@@ -31,14 +33,7 @@ min_lr = 1e-4
 warmup_steps = 2
 )";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(RunConfig, ParsesSectionsAndDerivesDefaults) {
   const RunConfig c = parse_run_config(kBase, "base.toml");

@@ -29,14 +29,7 @@ class DataLoaderErrors : public ::testing::Test {
   std::string dir_;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST_F(DataLoaderErrors, NoValidationShardsPointsAtTheFlagThatWritesThem) {
   write_shard("train_000000.bin", 100);

@@ -20,14 +20,7 @@ namespace fs = std::filesystem;
 
 class RunDirLockTest : public test::PatternShardsTest {};
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // A child process that takes the lock on `dir` and then waits to be killed.
 class LockHoldingChild {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <filesystem>
 
 #include "data/shard.h"
@@ -30,6 +31,16 @@ inline void write_pattern_shards(const std::string& dir, int64_t vocab, uint64_t
   };
   write("train_000000.bin", n_train);
   write("val_000000.bin", n_val);
+}
+
+// The message of the lmforge::Error that f throws, "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 inline train::RunConfig tiny_run(const std::string& data_dir, const std::string& out_dir) {

@@ -19,14 +19,7 @@ namespace fs = std::filesystem;
 
 class TrainerFaultsTest : public test::PatternShardsTest {};
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;

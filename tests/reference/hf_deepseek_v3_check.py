@@ -26,14 +26,15 @@ import argparse
 import json
 import os
 import random
-import struct
-import subprocess
 import sys
 import tempfile
 
 import torch
 import transformers
 from transformers import AutoModelForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hf_check_common as common  # noqa: E402  (the shared harness: shards, training, `lmforge score`)
 
 # Every width differs (q/k head 24 + 8 RoPE dims, value head 20) so a mixed-up split shows.
 ARCHS = {
@@ -51,41 +52,8 @@ COMMON = {"model.vocab_size": "512", "model.context_length": "64", "model.d_mode
           "eval.every": "0", "eval.max_batches": "2", "checkpoint.every": "0", "checkpoint.keep_last": "1"}
 
 
-def write_shard(path, ids, vocab):
-    """A token shard (docs/FORMATS.md): 256 int32 header words, then uint16 ids."""
-    header = [0] * 256
-    header[0], header[1], header[2] = 0x53464D4C, 1, 2
-    header[3], header[4] = len(ids) & 0xFFFFFFFF, len(ids) >> 32
-    header[5], header[6], header[9] = vocab, -1, 1024
-    with open(path, "wb") as f:
-        f.write(struct.pack("<256i", *header))
-        f.write(struct.pack(f"<{len(ids)}H", *ids))
-
-
-def run(cmd):
-    print("+", " ".join(cmd), file=sys.stderr)
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-
-
-def train_small_model(arch, lmforge, work, repo_root):
-    vocab = int(COMMON["model.vocab_size"])
-    rng = random.Random(1234)
-    data = os.path.join(work, "data")
-    os.makedirs(data, exist_ok=True)
-    # Learnable structure (a repeating pattern with noise), so training moves the weights far from init.
-    pattern = [rng.randrange(vocab) for _ in range(97)]
-    stream = [pattern[i % 97] if rng.random() < 0.8 else rng.randrange(vocab) for i in range(60000)]
-    write_shard(os.path.join(data, "train_000000.bin"), stream[:50000], vocab)
-    write_shard(os.path.join(data, "val_000000.bin"), stream[50000:], vocab)
-    sets = dict(COMMON, **ARCHS[arch])
-    sets["data.path"] = data
-    sets["train.out_dir"] = os.path.join(work, "run")
-    cmd = [lmforge, "train", "--config", os.path.join(repo_root, "configs", "quickstart.toml")]
-    for k, v in sets.items():
-        cmd += ["--set", f"{k}={v}"]
-    run(cmd)
-    ckpts = os.path.join(work, "run", "checkpoints")
-    return os.path.join(ckpts, sorted(os.listdir(ckpts), key=lambda s: int(s.split("_")[-1]))[-1])
+def train_small_model(arch, lmforge, work):
+    return common.train_small_model(dict(COMMON, **ARCHS[arch]), lmforge, work)
 
 
 def main():
@@ -102,10 +70,9 @@ def main():
     args = ap.parse_args()
     if (args.arch is None) == (args.checkpoint is None):
         ap.error("give exactly one of --arch and --checkpoint")
-    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     work = args.work or tempfile.mkdtemp(prefix="lmforge_hf_deepseek_v3_check_")
     os.makedirs(work, exist_ok=True)
-    ckpt = args.checkpoint or train_small_model(args.arch, args.lmforge, work, repo_root)
+    ckpt = args.checkpoint or train_small_model(args.arch, args.lmforge, work)
 
     with open(os.path.join(ckpt, "config.json")) as f:
         hf_config = json.load(f)
@@ -134,12 +101,7 @@ def main():
 
     worst, tokens = 0.0, 0
     if not problems:
-        out = run([args.lmforge, "score", "--checkpoint", ckpt, "--ids", ids_path, "--device", "cpu",
-                   "--precision", "f32"])
-        ours = [json.loads(line) for line in out.splitlines() if line.strip()]
-        seqs = [[int(t) for t in line.split()] for line in open(ids_path) if line.strip()]
-        if len(seqs) != len(ours):
-            problems.append(f"{len(seqs)} sequences but {len(ours)} score lines from lmforge")
+        ours = common.lmforge_log_probs(args.lmforge, ckpt, ids_path)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation=args.attn)
@@ -158,18 +120,7 @@ def main():
         if exported != expected:
             problems.append(f"tensor names differ: only in the export {sorted(exported - expected)[:8]}, "
                             f"only in HF {sorted(expected - exported)[:8]}")
-        for ids, lp_ours in zip(seqs, ours):
-            x = torch.tensor([ids], device=args.device)
-            with torch.no_grad():
-                logits = model(x).logits.double()
-            logp = torch.log_softmax(logits[0, :-1], dim=-1)
-            ref = logp.gather(1, x[0, 1:, None])[:, 0].cpu().tolist()
-            if len(ref) != len(lp_ours):
-                problems.append(f"{len(ref)} reference log-probs but {len(lp_ours)} from lmforge")
-                continue
-            for a, b in zip(ref, lp_ours):
-                worst = max(worst, abs(a - b))
-                tokens += 1
+        worst, tokens = common.compare_log_probs(torch, model, ids_path, ours, args.device, problems)
         if worst > args.tol:
             problems.append(f"max |log p difference| {worst:.3g} exceeds {args.tol}")
     result.update({"tokens": tokens, "max_abs_diff": worst, "passed": not problems, "problems": problems})

@@ -39,7 +39,7 @@ TextOutput::~TextOutput() {
   if (owned_ && f_) std::fclose(f_);
 }
 
-void TextOutput::write(const std::string& bytes) {
+void TextOutput::write(std::string_view bytes) {
   LF_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), f_) == bytes.size(), "error writing {}: {}",
            path_ == "-" ? "standard output" : path_, std::strerror(errno));
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lmforge::cli {
@@ -20,7 +21,7 @@ class TextOutput {
   ~TextOutput();
   TextOutput(const TextOutput&) = delete;
   TextOutput& operator=(const TextOutput&) = delete;
-  void write(const std::string& bytes);
+  void write(std::string_view bytes);
   void close();  // flushes; Error if anything failed
 
  private:

@@ -42,32 +42,40 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      if (c == '=' && last && k >= 2) {
-        ++pad;
-        v[k] = 0;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;  // data after padding
-      v[k] = kDecode[static_cast<uint8_t>(c)];
-      if (v[k] < 0) return std::nullopt;
-    }
-    const uint32_t w = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
-    out += static_cast<char>(w >> 16);
-    if (pad < 2) out += static_cast<char>(w >> 8 & 0xFF);
-    if (pad < 1) out += static_cast<char>(w & 0xFF);
-    // Canonical form: the bits dropped by padding are zero.
-    if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF))) return std::nullopt;
+bool base64_decode_into(std::string_view text, std::string& out) {
+  if (text.size() % 4 != 0) return false;
+  if (text.empty()) {
+    out.clear();
+    return true;
   }
+  const size_t pad = text.back() != '=' ? 0 : text[text.size() - 2] != '=' ? 1 : 2;
+  out.resize(text.size() / 4 * 3 - pad);
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  auto* o = reinterpret_cast<uint8_t*>(out.data());
+  // Whole groups: four table lookups, one sign test for all of them ('=' decodes to -1 too).
+  const size_t full = text.size() / 4 - (pad > 0);
+  for (size_t g = 0; g < full; ++g, in += 4, o += 3) {
+    const int a = kDecode[in[0]], b = kDecode[in[1]], c = kDecode[in[2]], d = kDecode[in[3]];
+    if ((a | b | c | d) < 0) return false;
+    const uint32_t w = uint32_t(a) << 18 | uint32_t(b) << 12 | uint32_t(c) << 6 | uint32_t(d);
+    o[0] = static_cast<uint8_t>(w >> 16);
+    o[1] = static_cast<uint8_t>(w >> 8);
+    o[2] = static_cast<uint8_t>(w);
+  }
+  if (pad == 0) return true;
+  // The padded last group: "xx==" or "xxx=", and the bits the padding drops must be zero
+  // (canonical form).
+  const int a = kDecode[in[0]], b = kDecode[in[1]], c = pad == 1 ? kDecode[in[2]] : 0;
+  if ((a | b | c) < 0) return false;
+  const uint32_t w = uint32_t(a) << 18 | uint32_t(b) << 12 | uint32_t(c) << 6;
+  o[0] = static_cast<uint8_t>(w >> 16);
+  if (pad == 1) o[1] = static_cast<uint8_t>(w >> 8);
+  return (w & (pad == 1 ? 0xFFu : 0xFFFFu)) == 0;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::string out;
+  if (!base64_decode_into(text, out)) return std::nullopt;
   return out;
 }
 

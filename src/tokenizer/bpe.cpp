@@ -4,10 +4,12 @@
 #include <bit>
 
 #include "core/error.h"
+#include "tokenizer/huge_pages.h"
 
 namespace lmforge::tok::detail {
 
-void TokenMap::build(const std::vector<std::string>& bytes_by_id, const std::vector<uint8_t>& is_ordinary) {
+std::pair<uint32_t, uint32_t> TokenMap::build(const std::vector<std::string>& bytes_by_id,
+                                              const std::vector<uint8_t>& is_ordinary) {
   size_t n = 0, total = 0;
   for (size_t id = 0; id < bytes_by_id.size(); ++id)
     if (is_ordinary[id]) {
@@ -15,25 +17,55 @@ void TokenMap::build(const std::vector<std::string>& bytes_by_id, const std::vec
       total += bytes_by_id[id].size();
     }
   const size_t cap = std::bit_ceil(std::max<size_t>(16, n * 2));
-  slots_.assign(cap, Slot{});
+  assign_huge(slots_, cap, Slot{});
   mask_ = cap - 1;
-  offsets_.assign(bytes_by_id.size(), 0);
+  assign_huge(offsets_, bytes_by_id.size(), uint64_t{0});
+  lengths_.assign(bytes_by_id.size(), 0);
   arena_.clear();
   arena_.reserve(total);
+  // Copy and hash sequentially first, so that the slot of the token kAhead ids on can be
+  // prefetched while one is placed: each placement is a cache miss in a table of megabytes.
+  std::vector<uint64_t> hashes;
+  assign_huge(hashes, bytes_by_id.size(), uint64_t{0});
   for (size_t id = 0; id < bytes_by_id.size(); ++id) {
     if (!is_ordinary[id]) continue;
     const std::string& b = bytes_by_id[id];
     offsets_[id] = arena_.size();
+    lengths_[id] = static_cast<uint32_t>(b.size());
     arena_ += b;
-    const uint64_t h = piece_hash(b.data(), b.size());
-    size_t i = h & mask_;
-    while (slots_[i].id != kNoId) i = (i + 1) & mask_;
-    slots_[i] = Slot{head_word(b.data(), b.size()), meta_of(b.size(), h), static_cast<uint32_t>(id)};
+    hashes[id] = piece_hash(b.data(), b.size());
   }
+  constexpr size_t kAhead = 16;
+  for (size_t id = 0; id < bytes_by_id.size(); ++id) {
+    if (id + kAhead < bytes_by_id.size()) __builtin_prefetch(&slots_[hashes[id + kAhead] & mask_], 1);
+    if (!is_ordinary[id]) continue;
+    const std::string& b = bytes_by_id[id];
+    const uint64_t h = hashes[id], head = head_word(b.data(), b.size());
+    const uint32_t meta = meta_of(b.size(), h);
+    size_t i = h & mask_;
+    for (; slots_[i].id != kNoId; i = (i + 1) & mask_) {
+      const Slot& sl = slots_[i];
+      if (sl.meta == meta && sl.head == head && bytes_by_id[sl.id] == b) return {sl.id, static_cast<uint32_t>(id)};
+    }
+    slots_[i] = Slot{head, meta, static_cast<uint32_t>(id)};
+  }
+  return {kNoId, kNoId};
 }
 
 void PairMap::reserve(size_t n) {
-  while (slots_.size() < 2 * n) grow();
+  if (slots_.size() >= 2 * n) return;
+  // One rehash to the final capacity (grow() doubles from the current one).
+  std::vector<Slot> old = std::move(slots_);
+  const size_t cap = std::bit_ceil(std::max<size_t>(64, 2 * n));
+  assign_huge(slots_, cap, Slot{});
+  mask_ = cap - 1;
+  shift_ = 64 - std::countr_zero(cap);
+  for (const Slot& sl : old) {
+    if (sl.key == kEmpty) continue;
+    size_t i = slot_of(sl.key);
+    while (slots_[i].key != kEmpty) i = (i + 1) & mask_;
+    slots_[i] = sl;
+  }
 }
 
 void PairMap::grow() {
@@ -52,7 +84,7 @@ void PairMap::grow() {
 
 void PairMap::build_filter() {
   const size_t bits = std::bit_ceil(std::max<size_t>(512, size_ * 8));
-  filter_.assign(bits / 64, 0);
+  assign_huge(filter_, bits / 64, uint64_t{0});
   filter_shift_ = 64 - std::countr_zero(bits);
   for (const Slot& sl : slots_) {
     if (sl.key == kEmpty) continue;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lmforge::tok::detail {
@@ -82,14 +83,20 @@ inline uint64_t head_word(const char* s, size_t n) {
 // of up to 8 bytes, and misses) touch one cache line and nothing else.
 class TokenMap {
  public:
-  void build(const std::vector<std::string>& bytes_by_id, const std::vector<uint8_t>& is_ordinary);
+  // Fills the map with the ids whose is_ordinary[id] is set. Returns two ids with the same bytes
+  // (the one inserted first, then the other) if there are any, else {kNoId, kNoId}; the map is
+  // then incomplete.
+  std::pair<uint32_t, uint32_t> build(const std::vector<std::string>& bytes_by_id,
+                                      const std::vector<uint8_t>& is_ordinary);
   uint32_t find(const char* s, size_t n, uint64_t hash) const {
     const uint64_t head = head_word(s, n);
     const uint32_t meta = meta_of(n, hash);
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
       const Slot& sl = slots_[i];
+      // The length in meta saturates at 255: longer tokens check their exact length first, so
+      // rest_equal never reads past a shorter token.
       if (sl.meta == meta && sl.head == head &&
-          (n <= 8 || std::memcmp(arena_.data() + offsets_[sl.id] + 8, s + 8, n - 8) == 0))
+          (n <= 8 || ((n < 255 || lengths_[sl.id] == n) && rest_equal(arena_.data() + offsets_[sl.id], s, n))))
         return sl.id;
       if (sl.id == kNoId) return kNoId;
     }
@@ -99,6 +106,17 @@ class TokenMap {
   void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
  private:
+  // Bytes [8, n) of a token and of s, both n > 8 bytes long, are equal. Up to 16 bytes (most
+  // tokens) that is one 8-byte load each, not a call to memcmp.
+  static bool rest_equal(const char* token, const char* s, size_t n) {
+    if (n <= 16) {
+      uint64_t a, b;
+      std::memcpy(&a, token + n - 8, 8);
+      std::memcpy(&b, s + n - 8, 8);
+      return a == b;
+    }
+    return std::memcmp(token + 8, s + 8, n - 8) == 0;
+  }
   // Length (saturated at 255) and hash bits; never 0, which marks an empty slot.
   static uint32_t meta_of(size_t n, uint64_t hash) {
     return static_cast<uint32_t>(n < 255 ? n : 255) | static_cast<uint32_t>(hash >> 40) << 8;
@@ -111,6 +129,7 @@ class TokenMap {
   std::vector<Slot> slots_{1};
   size_t mask_ = 0;
   std::vector<uint64_t> offsets_;  // per id, into arena_
+  std::vector<uint32_t> lengths_;  // per id, the token's length in bytes
   std::string arena_;
 };
 
@@ -142,6 +161,11 @@ class PairMap {
     }
   }
   size_t size() const { return size_; }
+  // Starts loading the slot an insert(left, right, ..) or find(left, right) will probe first;
+  // a hint only (a grow() in between makes it useless, never wrong).
+  void prefetch(uint32_t left, uint32_t right) const {
+    __builtin_prefetch(&slots_[slot_of(uint64_t{left} << 32 | right)]);
+  }
   // Every entry, as (left, right, value), in no particular order.
   template <class F>
   void for_each(F&& f) const {

@@ -4,11 +4,12 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
-#include <unordered_map>
 
 #include "core/error.h"
 #include "tokenizer/base64.h"
+#include "tokenizer/huge_pages.h"
 #include "core/file_util.h"
 #include "tokenizer/known_encodings.h"
 #include "tokenizer/model.h"
@@ -44,14 +45,19 @@ Tokenizer Tokenizer::load_tiktoken(const std::string& path, std::string_view pat
              path, known_encoding_names());
   }
   const std::string data = read_file(path, "tokenizer file");
-
+  // One pass over the lines, decoding straight into each token's string (short tokens need no
+  // allocation). Duplicate ranks are caught here; duplicate bytes by build(), which finds them
+  // while filling its token map anyway and names the lines from spec.token_lines.
   TokenizerSpec spec;
-  spec.tokens.reserve(data.size() / 12);
-  std::vector<size_t> line_of;  // per entry of spec.tokens
+  const size_t n_lines = static_cast<size_t>(std::count(data.begin(), data.end(), '\n')) + 1;
+  detail::reserve_huge(spec.tokens, n_lines);
+  detail::reserve_huge(spec.token_lines, n_lines);
+  std::vector<uint32_t> rank_line;  // by rank: the line that gave it, 0 for none yet
+  rank_line.reserve(n_lines + 1024);
   size_t line_no = 0, start = 0;
   while (start < data.size()) {
-    size_t end = data.find('\n', start);
-    if (end == std::string::npos) end = data.size();
+    const char* nl = static_cast<const char*>(std::memchr(data.data() + start, '\n', data.size() - start));
+    const size_t end = nl ? static_cast<size_t>(nl - data.data()) : data.size();
     std::string_view line(data.data() + start, end - start);
     start = end + 1;
     ++line_no;
@@ -60,35 +66,26 @@ Tokenizer Tokenizer::load_tiktoken(const std::string& path, std::string_view pat
     const size_t sp = line.find(' ');
     LF_CHECK(sp != std::string_view::npos && line.find(' ', sp + 1) == std::string_view::npos,
              "{}:{}: expected '<base64 token> <rank>', got '{}'", path, line_no, line.substr(0, 80));
-    auto bytes = base64_decode(line.substr(0, sp));
-    LF_CHECK(bytes.has_value() && !bytes->empty(), "{}:{}: '{}' is not valid base64 of a non-empty token", path,
-             line_no, line.substr(0, std::min<size_t>(sp, 80)));
+    std::string bytes;
+    LF_CHECK(base64_decode_into(line.substr(0, sp), bytes) && !bytes.empty(),
+             "{}:{}: '{}' is not valid base64 of a non-empty token", path, line_no,
+             line.substr(0, std::min<size_t>(sp, 80)));
     const std::string_view num = line.substr(sp + 1);
     uint64_t rank = 0;
     const auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), rank);
     LF_CHECK(ec == std::errc() && ptr == num.data() + num.size() && rank < (uint64_t{1} << 31),
              "{}:{}: rank '{}' is not a number below 2^31", path, line_no, num.substr(0, 40));
-    spec.tokens.emplace_back(std::move(*bytes), static_cast<uint32_t>(rank));
-    line_of.push_back(line_no);
+    // The bound build() applies, checked here so that a stray rank cannot size rank_line.
+    LF_CHECK(rank < 8 * n_lines + 1024, "{}:{}: rank {} is far beyond the number of lines ({})", path, line_no,
+             rank, n_lines);
+    if (rank >= rank_line.size()) rank_line.resize(rank + 1, 0);
+    LF_CHECK(rank_line[rank] == 0, "{}:{}: rank {} was already given on line {}", path, line_no, rank,
+             rank_line[rank]);
+    rank_line[rank] = static_cast<uint32_t>(line_no);
+    spec.tokens.emplace_back(std::move(bytes), static_cast<uint32_t>(rank));
+    spec.token_lines.push_back(line_no);
   }
   LF_CHECK(!spec.tokens.empty(), "{}: no tokens (an empty .tiktoken file)", path);
-
-  // Name the lines of duplicates here; build() would only know the ids.
-  uint32_t max_rank = 0;
-  for (const auto& t : spec.tokens) max_rank = std::max(max_rank, t.second);
-  LF_CHECK(max_rank < 8 * spec.tokens.size() + 1024, "{}: rank {} is far beyond the number of lines ({})", path,
-           max_rank, spec.tokens.size());
-  std::vector<size_t> rank_line(max_rank + 1, 0);
-  std::unordered_map<std::string_view, size_t> bytes_line;
-  bytes_line.reserve(spec.tokens.size());
-  for (size_t i = 0; i < spec.tokens.size(); ++i) {
-    const auto& [bytes, rank] = spec.tokens[i];
-    LF_CHECK(rank_line[rank] == 0, "{}:{}: rank {} was already given on line {}", path, line_of[i], rank,
-             rank_line[rank]);
-    rank_line[rank] = line_of[i];
-    auto [it, fresh] = bytes_line.emplace(bytes, line_of[i]);
-    LF_CHECK(fresh, "{}:{}: the token of rank {} was already given on line {}", path, line_of[i], rank, it->second);
-  }
 
   for (const auto& [text, id] : enc->special_tokens) spec.specials.push_back({std::string(text), id});
   spec.pretokenizer = Pretokenizer::named(enc->name);

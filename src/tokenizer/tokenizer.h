@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -81,6 +82,9 @@ struct TokenizerSpec {
   // Ordinary tokens as (bytes, id). All ids (ordinary and special) must be distinct, all byte
   // strings non-empty and distinct. With MergeRule::Ranks the id is the rank.
   std::vector<std::pair<std::string, uint32_t>> tokens;
+  // Optional, parallel to `tokens`: the line of the source file each token was read from, so
+  // that an error about a token (two tokens with the same bytes) names the file and line.
+  std::vector<size_t> token_lines;
   MergeRule rule = MergeRule::Ranks;
   // MergeRule::MergeList only: (left id, right id) by priority, highest first. The result of
   // each merge is the token spelled bytes(left) + bytes(right); it must exist.
@@ -134,6 +138,14 @@ class Tokenizer {
   // one thread.
   std::vector<uint32_t> encode_parallel(std::string_view text, unsigned n_threads,
                                         const SpecialPolicy& policy = {}) const;
+  // encode_parallel's work handed out chunk by chunk, for a caller that processes ids as they
+  // come (the command line formats them on the encoding threads): the text is cut as there (at
+  // most 4 MiB a chunk, even on one thread), and sink(i, ids) gets the ids of chunk i on the
+  // thread that encoded it, chunks in any order, possibly at once; the ids of chunks 0, 1, ...
+  // in order equal encode(text, policy). Returns the number of chunks. An Error in a chunk is
+  // rethrown after all chunks ran (the first chunk's that failed).
+  size_t encode_chunks(std::string_view text, unsigned n_threads, const SpecialPolicy& policy,
+                       const std::function<void(size_t chunk, std::vector<uint32_t>& ids)>& sink) const;
   // Many texts (documents) on n_threads threads; result i is encode(texts[i], policy).
   std::vector<std::vector<uint32_t>> encode_batch(std::span<const std::string_view> texts, unsigned n_threads,
                                                   const SpecialPolicy& policy = {}) const;

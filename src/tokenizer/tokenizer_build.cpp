@@ -1,9 +1,13 @@
 // Building a tokenizer: validating a TokenizerSpec and filling the lookup tables.
 #include <algorithm>
 #include <atomic>
+#include <bit>
+#include <iterator>
+#include <thread>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/huge_pages.h"
 #include "tokenizer/model.h"
 
 namespace lmforge::tok {
@@ -24,6 +28,95 @@ std::string printable(std::string_view bytes) {
       out += fmt::format("\\x{:02x}", c);
   }
   return out;
+}
+
+// MergeRule::Ranks: every split of every token t into two tokens (l, r) becomes the pair
+// (l, r) -> (rank t, result t). The splits are the bulk of loading a big vocabulary (1.2 million
+// for o200k_base, each two token-map lookups that miss the cache), so they are hashed and their
+// slots prefetched a batch ahead of the lookups, on several threads for a big vocabulary; the
+// pairs found are then inserted in id order.
+void build_rank_pairs(detail::Model& m, const std::vector<uint8_t>& ordinary) {
+  struct Pair {
+    uint32_t left, right, id;
+  };
+  const size_t n_ids = ordinary.size();
+  // Most splits have a part that is not a token (63% for o200k_base). A one-hash Bloom filter of
+  // the tokens' hashes, small enough for L2 (16 bits per token), rejects most of those before
+  // their token-map lookup, which would miss the cache.
+  const size_t filter_bits = std::bit_ceil(std::max<size_t>(1024, 16 * m.n_ordinary));
+  const int filter_shift = 64 - std::countr_zero(filter_bits);
+  std::vector<uint64_t> filter(filter_bits / 64, 0);
+  auto filter_bit = [&](uint64_t hash) { return (hash * 0x9E3779B97F4A7C15ull) >> filter_shift; };
+  for (size_t id = 0; id < n_ids; ++id) {
+    if (!ordinary[id]) continue;
+    const std::string& b = m.bytes_by_id[id];
+    const uint64_t bit = filter_bit(detail::piece_hash(b.data(), b.size()));
+    filter[bit >> 6] |= uint64_t{1} << (bit & 63);
+  }
+  auto maybe_token = [&](uint64_t hash) {
+    const uint64_t bit = filter_bit(hash);
+    return (filter[bit >> 6] >> (bit & 63) & 1) != 0;
+  };
+  auto find_pairs = [&](size_t lo, size_t hi, std::vector<Pair>& out) {
+    detail::reserve_huge(out, (hi - lo) * 5 / 2);  // o200k_base: 2.2 pairs per token
+    struct Split {
+      uint32_t id, k;
+      uint64_t left_hash, right_hash;
+    };
+    constexpr size_t kBatch = 32;
+    Split batch[kBatch + detail::kShortPiece];  // a token adds its splits whole
+    size_t n = 0;
+    auto resolve = [&] {
+      for (size_t i = 0; i < n; ++i) {
+        const std::string& b = m.bytes_by_id[batch[i].id];
+        const size_t k = batch[i].k;
+        const uint32_t l = m.tokens.find(b.data(), k, batch[i].left_hash);
+        if (l == kNoId) continue;
+        const uint32_t r = m.tokens.find(b.data() + k, b.size() - k, batch[i].right_hash);
+        if (r != kNoId) out.push_back({l, r, batch[i].id});
+      }
+      n = 0;
+    };
+    for (size_t id = lo; id < hi; ++id) {
+      if (!ordinary[id]) continue;
+      const std::string& b = m.bytes_by_id[id];
+      for (size_t k = 1; k < b.size(); ++k) {
+        const uint64_t hl = detail::piece_hash(b.data(), k);
+        if (!maybe_token(hl)) continue;
+        const uint64_t hr = detail::piece_hash(b.data() + k, b.size() - k);
+        if (!maybe_token(hr)) continue;
+        m.tokens.prefetch(hl);
+        m.tokens.prefetch(hr);
+        batch[n++] = {static_cast<uint32_t>(id), static_cast<uint32_t>(k), hl, hr};
+        if (n == std::size(batch)) resolve();
+      }
+      if (n >= kBatch) resolve();
+    }
+    resolve();
+  };
+  size_t total_bytes = 0;
+  for (size_t id = 0; id < n_ids; ++id)
+    if (ordinary[id]) total_bytes += m.bytes_by_id[id].size();
+  // A thread per 256 KiB of token bytes, up to four: r50k_base gets one, cl100k and o200k two or more.
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const size_t n_threads = std::clamp<size_t>(total_bytes / (size_t{256} << 10), 1, std::min(hw, 4u));
+  std::vector<std::vector<Pair>> found(n_threads);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n_threads; ++t)
+    threads.emplace_back(find_pairs, n_ids * t / n_threads, n_ids * (t + 1) / n_threads, std::ref(found[t]));
+  find_pairs(0, n_ids / n_threads, found[0]);
+  for (auto& th : threads) th.join();
+
+  size_t n_pairs = 0;
+  for (const auto& f : found) n_pairs += f.size();
+  m.pairs.reserve(n_pairs);
+  constexpr size_t kAhead = 16;
+  for (const auto& f : found) {
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (i + kAhead < f.size()) m.pairs.prefetch(f[i + kAhead].left, f[i + kAhead].right);
+      m.pairs.insert(f[i].left, f[i].right, {f[i].id, f[i].id});
+    }
+  }
 }
 
 }  // namespace
@@ -60,6 +153,7 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
   LF_CHECK(spec.tokens.empty() || max_ordinary < 8 * spec.tokens.size() + 1024,
            "{}: token id {} is far beyond the number of ordinary tokens ({}); ids must be (nearly) dense", src,
            max_ordinary, spec.tokens.size());
+  detail::reserve_huge(m->bytes_by_id, max_id + 1);
   m->bytes_by_id.resize(max_id + 1);
   m->kind_by_id.assign(max_id + 1, IdKind::Absent);
   for (auto& [bytes, id] : spec.tokens) {
@@ -93,12 +187,19 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
   // Ordinary tokens: byte string -> id, then check that no two share their bytes.
   std::vector<uint8_t> ordinary(m->kind_by_id.size());
   for (size_t id = 0; id < ordinary.size(); ++id) ordinary[id] = m->kind_by_id[id] == IdKind::Ordinary;
-  m->tokens.build(m->bytes_by_id, ordinary);
-  for (size_t id = 0; id < ordinary.size(); ++id) {
-    if (!ordinary[id]) continue;
-    const uint32_t found = m->tokens.find(m->bytes_by_id[id]);
-    LF_CHECK(found == id, "{}: tokens {} and {} have the same bytes '{}'", src, std::min<size_t>(found, id),
-             std::max<size_t>(found, id), printable(m->bytes_by_id[id]));
+  if (const auto [first, again] = m->tokens.build(m->bytes_by_id, ordinary); first != kNoId) {
+    const std::string shown = printable(m->bytes_by_id[first]);
+    size_t line_first = 0, line_again = 0;
+    for (size_t i = 0; i < spec.token_lines.size() && i < spec.tokens.size(); ++i) {
+      if (spec.tokens[i].second == first) line_first = spec.token_lines[i];
+      if (spec.tokens[i].second == again) line_again = spec.token_lines[i];
+    }
+    if (line_first != 0 && line_again != 0)
+      throw Error(fmt::format("{}:{}: token {} has the bytes '{}' of token {}, given on line {}", src,
+                              std::max(line_first, line_again), line_first < line_again ? again : first, shown,
+                              line_first < line_again ? first : again, std::min(line_first, line_again)));
+    throw Error(fmt::format("{}: tokens {} and {} have the same bytes '{}'", src, std::min(first, again),
+                            std::max(first, again), shown));
   }
   bool all_single = true;
   for (size_t id = 0; id < ordinary.size(); ++id)
@@ -110,18 +211,7 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
 
   // Pair table.
   if (spec.rule == MergeRule::Ranks) {
-    m->pairs.reserve(m->n_ordinary * 2);
-    for (size_t id = 0; id < ordinary.size(); ++id) {
-      if (!ordinary[id]) continue;
-      const std::string& b = m->bytes_by_id[id];
-      for (size_t k = 1; k < b.size(); ++k) {
-        const uint32_t l = m->tokens.find(b.data(), k, detail::piece_hash(b.data(), k));
-        if (l == kNoId) continue;
-        const uint32_t r = m->tokens.find(b.data() + k, b.size() - k, detail::piece_hash(b.data() + k, b.size() - k));
-        if (r == kNoId) continue;
-        m->pairs.insert(l, r, {static_cast<uint32_t>(id), static_cast<uint32_t>(id)});
-      }
-    }
+    build_rank_pairs(*m, ordinary);
   } else {
     LF_CHECK(spec.merges.size() < kNoId, "{}: too many merges", src);
     m->pairs.reserve(spec.merges.size());

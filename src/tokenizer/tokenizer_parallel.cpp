@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <thread>
 
 #include "core/error.h"
@@ -12,6 +13,7 @@ namespace lmforge::tok {
 namespace {
 
 constexpr size_t kMinChunkBytes = size_t{1} << 16;
+constexpr size_t kMaxChunkBytes = size_t{4} << 20;
 
 unsigned resolve_threads(unsigned n) {
   if (n == 0) n = std::thread::hardware_concurrency();
@@ -44,18 +46,15 @@ void parallel_for(size_t n, unsigned n_threads, F&& work) {
     if (e) std::rethrow_exception(e);
 }
 
-}  // namespace
-
-std::vector<uint32_t> Tokenizer::encode_parallel(std::string_view text, unsigned n_threads,
-                                                 const SpecialPolicy& policy) const {
-  const detail::Model& m = *m_;
-  n_threads = resolve_threads(n_threads);
+// Where encode_parallel may cut `text`: 0, the cuts, text.size(). Just {0, size} when the text
+// cannot be cut (a pattern without safe cut points) or is too small to be worth it.
+std::vector<size_t> cut_points(const detail::Model& m, std::string_view text, unsigned n_threads) {
   const bool scanner_cuts = m.pretokenizer.uses_scanner() && !m.add_prefix_space;
-  if (n_threads == 1 || (!scanner_cuts && !m.bytes_only) || text.size() < 2 * kMinChunkBytes)
-    return encode(text, policy);
-
-  // Cut points: about four chunks per thread, each at the first safe point after its target.
-  const size_t target = std::max(kMinChunkBytes, text.size() / (size_t{n_threads} * 4));
+  if ((!scanner_cuts && !m.bytes_only) || text.size() < 2 * kMinChunkBytes) return {0, text.size()};
+  // About four chunks per thread, each at the first safe point after its target; chunks of at
+  // most 4 MiB even on one thread, so a caller of encode_chunks gets its first ids early.
+  const size_t target =
+      std::clamp(text.size() / (size_t{n_threads} * 4), kMinChunkBytes, std::max(kMinChunkBytes, kMaxChunkBytes));
   std::vector<size_t> cuts{0};
   size_t pos = target;
   while (pos < text.size()) {
@@ -78,18 +77,28 @@ std::vector<uint32_t> Tokenizer::encode_parallel(std::string_view text, unsigned
         from = p;
       }
     }
-    if (cut == std::string_view::npos) break;
+    if (cut == std::string_view::npos || cut >= text.size()) break;
     cuts.push_back(cut);
     pos = cut + target;
   }
   cuts.push_back(text.size());
+  return cuts;
+}
 
+}  // namespace
+
+std::vector<uint32_t> Tokenizer::encode_parallel(std::string_view text, unsigned n_threads,
+                                                 const SpecialPolicy& policy) const {
+  n_threads = resolve_threads(n_threads);
+  if (n_threads == 1) return encode(text, policy);
+  const std::vector<size_t> cuts = cut_points(*m_, text, n_threads);
+  if (cuts.size() == 2) return encode(text, policy);
   const size_t n_chunks = cuts.size() - 1;
   std::vector<std::vector<uint32_t>> parts(n_chunks);
   parallel_for(n_chunks, n_threads, [&](size_t i) {
     const std::string_view chunk = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
     parts[i].reserve(chunk.size() / 3);
-    detail::encode_into(m, chunk, cuts[i], parts[i], policy);
+    detail::encode_into(*m_, chunk, cuts[i], parts[i], policy);
   });
   size_t total = 0;
   for (const auto& p : parts) total += p.size();
@@ -97,6 +106,21 @@ std::vector<uint32_t> Tokenizer::encode_parallel(std::string_view text, unsigned
   out.reserve(total);
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
+}
+
+size_t Tokenizer::encode_chunks(std::string_view text, unsigned n_threads, const SpecialPolicy& policy,
+                                const std::function<void(size_t, std::vector<uint32_t>&)>& sink) const {
+  n_threads = resolve_threads(n_threads);
+  const std::vector<size_t> cuts = cut_points(*m_, text, n_threads);
+  const size_t n_chunks = cuts.size() - 1;
+  parallel_for(n_chunks, n_threads, [&](size_t i) {
+    const std::string_view chunk = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
+    std::vector<uint32_t> ids;
+    ids.reserve(chunk.size() / 3);
+    detail::encode_into(*m_, chunk, cuts[i], ids, policy);
+    sink(i, ids);
+  });
+  return n_chunks;
 }
 
 std::vector<std::vector<uint32_t>> Tokenizer::encode_batch(std::span<const std::string_view> texts,

@@ -1,6 +1,9 @@
 // Multi-threaded encoding gives exactly the single-thread ids.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <mutex>
+
 #include "tokenizer_test_util.h"
 
 namespace lmforge::tok {
@@ -61,6 +64,41 @@ TEST_P(TokenizerParallel, BatchEqualsOneByOne) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, TokenizerParallel, ::testing::Values("r50k_base", "cl100k_base", "o200k_base"));
+
+TEST_P(TokenizerParallel, ChunksInOrderEqualOneEncode) {
+  const Tokenizer& tok = encoding(GetParam());
+  const std::string text = corpus_like(9 << 20);  // more than two chunks of the 4 MiB cap
+  const auto one = tok.encode(text, SpecialPolicy::all());
+  for (unsigned threads : {1u, 3u}) {
+    std::mutex mu;
+    std::map<size_t, std::vector<uint32_t>> chunks;
+    const size_t n = tok.encode_chunks(text, threads, SpecialPolicy::all(), [&](size_t i, std::vector<uint32_t>& ids) {
+      std::lock_guard<std::mutex> lock(mu);
+      EXPECT_TRUE(chunks.emplace(i, std::move(ids)).second) << "chunk " << i << " twice";
+    });
+    EXPECT_GE(n, 3u) << threads << " threads";
+    ASSERT_EQ(chunks.size(), n);
+    std::vector<uint32_t> joined;
+    for (const auto& [i, ids] : chunks) joined.insert(joined.end(), ids.begin(), ids.end());
+    EXPECT_EQ(joined, one) << threads << " threads";
+  }
+  // A disallowed special token in a later chunk: the Error names its offset in the whole text.
+  try {
+    tok.encode_chunks(text, 2, {}, [](size_t, std::vector<uint32_t>&) {});
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    const size_t at = text.find("<|endoftext|>");
+    EXPECT_NE(std::string(e.what()).find("byte offset " + std::to_string(at)), std::string::npos) << e.what();
+  }
+  // Text the pattern cannot cut, or a short one, is one chunk.
+  size_t calls = 0;
+  EXPECT_EQ(tok.encode_chunks("hello world", 4, {}, [&](size_t i, std::vector<uint32_t>& ids) {
+    ++calls;
+    EXPECT_EQ(i, 0u);
+    EXPECT_EQ(ids, tok.encode("hello world"));
+  }), 1u);
+  EXPECT_EQ(calls, 1u);
+}
 
 TEST(TokenizerParallelCuts, RuleRejectsUnsafePositions) {
   const Pretokenizer p = Pretokenizer::named("r50k_base");

@@ -406,6 +406,15 @@ LMFORGE_OP_CASE(attention_case("transposed q/k/v (head dim not contiguous)", {1,
 LMFORGE_OP_CASE(attention_case("head-sliced q/k/v (strided, last dim contiguous), GQA", {2, 3, 3, 4, 2, 2, 2}, {},
                                Layout::HeadSlice));
 LMFORGE_OP_CASE(attention_case("size-1 dims: one query, one key", {1, 1, 1, 1, 1, 1, 1}, {}));
+// Up to 8 queries take the decoding kernel (keys in chunks of 512, merged afterwards).
+LMFORGE_OP_CASE(attention_case("decoding: T = 2 against S = 600 (two key chunks), MQA 2:1", {1, 2, 600, 2, 1, 2, 2}, {}));
+LMFORGE_OP_CASE([] {
+  OpCase c = attention_case("decoding: T = 3 against S = 1100 (three key chunks), GQA 6:2, batch 2",
+                            {2, 3, 1100, 6, 2, 8, 5}, {});
+  c.check_gradient = false;  // 40k inputs; the S = 600 case checks the gradient of this path
+  return c;
+}());
+LMFORGE_OP_CASE(attention_case("decoding, not causal: T = 8, S = 530, MHA", {1, 8, 530, 2, 2, 3, 2}, {.causal = false}));
 LMFORGE_OP_CASE(attention_case("several tiles: T = 70, S = 133, causal, GQA", {1, 70, 133, 2, 1, 3, 2}, {}));
 LMFORGE_OP_CASE(attention_case("several tiles, not causal, with mask", {1, 66, 70, 1, 1, 2, 2}, {.causal = false},
                                Layout::Contiguous, {66, 70}, 0.1));

@@ -12,6 +12,8 @@
 //
 // Forward, per (b, h, tile of kBr queries): Q tile scaled once; for each tile of kBc keys:
 //   S = Q·Kᵀ (+ mask, causal -inf), running max m and sum l, O = α·O + P·V; finally O /= l.
+// Decoding (T <= kDecodeMaxRows, no mask) takes attention_decode_impl instead: dot products
+//   along the head dimension, the query heads of a group together, keys split in fixed chunks.
 // Backward recomputes P = exp(S - lse) from the saved lse, with Δ_t = Σ dO_t·O_t:
 //   dS = P∘(dO·Vᵀ - Δ);  dq = scale·dS·K;  dk = scale·dSᵀ·Q;  dv = Pᵀ·dO.
 //   Pass 1, parallel over (b, h, query tile): dq and Δ — each dq row written by one task.
@@ -252,6 +254,131 @@ void attention_forward_impl(const Tensor& q, const Tensor& k, const Tensor& v, c
   }
 }
 
+// Decoding: few query rows (T <= kDecodeMaxRows) against a long cache. Each query row is a
+// dot product per key along the contiguous head dimension, so keys need no transposed tile,
+// and the `group` query heads sharing a key/value head are handled together: each cached key and
+// value row is read once per group, not once per query head, which is what makes GQA, MQA and
+// MLA's absorbed form cheaper to decode. Work is split over (b, kv head, chunk of kDecodeChunk
+// keys); each chunk yields a partial (max, sum, unnormalised output) per row, merged in chunk
+// order. Chunks depend on the number of keys only, never on the thread count or on the other
+// rows of the batch, so a row's result is the same whatever runs beside it.
+constexpr int64_t kDecodeMaxRows = 8;    // query positions per call taking this path
+constexpr int64_t kDecodeChunk = 512;    // keys per work item
+constexpr int64_t kDecodeBlock = 32;     // keys whose scores are computed before their values are read
+
+template <class T>
+void attention_decode_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Problem<compute_t<T>>& P,
+                           const Tensor& out, const Tensor& lse) {
+  using A = compute_t<T>;
+  const Operand<T> Q = operand<T>(q), K = operand<T>(k), V = operand<T>(v);
+  T* os = static_cast<T*>(out.data_ptr());
+  const int64_t o0 = out.stride(0), o1 = out.stride(1), o2 = out.stride(2);
+  A* ls = static_cast<A*>(lse.data_ptr());
+  const int64_t d = P.d, dv = P.dv, rows = P.nt * P.group;  // rows of one item: (t, g)
+  const int64_t n_chunks = std::max<int64_t>((P.ns + kDecodeChunk - 1) / kDecodeChunk, 1);
+  const int64_t n_items = P.nb * P.nhkv * n_chunks;
+  // Partial results per (item, row): max, sum and the unnormalised output.
+  std::vector<A> part_m(size_t(n_items * rows)), part_l(size_t(n_items * rows)), part_o(size_t(n_items * rows * dv));
+#pragma omp parallel if (n_items > 1 && !omp_in_parallel())
+  {
+    std::vector<A> qb(size_t(rows * d)), sb(size_t(rows * kDecodeBlock));
+    std::vector<int64_t> visible(static_cast<size_t>(rows));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < n_items; ++item) {
+      const int64_t c = item % n_chunks, hk = (item / n_chunks) % P.nhkv, b = item / (n_chunks * P.nhkv);
+      const int64_t c0 = c * kDecodeChunk, c1 = std::min(P.ns, c0 + kDecodeChunk);
+      A* m = part_m.data() + item * rows;
+      A* l = part_l.data() + item * rows;
+      A* o = part_o.data() + item * rows * dv;
+      for (int64_t t = 0; t < P.nt; ++t)
+        for (int64_t g = 0; g < P.group; ++g) {
+          const int64_t r = t * P.group + g;
+          load_tile(qb.data() + r * d, d, Q.row(b, t, hk * P.group + g), Q.s1, 1, d, P.scale);
+          // Keys [0, visible) are seen by query t (all of them without the causal mask).
+          visible[size_t(r)] = P.causal ? std::clamp<int64_t>(t + P.causal_offset() + 1, 0, P.ns) : P.ns;
+        }
+      std::fill(m, m + rows, kNegInf<A>);
+      std::fill(l, l + rows, A(0));
+      std::fill(o, o + rows * dv, A(0));
+      for (int64_t s0 = c0; s0 < c1; s0 += kDecodeBlock) {
+        const int64_t bc = std::min(kDecodeBlock, c1 - s0);
+        for (int64_t j = 0; j < bc; ++j) {
+          const T* kr = K.row(b, s0 + j, hk);
+          for (int64_t r = 0; r < rows; ++r) {
+            const A* qr = qb.data() + r * d;
+            A acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t p = 0; p < d; ++p) acc += qr[p] * A(load(kr[p]));
+            sb[size_t(r * kDecodeBlock + j)] = s0 + j < visible[size_t(r)] ? acc : kNegInf<A>;
+          }
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          A* sr = sb.data() + r * kDecodeBlock;
+          A mx = kNegInf<A>;
+          for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
+          const A m_new = std::max(m[r], mx);
+          if (m_new == kNegInf<A>) {  // no visible key yet
+            std::fill(sr, sr + bc, A(0));
+            continue;
+          }
+          const A alpha = exp_fast(m[r] - m_new);
+          A sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < bc; ++j) {
+            const A e = exp_fast(sr[j] - m_new);
+            sr[j] = e;
+            sum += e;
+          }
+          l[r] = l[r] * alpha + sum;
+          m[r] = m_new;
+          if (alpha != A(1)) {
+            A* orow = o + r * dv;
+#pragma omp simd
+            for (int64_t p = 0; p < dv; ++p) orow[p] *= alpha;
+          }
+        }
+        for (int64_t j = 0; j < bc; ++j) {
+          const T* vr = V.row(b, s0 + j, hk);
+          for (int64_t r = 0; r < rows; ++r) {
+            const A w = sb[size_t(r * kDecodeBlock + j)];
+            if (w == A(0)) continue;
+            A* orow = o + r * dv;
+#pragma omp simd
+            for (int64_t p = 0; p < dv; ++p) orow[p] += w * A(load(vr[p]));
+          }
+        }
+      }
+    }
+  }
+  // Merge the chunks of each (b, kv head, row) in chunk order.
+  std::vector<A> acc(static_cast<size_t>(dv));
+  for (int64_t b = 0; b < P.nb; ++b)
+    for (int64_t hk = 0; hk < P.nhkv; ++hk)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t first = (b * P.nhkv + hk) * n_chunks;
+        A mx = kNegInf<A>;
+        for (int64_t c = 0; c < n_chunks; ++c) mx = std::max(mx, part_m[size_t((first + c) * rows + r)]);
+        A total = 0;
+        std::fill(acc.begin(), acc.end(), A(0));
+        if (mx != kNegInf<A>) {
+          for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t i = (first + c) * rows + r;
+            if (part_m[size_t(i)] == kNegInf<A>) continue;
+            const A f = exp_fast(part_m[size_t(i)] - mx);
+            total += f * part_l[size_t(i)];
+            const A* src = part_o.data() + i * dv;
+            for (int64_t p = 0; p < dv; ++p) acc[size_t(p)] += f * src[p];
+          }
+        }
+        const int64_t t = r / P.group, h = hk * P.group + r % P.group;
+        const bool empty = total == A(0);
+        const A inv = empty ? A(0) : A(1) / total;
+        T* orow = os + b * o0 + t * o1 + h * o2;
+        for (int64_t p = 0; p < dv; ++p) orow[p] = store<T>(acc[size_t(p)] * inv);
+        ls[(b * P.nh + h) * P.nt + t] = empty ? kNegInf<A> : mx + std::log(total);
+      }
+}
+
 template <class T>
 void attention_backward_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Problem<compute_t<T>>& P,
                              const Tensor& out, const Tensor& lse, const Tensor& dout, const Tensor& dq,
@@ -416,7 +543,10 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
     using T = decltype(t0);
     using A = compute_t<T>;
     const Problem<A> p = make_problem<A>(q, k, v, mask, args);
-    attention_forward_impl<T>(q, k, v, p, out, lse);
+    if (p.nt <= kDecodeMaxRows && !p.mask.base)
+      attention_decode_impl<T>(q, k, v, p, out, lse);
+    else
+      attention_forward_impl<T>(q, k, v, p, out, lse);
   });
 }
 

@@ -82,6 +82,20 @@ void CpuBackend::gemm_product(const GemmArgs& g) {
   }
   if (g.c.dtype() == DType::F32) {
     float* c = static_cast<float*>(g.c.data_ptr());
+    if (g.m == 1) {
+      // One row (batch-1 decoding): a matrix-vector product. sgemm would pack all of B for a
+      // single row, which for a weight matrix costs more than the product itself.
+      const int64_t incx = g.trans_a ? lda : 1;
+      for (int64_t i = 0; i < g.batch; ++i) {
+        if (g.trans_b)  // B is [n, k]: c = B·a
+          cblas_sgemv(CblasRowMajor, CblasNoTrans, g.n, g.k, float(g.alpha), b + i * sb, ldb, a + i * sa, incx,
+                      float(g.beta), c + i * g.stride_c, 1);
+        else  // B is [k, n]: c = Bᵀ·a
+          cblas_sgemv(CblasRowMajor, CblasTrans, g.k, g.n, float(g.alpha), b + i * sb, ldb, a + i * sa, incx,
+                      float(g.beta), c + i * g.stride_c, 1);
+      }
+      return;
+    }
     for (int64_t i = 0; i < g.batch; ++i)
       cblas_sgemm(CblasRowMajor, ta, tb, g.m, g.n, g.k, float(g.alpha), a + i * sa, lda, b + i * sb, ldb,
                   float(g.beta), c + i * g.stride_c, g.ldc);

@@ -173,6 +173,7 @@ KVCacheSize kv_cache_size(const nn::ModelConfig& config, DType dtype) {
   }
   s.bytes_per_token_per_layer = elements * int64_t(dtype_size(dtype));
   s.bytes_per_token = s.bytes_per_token_per_layer * c.n_layers;
+  s.bytes_per_token_speculative = s.bytes_per_token_per_layer * (c.n_layers + c.mtp_depth);
   return s;
 }
 
@@ -196,6 +197,9 @@ std::string format_kv_cache_report(const nn::ModelConfig& config, DType dtype, i
                                 s.layout, dtype_name(dtype), human_bytes(double(s.bytes_per_token_per_layer)),
                                 human_bytes(double(s.bytes_per_token)), c.n_layers,
                                 human_bytes(double(s.bytes_per_token) * double(c.context_length)), c.context_length);
+  if (c.mtp_depth > 0)
+    out += fmt::format("  with --speculative, the {} MTP module(s) cache too: {} per token ({} layers)\n", c.mtp_depth,
+                       human_bytes(double(s.bytes_per_token_speculative)), c.n_layers + c.mtp_depth);
   if (memory_bytes > 0) {
     const KVCacheFit f = kv_cache_fit(c, dtype, memory_bytes);
     out += fmt::format("  in {}: weights {} ({}), cache {}: {} tokens = {} sequences of the full context {}\n",

@@ -72,6 +72,9 @@ struct KVCacheSize {
   std::string layout;               // e.g. "MHA: 2 × 8 heads × 64", "MLA: latent 512 + RoPE key 64"
   int64_t bytes_per_token_per_layer = 0;
   int64_t bytes_per_token = 0;      // all layers
+  // Self-speculative decoding (infer/speculative.h) also caches each multi-token prediction
+  // module's block, which has a layer's layout: (n_layers + mtp_depth) layers.
+  int64_t bytes_per_token_speculative = 0;
 };
 KVCacheSize kv_cache_size(const nn::ModelConfig& config, DType dtype);
 

@@ -396,6 +396,21 @@ TEST(MlaModel, MeasuredCacheBytesEqualTheAccountingFormula) {
       EXPECT_EQ(s.bytes_per_token, s.bytes_per_token_per_layer * c.n_layers) << name;
     }
   }
+  // Self-speculative decoding adds one cache per MTP module, each a layer's.
+  for (ModelConfig c : {test::tiny_config(), mla_config()}) {
+    c.mtp_depth = 2;
+    auto model = test::make_model(c);
+    const int64_t capacity = 8;
+    int64_t bytes = 0;
+    for (const auto& l : model->make_cache(1, capacity).layers) bytes += int64_t(l.k.nbytes()) + (l.v.shares_storage(l.k) ? 0 : int64_t(l.v.nbytes()));
+    for (const MtpModule* m : model->mtp_modules()) {
+      const LayerKVCache l = m->mixer().make_cache(1, capacity);
+      bytes += int64_t(l.k.nbytes()) + (l.v.shares_storage(l.k) ? 0 : int64_t(l.v.nbytes()));
+    }
+    EXPECT_EQ(bytes, accounting::kv_cache_size(c, DType::F32).bytes_per_token_speculative * capacity);
+    EXPECT_NE(accounting::format_kv_cache_report(c, DType::F32, 0).find("with --speculative, the 2 MTP module(s)"),
+              std::string::npos);
+  }
   // MLA caches r + rope per layer and position where MHA with the same heads caches 2·H·qk.
   const accounting::KVCacheSize mla = accounting::kv_cache_size(mla_config(), DType::BF16);
   EXPECT_EQ(mla.bytes_per_token_per_layer, (5 + 4) * 2);

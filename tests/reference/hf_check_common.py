@@ -34,7 +34,11 @@ def write_shard(path, ids, vocab):
 
 def run(cmd):
     print("+", " ".join(cmd), file=sys.stderr)
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    # Passive OpenMP waiting: several checks run side by side would otherwise spin on each
+    # other's cores.
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "passive")
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
 
 
 def repo_root():

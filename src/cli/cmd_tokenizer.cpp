@@ -29,14 +29,18 @@ TextOutput::TextOutput(const std::string& path) : path_(path.empty() ? "-" : pat
   if (path_ == "-") {
     f_ = stdout;
   } else {
-    f_ = std::fopen(path_.c_str(), "wb");
-    LF_CHECK(f_ != nullptr, "cannot write {}: {}", path_, std::strerror(errno));
+    tmp_ = path_ + ".tmp";
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    LF_CHECK(f_ != nullptr, "cannot write {}: {}", tmp_, std::strerror(errno));
     owned_ = true;
   }
 }
 
 TextOutput::~TextOutput() {
-  if (owned_ && f_) std::fclose(f_);
+  if (owned_ && f_) {  // not closed: an error is unwinding; drop the partial output
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
+  }
 }
 
 void TextOutput::write(std::string_view bytes) {
@@ -50,7 +54,11 @@ void TextOutput::close() {
   if (owned_) {
     const int rc = std::fclose(f_);
     f_ = nullptr;
-    LF_CHECK(rc == 0, "error closing {}", path_);
+    if (rc != 0 || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      const std::string reason = std::strerror(errno);
+      std::remove(tmp_.c_str());
+      throw Error(fmt::format("error writing {}: {}", path_, reason));
+    }
   }
 }
 

@@ -14,7 +14,9 @@ namespace lmforge::cli {
 // The whole of `path` ("-" or empty: standard input) as bytes; Error naming the file.
 std::string read_text_input(const std::string& path);
 
-// Writes bytes to `path` ("-" or empty: standard output); Error on failure.
+// Writes bytes to `path` ("-" or empty: standard output); Error on failure. A file is written as
+// "<path>.tmp" and renamed over `path` by close(), so an error (or a kill) leaves any earlier
+// file at `path` as it was and no partial output under its name.
 class TextOutput {
  public:
   explicit TextOutput(const std::string& path);
@@ -25,7 +27,7 @@ class TextOutput {
   void close();  // flushes; Error if anything failed
 
  private:
-  std::string path_;
+  std::string path_, tmp_;
   std::FILE* f_ = nullptr;
   bool owned_ = false;
 };

@@ -77,6 +77,18 @@ void check_before_toml_library(std::string_view text, std::string_view source) {
         newline(i);
         ++i;
       } else if (escapes && c == '\\') {
+        // A backslash not followed by an escape letter is a line-ending backslash for toml++
+        // 3.3.0, which then classifies the bytes after it with the same Unicode whitespace table
+        // (undefined behaviour on some code points): the first one after any ASCII whitespace
+        // must be ASCII.
+        size_t k = i + 1;
+        if (k < text.size() && std::string_view("btnfr\"\\uUe").find(text[k]) == std::string_view::npos) {
+          while (k < text.size() && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n')) ++k;
+          LF_CHECK(k >= text.size() || static_cast<unsigned char>(text[k]) < 0x80,
+                   "{}:{}:{}: a non-ASCII character follows a backslash (and whitespace) in a string; the "
+                   "backslash must start an escape (\\n, \\t, \\uXXXX, ...) or end the line before ASCII text",
+                   source, line, column_of(i));
+        }
         i += 2;
         if (i - 1 < text.size() && text[i - 1] == '\n') newline(i - 1);
       } else if (text.substr(i).starts_with(close)) {
@@ -108,11 +120,15 @@ void check_before_toml_library(std::string_view text, std::string_view source) {
   // value: at the start of a line, after '=', '[', ',', '{', or after the '.' of a dotted key
   // (before the '='). Elsewhere (a quote right after `642n_h`) toml++ sees no string and reads on
   // through the bytes that follow, so such a quote is refused rather than taken as a string.
+  // in_bare: inside a run of bare characters (a key, a number, a word) with no space or
+  // delimiter since its start. A '[' or '{' glued to such a run (`642n_[`) opens no array or
+  // table for toml++, which reads the whole run as one value, so a quote after it starts no string.
   char prev = '\n';
   bool after_equals = false;
+  bool in_bare = false;
   const auto check_string_start = [&](size_t at) {
-    const bool ok = prev == '\n' || prev == '=' || prev == '[' || prev == ',' || prev == '{' ||
-                    (prev == '.' && !after_equals);
+    const bool ok = !in_bare && (prev == '\n' || prev == '=' || prev == '[' || prev == ',' || prev == '{' ||
+                                 (prev == '.' && !after_equals));
     LF_CHECK(ok, "{}:{}:{}: a quote after '{}' does not start a string (a string is a value, after '=', or a "
              "quoted key)", source, line, column_of(at), prev);
     prev = '"';
@@ -127,6 +143,7 @@ void check_before_toml_library(std::string_view text, std::string_view source) {
       at_line_start = true;
       prev = '\n';
       after_equals = false;
+      in_bare = false;
       newline(i);
       ++i;
     } else if (c == '#') {
@@ -146,7 +163,14 @@ void check_before_toml_library(std::string_view text, std::string_view source) {
     } else if (static_cast<unsigned char>(c) >= 0x80) {
       fail(i);
     } else {
-      if (c != ' ' && c != '\t' && c != '\r') prev = c;
+      if (c == ' ' || c == '\t' || c == '\r') {
+        in_bare = false;
+      } else {
+        const bool delimiter = c == '=' || c == ',' || c == ']' || c == '}' || ((c == '[' || c == '{') && !in_bare) ||
+                               (c == '.' && !after_equals);  // the dots of a dotted key
+        in_bare = !delimiter;
+        prev = c;
+      }
       after_equals = after_equals || c == '=';
       ++i;
     }

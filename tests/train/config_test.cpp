@@ -121,10 +121,27 @@ TEST(RunConfig, ATableHeaderWithoutAKeyIsRefusedWithItsPosition) {
 TEST(RunConfig, AQuoteWhereNoStringStartsIsRefused) {
   std::string e = error_of([] { parse_run_config("[model]\nd_model = 642n_h\'\'\'\xEF\xBB\xB7 4\n", "q.toml"); });
   EXPECT_NE(e.find("q.toml:2:17: a quote after 'h' does not start a string"), std::string::npos) << e;
+  // A '[' glued to a bare value opens no array: toml++ reads the whole run on as one value.
+  e = error_of([] { parse_run_config("[model]\nd_model = 642n_[\'\'\'\xEF\xBB\xB7 4\n", "q.toml"); });
+  EXPECT_NE(e.find("q.toml:2:17: a quote after '[' does not start a string"), std::string::npos) << e;
   e = error_of([] { parse_run_config("[data]\npath = \"a\" \"b\"\n", "q.toml"); });
   EXPECT_NE(e.find("q.toml:2:12: a quote after '\"' does not start a string"), std::string::npos) << e;
   // Quoted keys, dotted or not, and strings after '=' are strings.
   EXPECT_EQ(parse_run_config("\"model\".\"d_model\" = 64\n[data]\n\"path\" = \"x\"\n", "ok.toml").data.path, "x");
+}
+
+// toml++ reads what follows a line-ending backslash with a Unicode table that must not see
+// some non-ASCII code points; such text is refused with its position before it gets there.
+TEST(RunConfig, NonAsciiAfterALineEndingBackslashIsRefused) {
+  for (const char* text : {"[data]\npath = \"\"\"a\\\n\xC3\xA9\"\"\"\n", "[data]\npath = \"\"\"a\\ \xC3\xA9\"\"\"\n",
+                           "[data]\npath = \"a\\\xC3\xA9\"\n"}) {
+    const std::string e = error_of([&] { parse_run_config(text, "b.toml"); });
+    EXPECT_NE(e.find("b.toml:2:"), std::string::npos) << e;
+    EXPECT_NE(e.find("a non-ASCII character follows a backslash"), std::string::npos) << e;
+  }
+  // An escape before non-ASCII text, and a line-ending backslash before ASCII text, are fine.
+  EXPECT_EQ(parse_run_config("[data]\npath = \"\\t\xC3\xA9\"\n", "ok.toml").data.path, "\t\xC3\xA9");
+  EXPECT_EQ(parse_run_config("[data]\npath = \"\"\"a\\\n   b\xC3\xA9\"\"\"\n", "ok.toml").data.path, "ab\xC3\xA9");
 }
 
 TEST(RunConfig, NonAsciiInsideStringsAndCommentsIsAccepted) {

@@ -7,7 +7,7 @@
 //   bench_decode [--device cpu|cuda] [--precision f32|bf16] [--attention mha|mla]
 //                [--layers 24 --dim 1024 --heads 16 --kv-heads 0 --ffn 0 --vocab 32000]
 //                [--kv-lora-rank 512 --q-lora-rank 0 --qk-nope 128 --qk-rope 64 --v-head 128]
-//                [--prompt 8000 --gen 64 --runs 3]
+//                [--prompt 8000 --gen 64 --runs 3] [--quantize int8|fp8|bf16|f16]
 //
 // The context length is prompt + gen. Prints one `RESULT {json}` line.
 #include <algorithm>
@@ -18,6 +18,7 @@
 
 #include "accounting/accounting.h"
 #include "core/random_kernels.h"
+#include "infer/quantize.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
 
@@ -38,7 +39,7 @@ uint32_t argmax_last(const Tensor& logits) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string device_name = "cpu", precision = "", attention = "mha";
+  std::string device_name = "cpu", precision = "", attention = "mha", quantize;
   int64_t layers = 24, dim = 1024, heads = 16, kv_heads = 0, ffn = 0, vocab = 32000;
   int64_t kv_lora = 512, q_lora = 0, qk_nope = 128, qk_rope = 64, v_head = 128;
   int64_t prompt_len = 8000, gen = 64;
@@ -64,6 +65,7 @@ int main(int argc, char** argv) try {
     else if (a == "--prompt") prompt_len = std::stoll(v);
     else if (a == "--gen") gen = std::stoll(v);
     else if (a == "--runs") runs = std::stoi(v);
+    else if (a == "--quantize") quantize = v;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
   const Device device = Device::parse(device_name);
@@ -94,6 +96,8 @@ int main(int argc, char** argv) try {
   nn::Transformer net(c, {.device = device});
   Generator rng(1234);
   net.init_parameters(rng);
+  const int64_t params = net.parameter_count();  // before quantization, which replaces the Linear weights
+  if (!quantize.empty()) infer::quantize_model(net, {.format = infer::parse_quant_format(quantize)});
   if (precision == "bf16") net.set_compute_dtype(DType::BF16);
   net.set_training(false);
   NoGradGuard no_grad;
@@ -120,12 +124,13 @@ int main(int argc, char** argv) try {
   std::sort(prefill_s.begin(), prefill_s.end());
   std::sort(decode_rates.begin(), decode_rates.end());
   const int64_t kv = accounting::kv_cache_size(c, precision == "bf16" ? DType::BF16 : DType::F32).bytes_per_token;
-  std::printf("RESULT {\"impl\": \"lmforge\", \"device\": \"%s\", \"precision\": \"%s\", \"attention\": \"%s\", "
+  std::printf("RESULT {\"impl\": \"lmforge\", \"device\": \"%s\", \"precision\": \"%s\", \"weights\": \"%s\", "
+              "\"attention\": \"%s\", "
               "\"kv_heads\": %lld, \"params\": %lld, \"prompt\": %lld, \"gen\": %lld, \"prefill_s\": %.4f, "
               "\"decode_tokens_per_s\": %.1f, \"ms_per_token\": %.3f, \"kv_cache_bytes\": %lld, "
               "\"kv_bytes_per_token_predicted\": %lld, \"kv_cache_bytes_predicted\": %lld}\n",
-              device_name.c_str(), precision.c_str(), attention.c_str(), static_cast<long long>(c.kv_heads()),
-              static_cast<long long>(net.parameter_count()), static_cast<long long>(prompt_len),
+              device_name.c_str(), precision.c_str(), quantize.empty() ? "dense" : quantize.c_str(), attention.c_str(), static_cast<long long>(c.kv_heads()),
+              static_cast<long long>(params), static_cast<long long>(prompt_len),
               static_cast<long long>(gen), prefill_s[prefill_s.size() / 2], decode_rates[decode_rates.size() / 2],
               1e3 / decode_rates[decode_rates.size() / 2], static_cast<long long>(cache_bytes),
               static_cast<long long>(kv), static_cast<long long>(kv * (prompt_len + gen)));

@@ -109,7 +109,7 @@ int main(int argc, char** argv) try {
   for (int r = 0; r < runs + 1; ++r) {  // the first run warms up (allocator, kernels) and is not counted
     nn::KVCache cache = net.make_cache(1, prompt_len + gen);
     cache_bytes = 0;
-    for (const auto& l : cache.layers) cache_bytes += l.k.nbytes() + (l.v.shares_storage(l.k) ? 0 : l.v.nbytes());
+    for (const auto& l : cache.layers) cache_bytes += l.nbytes();
     const double t0 = now_s();
     uint32_t next = argmax_last(net.forward(prompt_ids, &cache));  // the host copy waits for the device
     const double t1 = now_s();

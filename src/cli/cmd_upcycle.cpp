@@ -2,7 +2,6 @@
 // checkpoint (train/upcycle.h). Train it with `train.init_from = "OUTPUT"`; eval, score and
 // generate load it as they load a checkpoint.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -35,11 +34,8 @@ void run_upcycle(const UpcycleArgs& a) {
   const auto model = train::upcycle(*dense.model, moe.model, gen, a.router_std);
   moe.model = model->config();
 
-  // Written into a temporary directory, renamed into place when complete.
-  const fs::path out(a.output);
-  const fs::path tmp = out.parent_path() / fmt::format(".tmp-{}-{}", out.filename().string(), ::getpid());
-  fs::create_directories(tmp);
-  try {
+  write_directory_atomic(a.output, [&](const std::string& dir) {
+    const fs::path tmp(dir);
     train::NamedTensors t;
     for (const auto& p : model->named_parameters()) t.push_back({p.name, p.tensor});
     for (const auto& [name, b] : model->named_buffers()) t.push_back({name, b});
@@ -55,13 +51,7 @@ void run_upcycle(const UpcycleArgs& a) {
       dense.tokenizer->save_tokenizer_json((tmp / "tokenizer.json").string());
       fsync_file((tmp / "tokenizer.json").string());
     }
-    fsync_directory(tmp.string());
-    fs::rename(tmp, out);
-    fsync_directory(out.parent_path().empty() ? "." : out.parent_path().string());
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
   fmt::print("upcycled {} ({} parameters) into {}: {} parameters, {} experts of width {} in {} of {} layers\n",
              dense.dir, dense.model->parameter_count(), a.output, model->parameter_count(), moe.model.n_experts,
              moe.model.d_ff_expert, moe.model.moe_layer_count(), moe.model.n_layers);

@@ -107,6 +107,30 @@ void fsync_directory(const std::string& path) {
   LF_CHECK(rc == 0, "cannot sync directory {}: {}", path, why);
 }
 
+void write_directory_atomic(const std::string& dir, const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  fs::path out = fs::absolute(fs::path(dir));
+  if (out.filename().empty()) out = out.parent_path();  // "DIR/"
+  const fs::path parent = out.parent_path();
+  const fs::path tmp = parent / fmt::format(".tmp-{}-{}", out.filename().string(), ::getpid());
+  std::error_code ec;
+  try {
+    fs::create_directories(parent);
+    fs::remove_all(tmp, ec);
+    fs::create_directory(tmp);
+    fill(tmp.string());
+    fsync_directory(tmp.string());
+    fs::rename(tmp, out);
+    fsync_directory(parent.string());
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp, ec);
+    throw Error(fmt::format("writing {} failed: {}", dir, e.what()));
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
 std::string read_file(const std::string& path, std::string_view what) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   LF_CHECK(fd >= 0, "cannot open {}: {}", label(path, what), sys_error());

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ void write_file_synced(const std::string& path, std::string_view content);
 // Writes `content` to path + ".tmp", fsyncs it, renames it over `path` and fsyncs the directory.
 // On any failure the temporary file is removed again and `path` is left as it was.
 void write_file_atomic(const std::string& path, std::string_view content);
+// Creates the new directory `dir` (a trailing '/' allowed) all at once: fill(tmp) writes its
+// files into a temporary sibling ".tmp-<name>-<pid>", which is fsynced and renamed to `dir`, and
+// the parent directory fsynced. On any failure the temporary directory is removed and `dir` does
+// not appear; a filesystem error becomes an Error naming `dir`. The caller checks beforehand
+// that `dir` does not exist (and says so in its own words).
+void write_directory_atomic(const std::string& dir, const std::function<void(const std::string& tmp)>& fill);
 // fsyncs a file written by other means.
 void fsync_file(const std::string& path);
 // fsyncs a directory, so renames and new entries in it are durable.

@@ -32,6 +32,8 @@ struct SlotRows {
 struct LayerKVCache {
   Tensor k, v;
   const SlotRows* slot_rows = nullptr;  // set for slotted decoding, else null
+  // Bytes the layer's cache holds: k's, plus v's unless v is a view into k (MLA).
+  int64_t nbytes() const { return int64_t(k.nbytes()) + (v.shares_storage(k) ? 0 : int64_t(v.nbytes())); }
 };
 
 struct KVCache {

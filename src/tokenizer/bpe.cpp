@@ -53,25 +53,15 @@ std::pair<uint32_t, uint32_t> TokenMap::build(const std::vector<std::string>& by
 }
 
 void PairMap::reserve(size_t n) {
-  if (slots_.size() >= 2 * n) return;
   // One rehash to the final capacity (grow() doubles from the current one).
-  std::vector<Slot> old = std::move(slots_);
-  const size_t cap = std::bit_ceil(std::max<size_t>(64, 2 * n));
-  assign_huge(slots_, cap, Slot{});
-  mask_ = cap - 1;
-  shift_ = 64 - std::countr_zero(cap);
-  for (const Slot& sl : old) {
-    if (sl.key == kEmpty) continue;
-    size_t i = slot_of(sl.key);
-    while (slots_[i].key != kEmpty) i = (i + 1) & mask_;
-    slots_[i] = sl;
-  }
+  if (slots_.size() < 2 * n) rehash(std::bit_ceil(std::max<size_t>(64, 2 * n)));
 }
 
-void PairMap::grow() {
+void PairMap::grow() { rehash(std::max<size_t>(64, slots_.size() * 2)); }
+
+void PairMap::rehash(size_t cap) {
   std::vector<Slot> old = std::move(slots_);
-  const size_t cap = std::max<size_t>(64, old.size() * 2);
-  slots_.assign(cap, Slot{});
+  assign_huge(slots_, cap, Slot{});
   mask_ = cap - 1;
   shift_ = 64 - std::countr_zero(cap);
   for (const Slot& sl : old) {

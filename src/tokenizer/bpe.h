@@ -182,6 +182,7 @@ class PairMap {
   };
   size_t slot_of(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
   void grow();
+  void rehash(size_t capacity);  // moves every entry into a fresh table of `capacity` slots
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   int shift_ = 58;

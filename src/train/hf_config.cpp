@@ -12,13 +12,11 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// LlamaConfig's keys, or Qwen3Config's (the same without mlp_bias).
-void llama_keys(Json& j, const nn::ModelConfig& c, bool qwen3) {
-  j["architectures"] = {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"};
-  j["model_type"] = qwen3 ? "qwen3" : "llama";
+// The attention and shape keys of the decoders whose attention is Llama's (Llama, Qwen3,
+// Mixtral, Qwen3-MoE).
+void llama_attention_keys(Json& j, const nn::ModelConfig& c) {
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.d_model;
-  j["intermediate_size"] = c.d_ff;
   j["num_hidden_layers"] = c.n_layers;
   j["num_attention_heads"] = c.n_heads;
   j["num_key_value_heads"] = c.n_kv_heads;
@@ -28,13 +26,26 @@ void llama_keys(Json& j, const nn::ModelConfig& c, bool qwen3) {
   j["rms_norm_eps"] = c.norm_eps;
   j["rope_theta"] = c.rope_theta;
   j["rope_scaling"] = nullptr;
-  j["attention_bias"] = c.bias;
-  if (!qwen3) j["mlp_bias"] = c.bias;
   j["attention_dropout"] = 0.0;
+}
+
+// The keys every exported config ends with.
+void closing_keys(Json& j, const nn::ModelConfig& c) {
   j["tie_word_embeddings"] = c.tied_embeddings;
   j["initializer_range"] = c.init_std;
   j["torch_dtype"] = "float32";
   j["use_cache"] = true;
+}
+
+// LlamaConfig's keys, or Qwen3Config's (the same without mlp_bias).
+void llama_keys(Json& j, const nn::ModelConfig& c, bool qwen3) {
+  j["architectures"] = {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = qwen3 ? "qwen3" : "llama";
+  llama_attention_keys(j, c);
+  j["intermediate_size"] = c.d_ff;
+  j["attention_bias"] = c.bias;
+  if (!qwen3) j["mlp_bias"] = c.bias;
+  closing_keys(j, c);
 }
 
 // DeepseekV3Config's keys for a dense model (every layer dense); the export fills in the experts.
@@ -72,10 +83,7 @@ void deepseek_v3_keys(Json& j, const nn::ModelConfig& c) {
   j["rope_interleave"] = true;   // pairs (2i, 2i + 1), as nn/mla.h rotates them
   j["attention_bias"] = false;
   j["attention_dropout"] = 0.0;
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["initializer_range"] = c.init_std;
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
+  closing_keys(j, c);
 }
 
 // The index of the first MoE layer, counting the MTP modules' layers after the main ones
@@ -87,42 +95,24 @@ int64_t first_moe_layer(const nn::ModelConfig& c) {
   return total;
 }
 
-// Keys both softmax-routed MoE classes share (Mixtral's and Qwen3-MoE's attention is Llama's).
-void softmax_moe_attention_keys(Json& j, const nn::ModelConfig& c) {
-  j["vocab_size"] = c.vocab_size;
-  j["hidden_size"] = c.d_model;
-  j["num_hidden_layers"] = c.n_layers;
-  j["num_attention_heads"] = c.n_heads;
-  j["num_key_value_heads"] = c.n_kv_heads;
-  j["head_dim"] = c.head_dim;
-  j["max_position_embeddings"] = c.context_length;
-  j["hidden_act"] = "silu";
-  j["rms_norm_eps"] = c.norm_eps;
-  j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = nullptr;
-  j["sliding_window"] = nullptr;  // full causal attention in every layer
-  j["attention_dropout"] = 0.0;
-}
-
 void mixtral_keys(Json& j, const nn::ModelConfig& c) {
   j["architectures"] = {"MixtralForCausalLM"};
   j["model_type"] = "mixtral";
-  softmax_moe_attention_keys(j, c);
+  llama_attention_keys(j, c);
+  j["sliding_window"] = nullptr;  // full causal attention in every layer
   j["intermediate_size"] = c.d_ff_expert;  // each expert's width: Mixtral has no dense FFN
   j["num_local_experts"] = c.n_experts;
   j["num_experts_per_tok"] = c.top_k;
   j["router_jitter_noise"] = 0.0;
   j["output_router_logits"] = false;
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["initializer_range"] = c.init_std;
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
+  closing_keys(j, c);
 }
 
 void qwen3_moe_keys(Json& j, const nn::ModelConfig& c) {
   j["architectures"] = {"Qwen3MoeForCausalLM"};
   j["model_type"] = "qwen3_moe";
-  softmax_moe_attention_keys(j, c);
+  llama_attention_keys(j, c);
+  j["sliding_window"] = nullptr;
   j["use_sliding_window"] = false;
   j["attention_bias"] = false;
   j["intermediate_size"] = c.d_ff;  // the dense layers'
@@ -144,10 +134,7 @@ void qwen3_moe_keys(Json& j, const nn::ModelConfig& c) {
   j["decoder_sparse_step"] = step;
   j["mlp_only_layers"] = mlp_only;
   j["output_router_logits"] = false;
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["initializer_range"] = c.init_std;
-  j["torch_dtype"] = "float32";
-  j["use_cache"] = true;
+  closing_keys(j, c);
 }
 
 // The experts and the MTP modules on top of deepseek_v3_keys().

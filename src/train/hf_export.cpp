@@ -1,6 +1,5 @@
 #include "train/hf_export.h"
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -115,15 +114,8 @@ HfExportSummary export_hf(const std::string& path, const std::string& output) {
   if (loaded.tokenizer)
     if (const auto eot = loaded.tokenizer->find_eot_id()) eos = *eot;
 
-  // Written into a temporary sibling, renamed into place when complete.
-  fs::path out = fs::absolute(fs::path(output));
-  if (out.filename().empty()) out = out.parent_path();  // "DIR/"
-  const fs::path parent = out.parent_path();
-  fs::create_directories(parent);
-  const fs::path tmp = parent / fmt::format(".tmp-{}-{}", out.filename().string(), ::getpid());
-  fs::remove_all(tmp, ec);
-  try {
-    fs::create_directory(tmp);
+  write_directory_atomic(output, [&](const std::string& dir) {
+    const fs::path tmp(dir);
     write_safetensors((tmp / "model.safetensors").string(), tensors, {{"lmforge.exported_from", loaded.dir}});
     write_file_synced((tmp / "config.json").string(), hf_export_config_json(c, eos));
     if (eos >= 0) {
@@ -133,21 +125,13 @@ HfExportSummary export_hf(const std::string& path, const std::string& output) {
       write_file_synced((tmp / "generation_config.json").string(), g.dump(2) + "\n");
     }
     const fs::path tokenizer = fs::path(loaded.dir) / "tokenizer.json";
+    std::error_code ec;
     if (fs::is_regular_file(tokenizer, ec)) {
       fs::copy_file(tokenizer, tmp / "tokenizer.json");
       fsync_file((tmp / "tokenizer.json").string());
       summary.tokenizer = true;
     }
-    fsync_directory(tmp.string());
-    fs::rename(tmp, out);
-    fsync_directory(parent.string());
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp, ec);
-    throw Error(fmt::format("export: writing {} failed: {}", output, e.what()));
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
   return summary;
 }
 

@@ -1,6 +1,5 @@
 #include "train/quantized_checkpoint.h"
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -43,13 +42,10 @@ void save_quantized_checkpoint(const nn::Transformer& model0, const std::string&
     tensors.push_back({name + ".weight", q.data});
     if (q.scale.defined()) tensors.push_back({scale_name(name), q.scale});
   });
-  const fs::path out(out_dir);
-  const fs::path tmp = out.parent_path() / fmt::format(".tmp-{}-{}", out.filename().string(), ::getpid());
   std::error_code ec;
-  LF_CHECK(!fs::exists(out, ec), "quantize: the output {} exists already; choose another --output", out_dir);
-  fs::remove_all(tmp, ec);
-  try {
-    fs::create_directories(tmp);
+  LF_CHECK(!fs::exists(out_dir, ec), "quantize: the output {} exists already; choose another --output", out_dir);
+  write_directory_atomic(out_dir, [&](const std::string& dir) {
+    const fs::path tmp(dir);
     write_safetensors((tmp / "model.safetensors").string(), tensors,
                       {{kFormatKey, format}, {kGroupKey, std::to_string(group_size)}});
     nlohmann::ordered_json j;
@@ -62,16 +58,7 @@ void save_quantized_checkpoint(const nn::Transformer& model0, const std::string&
       if (!fs::is_regular_file(src, ec)) continue;
       write_file_synced((tmp / f).string(), read_file(src.string()));
     }
-    fsync_directory(tmp.string());
-    fs::rename(tmp, out);
-    fsync_directory(fs::absolute(out).parent_path().string());
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp, ec);
-    throw Error(fmt::format("writing quantized checkpoint {} failed: {}", out_dir, e.what()));
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 void load_quantized_model_weights(nn::Transformer& model, const std::string& path) {

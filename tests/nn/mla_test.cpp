@@ -388,8 +388,7 @@ TEST(MlaModel, MeasuredCacheBytesEqualTheAccountingFormula) {
       int64_t bytes = 0;
       for (const auto& l : cache.layers) {
         EXPECT_EQ(l.k.dtype(), dt) << name;
-        bytes += int64_t(l.k.nbytes());
-        if (!l.v.shares_storage(l.k)) bytes += int64_t(l.v.nbytes());  // MLA's v is a view into k
+        bytes += l.nbytes();
       }
       const accounting::KVCacheSize s = accounting::kv_cache_size(c, dt);
       EXPECT_EQ(bytes, s.bytes_per_token * batch * capacity) << name << " " << dtype_name(dt);
@@ -402,11 +401,8 @@ TEST(MlaModel, MeasuredCacheBytesEqualTheAccountingFormula) {
     auto model = test::make_model(c);
     const int64_t capacity = 8;
     int64_t bytes = 0;
-    for (const auto& l : model->make_cache(1, capacity).layers) bytes += int64_t(l.k.nbytes()) + (l.v.shares_storage(l.k) ? 0 : int64_t(l.v.nbytes()));
-    for (const MtpModule* m : model->mtp_modules()) {
-      const LayerKVCache l = m->mixer().make_cache(1, capacity);
-      bytes += int64_t(l.k.nbytes()) + (l.v.shares_storage(l.k) ? 0 : int64_t(l.v.nbytes()));
-    }
+    for (const auto& l : model->make_cache(1, capacity).layers) bytes += l.nbytes();
+    for (const MtpModule* m : model->mtp_modules()) bytes += m->mixer().make_cache(1, capacity).nbytes();
     EXPECT_EQ(bytes, accounting::kv_cache_size(c, DType::F32).bytes_per_token_speculative * capacity);
     EXPECT_NE(accounting::format_kv_cache_report(c, DType::F32, 0).find("with --speculative, the 2 MTP module(s)"),
               std::string::npos);

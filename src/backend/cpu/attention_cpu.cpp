@@ -184,6 +184,35 @@ struct Problem {
   }
 };
 
+// One tile of the online softmax for one query row: the scores sr [bc] become
+// P = exp(sr - m_new) (0 when no key is visible yet), the running max m and sum l move on, and the
+// row's unnormalised output orow [dv] is rescaled by exp(m - m_new); the caller then adds P·V.
+template <class A>
+[[gnu::always_inline]] inline void online_softmax_step(A* sr, int64_t bc, A& m, A& l, A* orow, int64_t dv) {
+  A mx = kNegInf<A>;
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
+  const A m_new = std::max(m, mx);
+  if (m_new == kNegInf<A>) {  // nothing visible yet: P = 0 for this tile
+    std::fill(sr, sr + bc, A(0));
+    return;
+  }
+  const A alpha = exp_fast(m - m_new);  // 0 when m = -inf
+  A sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < bc; ++j) {
+    const A p = exp_fast(sr[j] - m_new);
+    sr[j] = p;
+    sum += p;
+  }
+  l = l * alpha + sum;
+  m = m_new;
+  if (alpha != A(1)) {
+#pragma omp simd
+    for (int64_t p = 0; p < dv; ++p) orow[p] *= alpha;
+  }
+}
+
 template <class T>
 void attention_forward_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Problem<compute_t<T>>& P,
                             const Tensor& out, const Tensor& lse) {
@@ -215,30 +244,7 @@ void attention_forward_impl(const Tensor& q, const Tensor& k, const Tensor& v, c
         mm_acc<A, false>(s, kBc, qb.data(), d, kt.data(), kBc, br, bc, d);
         P.mask_scores(s, kBc, b, h, t0, br, s0, bc);
         for (int64_t i = 0; i < br; ++i) {
-          A* sr = s + i * kBc;
-          A mx = kNegInf<A>;
-#pragma omp simd reduction(max : mx)
-          for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
-          const A m_new = std::max(m[i], mx);
-          if (m_new == kNegInf<A>) {  // nothing visible yet: P = 0 for this tile
-            std::fill(sr, sr + bc, A(0));
-            continue;
-          }
-          const A alpha = exp_fast(m[i] - m_new);  // 0 when m[i] = -inf
-          A sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j < bc; ++j) {
-            const A p = exp_fast(sr[j] - m_new);
-            sr[j] = p;
-            sum += p;
-          }
-          l[i] = l[i] * alpha + sum;
-          m[i] = m_new;
-          if (alpha != A(1)) {
-            A* orow = ob.data() + i * dv;
-#pragma omp simd
-            for (int64_t p = 0; p < dv; ++p) orow[p] *= alpha;
-          }
+          online_softmax_step(s + i * kBc, bc, m[i], l[i], ob.data() + i * dv, dv);
         }
         mm_acc<A, false>(ob.data(), dv, s, kBc, vb.data(), dv, br, dv, bc);
       }
@@ -313,29 +319,7 @@ void attention_decode_impl(const Tensor& q, const Tensor& k, const Tensor& v, co
           }
         }
         for (int64_t r = 0; r < rows; ++r) {
-          A* sr = sb.data() + r * kDecodeBlock;
-          A mx = kNegInf<A>;
-          for (int64_t j = 0; j < bc; ++j) mx = std::max(mx, sr[j]);
-          const A m_new = std::max(m[r], mx);
-          if (m_new == kNegInf<A>) {  // no visible key yet
-            std::fill(sr, sr + bc, A(0));
-            continue;
-          }
-          const A alpha = exp_fast(m[r] - m_new);
-          A sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j < bc; ++j) {
-            const A e = exp_fast(sr[j] - m_new);
-            sr[j] = e;
-            sum += e;
-          }
-          l[r] = l[r] * alpha + sum;
-          m[r] = m_new;
-          if (alpha != A(1)) {
-            A* orow = o + r * dv;
-#pragma omp simd
-            for (int64_t p = 0; p < dv; ++p) orow[p] *= alpha;
-          }
+          online_softmax_step(sb.data() + r * kDecodeBlock, bc, m[r], l[r], o + r * dv, dv);
         }
         for (int64_t j = 0; j < bc; ++j) {
           const T* vr = V.row(b, s0 + j, hk);

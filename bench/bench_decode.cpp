@@ -7,9 +7,11 @@
 //   bench_decode [--device cpu|cuda] [--precision f32|bf16] [--attention mha|mla]
 //                [--layers 24 --dim 1024 --heads 16 --kv-heads 0 --ffn 0 --vocab 32000]
 //                [--kv-lora-rank 512 --q-lora-rank 0 --qk-nope 128 --qk-rope 64 --v-head 128]
-//                [--prompt 8000 --gen 64 --runs 3] [--quantize int8|fp8|bf16|f16]
+//                [--prompt 8000 --gen 64 --runs 3] [--quantize int8|fp8|bf16|f16] [--graph on|off]
 //
-// The context length is prompt + gen. Prints one `RESULT {json}` line.
+// The context length is prompt + gen. Prints one `RESULT {json}` line. --graph (default on): the
+// one-token steps run through infer::DecodeGraph, which on a GPU records one step as a CUDA
+// graph and replays it (`lmforge generate` does the same); off launches every kernel per step.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "accounting/accounting.h"
 #include "core/random_kernels.h"
+#include "infer/decode_graph.h"
 #include "infer/quantize.h"
 #include "nn/transformer.h"
 #include "ops/ops.h"
@@ -39,7 +42,7 @@ uint32_t argmax_last(const Tensor& logits) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string device_name = "cpu", precision = "", attention = "mha", quantize;
+  std::string device_name = "cpu", precision = "", attention = "mha", quantize, graph = "on";
   int64_t layers = 24, dim = 1024, heads = 16, kv_heads = 0, ffn = 0, vocab = 32000;
   int64_t kv_lora = 512, q_lora = 0, qk_nope = 128, qk_rope = 64, v_head = 128;
   int64_t prompt_len = 8000, gen = 64;
@@ -66,11 +69,13 @@ int main(int argc, char** argv) try {
     else if (a == "--gen") gen = std::stoll(v);
     else if (a == "--runs") runs = std::stoi(v);
     else if (a == "--quantize") quantize = v;
+    else if (a == "--graph") graph = v;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
   const Device device = Device::parse(device_name);
   if (precision.empty()) precision = device.is_cpu() ? "f32" : "bf16";
   if (precision != "f32" && precision != "bf16") { std::fprintf(stderr, "--precision f32|bf16\n"); return 2; }
+  if (graph != "on" && graph != "off") { std::fprintf(stderr, "--graph on|off\n"); return 2; }
 
   nn::ModelConfig c;
   c.vocab_size = vocab;
@@ -106,6 +111,7 @@ int main(int argc, char** argv) try {
 
   std::vector<double> prefill_s, decode_rates;
   int64_t cache_bytes = 0;
+  std::string graph_state;
   for (int r = 0; r < runs + 1; ++r) {  // the first run warms up (allocator, kernels) and is not counted
     nn::KVCache cache = net.make_cache(1, prompt_len + gen);
     cache_bytes = 0;
@@ -113,8 +119,15 @@ int main(int argc, char** argv) try {
     const double t0 = now_s();
     uint32_t next = argmax_last(net.forward(prompt_ids, &cache));  // the host copy waits for the device
     const double t1 = now_s();
-    for (int64_t i = 0; i < gen; ++i)
-      next = argmax_last(net.forward(from_vector<int64_t>({int64_t(next)}, {1, 1}, device), &cache));
+    {
+      infer::DecodeGraph decoder(net, cache, graph == "on");
+      for (int64_t i = 0; i < gen; ++i) {
+        const int64_t token[1] = {int64_t(next)};
+        next = argmax_last(decoder.step(token));
+      }
+      graph_state = decoder.replaying() ? "replayed" : decoder.reason();
+      std::replace(graph_state.begin(), graph_state.end(), '"', '\'');
+    }
     const double t2 = now_s();
     if (r > 0) {
       prefill_s.push_back(t1 - t0);
@@ -125,11 +138,11 @@ int main(int argc, char** argv) try {
   std::sort(decode_rates.begin(), decode_rates.end());
   const int64_t kv = accounting::kv_cache_size(c, precision == "bf16" ? DType::BF16 : DType::F32).bytes_per_token;
   std::printf("RESULT {\"impl\": \"lmforge\", \"device\": \"%s\", \"precision\": \"%s\", \"weights\": \"%s\", "
-              "\"attention\": \"%s\", "
+              "\"attention\": \"%s\", \"graph\": \"%s\", "
               "\"kv_heads\": %lld, \"params\": %lld, \"prompt\": %lld, \"gen\": %lld, \"prefill_s\": %.4f, "
               "\"decode_tokens_per_s\": %.1f, \"ms_per_token\": %.3f, \"kv_cache_bytes\": %lld, "
               "\"kv_bytes_per_token_predicted\": %lld, \"kv_cache_bytes_predicted\": %lld}\n",
-              device_name.c_str(), precision.c_str(), quantize.empty() ? "dense" : quantize.c_str(), attention.c_str(), static_cast<long long>(c.kv_heads()),
+              device_name.c_str(), precision.c_str(), quantize.empty() ? "dense" : quantize.c_str(), attention.c_str(), graph_state.c_str(), static_cast<long long>(c.kv_heads()),
               static_cast<long long>(params), static_cast<long long>(prompt_len),
               static_cast<long long>(gen), prefill_s[prefill_s.size() / 2], decode_rates[decode_rates.size() / 2],
               1e3 / decode_rates[decode_rates.size() / 2], static_cast<long long>(cache_bytes),

@@ -97,4 +97,6 @@ Backend::Timing Backend::time_on_device(const std::function<void()>& f) {
   return {std::chrono::duration<double>(t2 - t0).count(), std::chrono::duration<double>(t1 - t0).count()};
 }
 
+std::unique_ptr<CapturedWork> Backend::capture(const std::function<void()>&) { return nullptr; }
+
 }  // namespace lmforge

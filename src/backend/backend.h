@@ -129,6 +129,12 @@ struct CrossEntropyArgs {
 struct AttentionArgs {
   double scale = 0.0;
   bool causal = true;
+  // Forward only, no mask: undefined, or i32 [B] on the device. Batch row b then has the keys
+  // [0, key_lengths[b]) (clamped to [0, S]) and its queries are the last T positions before
+  // key_lengths[b] (the causal offset is key_lengths[b] - T), read where the data lives: a KV cache
+  // of fixed capacity decoded at a length a CUDA graph reads from device memory. Backends take
+  // it for decoding shapes (T <= 8); a backend without a kernel for the shape throws.
+  Tensor key_lengths = {};
 };
 
 struct AdamWArgs {
@@ -149,6 +155,15 @@ class PendingRead {
   virtual ~PendingRead() = default;
   // Blocks until the values have arrived; the bytes of the tensor, in order.
   virtual const std::vector<unsigned char>& wait() = 0;
+};
+
+// Work recorded once by Backend::capture and queued again by replay(), on the same memory: the
+// tensors the recorded kernels read and write must stay alive and at their addresses, and what
+// changes between replays is the data in them (e.g. a decode step's token and positions).
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+  virtual void replay() = 0;
 };
 
 // One tensor of a multi-tensor AdamW step (Backend::adamw_multi_step): the single-tensor
@@ -224,6 +239,11 @@ struct RandomArgs {
   /* dst[o, index[o, j, i], i] += src[o, j, i], in increasing j. */                                                 \
   X(void, scatter_add,                                                                                              \
     (const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n, int64_t inner))           \
+  /* dst[b, positions[b] + t] = src[b, t] for src [B, T, ...], dst [B, S, ...] of one dtype, the                    \
+     dims after the second one contiguous block in both (strides of the first two free);                            \
+     positions i32 [B] on the device; rows landing outside [0, S) are not written. Writes the new                   \
+     steps of a KV cache at positions a CUDA graph reads from device memory. */                                     \
+  X(void, copy_rows_at, (const Tensor& src, const Tensor& dst, const Tensor& positions))                            \
   /* ---- fused ops: f64, f32, bf16, f16 (kFusedDTypes) ---- */                                                     \
   /* logits [N, V] contiguous, targets [N]; loss [N] f32 (0 where ignored), lse [N] f32. */                         \
   X(void, cross_entropy_forward, (const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,         \
@@ -252,9 +272,12 @@ struct RandomArgs {
   X(void, layer_norm_backward, (const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,      \
                                 const Tensor& dy, const Tensor& dsum, const Tensor& dx, const Tensor& dweight,      \
                                 const Tensor& dbias))                                                               \
-  /* x, out [B, T, H, D] (strided allowed, last dim contiguous); inverse rotates by -angle (the backward). */       \
+  /* x, out [B, T, H, D] (strided allowed, last dim contiguous); inverse rotates by -angle (the backward).          \
+     Step t of row b is at position position_offset + t, or with `positions` (i32 [B] on x's device;                \
+     position_offset then 0) at positions[b] + t, read where the data lives (a CUDA graph replays it                \
+     at whatever positions the tensor holds). */                                                                    \
   X(void, rope, (const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,        \
-                 bool inverse))                                                                                     \
+                 bool inverse, const Tensor& positions = Tensor()))                                                 \
   /* gate, up, out [N, F] contiguous, one dtype; out = silu(gate)·up. fp8 has no fused kernel: ops/                 \
      composes it (supports() says false). */                                                                        \
   X(void, swiglu_forward, (const Tensor& gate, const Tensor& up, const Tensor& out))                                \
@@ -314,6 +337,12 @@ class Backend {
     double device_s = 0, host_s = 0;
   };
   virtual Timing time_on_device(const std::function<void()>& f);
+  // Records the kernels `f` queues instead of running them (a CUDA graph), for replay at a
+  // fraction of the launch cost. f must not wait for the device (no copy to the host, no
+  // synchronisation, no check that reads device memory): such a wait makes capture throw an
+  // Error, and nothing of f has run. Memory f allocates stays reserved for the recording until it
+  // is destroyed. Null where the backend cannot record (the CPU runs everything at once anyway).
+  virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& f);
   // f32 GEMMs may run on tensor cores in TF32 (inputs rounded to 10 mantissa bits, f32
   // accumulation): faster, no longer within f32 rounding of the CPU. Off by default; backends
   // without TF32 (the CPU) ignore it.

@@ -445,6 +445,32 @@ void Backend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& 
   run([&] { return "scatter_add " + dt(dst); }, [&] { do_scatter_add(dst, index, src, outer, n, inner); });
 }
 
+void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& positions) {
+  const char* k = "copy_rows_at";
+  check_devices(device(), k, {{"src", src}, {"dst", dst}, {"positions", positions}});
+  LF_CHECK(src.dim() >= 2 && dst.dim() == src.dim() && src.size(0) == dst.size(0),
+           "{}: src {} and dst {} must be [B, T, ...] and [B, S, ...]", k, src.str(), dst.str());
+  for (int64_t i = 2; i < src.dim(); ++i)
+    LF_CHECK(src.size(i) == dst.size(i), "{}: src {} and dst {} differ after the second dim", k, src.str(),
+             dst.str());
+  check_same_dtype(k, {"src", src}, {{"dst", dst}});
+  // The dims after the second one: one contiguous block per row in both.
+  const auto rows_contiguous = [&](const Tensor& t) {
+    int64_t expected = 1;
+    for (int64_t i = t.dim() - 1; i >= 2; --i) {
+      if (t.size(i) != 1 && t.stride(i) != expected) return false;
+      expected *= t.size(i);
+    }
+    return true;
+  };
+  LF_CHECK(rows_contiguous(src) && rows_contiguous(dst), "{}: the dims after the second one of src {} and dst {} "
+           "must be contiguous", k, src.str(), dst.str());
+  LF_CHECK(positions.dtype() == DType::I32 && positions.dim() == 1 && positions.size(0) == src.size(0) &&
+               positions.is_contiguous(),
+           "{}: positions must be i32 [{}] and contiguous, got {}", k, src.size(0), positions.str());
+  run([&] { return "copy_rows_at " + dt(src); }, [&] { do_copy_rows_at(src, dst, positions); });
+}
+
 // ---- fused ops ----
 
 void Backend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
@@ -536,9 +562,15 @@ void Backend::layer_norm_backward(const Tensor& x, const Tensor& weight, const T
 }
 
 void Backend::rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-                   bool inverse) {
+                   bool inverse, const Tensor& positions) {
   const char* k = "rope";
-  check_devices(device(), k, {{"x", x}, {"out", out}});
+  check_devices(device(), k, {{"x", x}, {"out", out}, {"positions", positions}});
+  if (positions.defined()) {
+    LF_CHECK(positions.dtype() == DType::I32 && positions.dim() == 1 && positions.size(0) == x.size(0) &&
+                 positions.is_contiguous(),
+             "{}: positions must be i32 [{}] and contiguous, got {}", k, x.size(0), positions.str());
+    LF_CHECK(position_offset == 0, "{}: position_offset must be 0 with positions, got {}", k, position_offset);
+  }
   check_fused_dtype(k, x.dtype());
   LF_CHECK(x.dim() == 4, "{}: x must be [B, T, H, D], got {}", k, x.str());
   check_same_shape(k, {"x", x}, {{"out", out}});
@@ -546,7 +578,7 @@ void Backend::rope(const Tensor& x, const Tensor& out, double theta, int64_t pos
   LF_CHECK(x.size(3) % 2 == 0, "{}: head dim {} must be even", k, x.size(3));
   LF_CHECK(x.size(3) <= 1 || (x.stride(3) == 1 && out.stride(3) == 1), "{}: the last dim of x and out must be "
            "contiguous", k);
-  run([&] { return "rope " + dt(x); }, [&] { do_rope(x, out, theta, position_offset, interleaved, inverse); });
+  run([&] { return "rope " + dt(x); }, [&] { do_rope(x, out, theta, position_offset, interleaved, inverse, positions); });
 }
 
 void Backend::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
@@ -582,6 +614,13 @@ void Backend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& 
   check_stat(kn, {"lse", lse}, q.dtype());
   LF_CHECK(lse.numel() == q.size(0) * q.size(2) * q.size(1), "{}: lse has {} elements, expected [B, H, T]", kn,
            lse.numel());
+  if (args.key_lengths.defined()) {
+    check_devices(device(), kn, {{"key_lengths", args.key_lengths}});
+    LF_CHECK(args.key_lengths.dtype() == DType::I32 && args.key_lengths.dim() == 1 &&
+                 args.key_lengths.size(0) == q.size(0) && args.key_lengths.is_contiguous(),
+             "{}: key_lengths must be i32 [{}] and contiguous, got {}", kn, q.size(0), args.key_lengths.str());
+    LF_CHECK(!mask.defined(), "{}: key_lengths and a mask cannot be combined", kn);
+  }
   run([&] { return fmt::format("attention_forward {} d{}", dt(q), q.size(-1)); },
       [&] { do_attention_forward(q, k, v, mask, args, out, lse); });
 }

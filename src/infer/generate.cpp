@@ -1,5 +1,6 @@
 #include "infer/generate.h"
 
+#include "infer/decode_graph.h"
 #include "ops/ops.h"
 
 namespace lmforge::infer {
@@ -43,6 +44,8 @@ std::vector<uint32_t> generate(const nn::Transformer& model0, std::span<const ui
   const int64_t capacity = std::min<int64_t>(ctx, int64_t(prompt.size()) + std::min(options.max_new_tokens, ctx));
   nn::KVCache cache = model.make_cache(1, std::max<int64_t>(capacity, int64_t(prompt.size())));
   std::vector<float> logits = last_logits(model.forward(ids_tensor(prompt, model.device()), &cache));
+  // One-token steps: recorded once as a CUDA graph on the GPU and replayed (decode_graph.h).
+  DecodeGraph decoder(model, cache, options.cuda_graph);
   std::vector<uint32_t> out;
   while (int64_t(out.size()) < options.max_new_tokens) {
     const uint32_t id = uint32_t(sampler.sample(logits));
@@ -51,8 +54,8 @@ std::vector<uint32_t> generate(const nn::Transformer& model0, std::span<const ui
     if (options.stop_token && id == *options.stop_token) break;
     if (cache.length >= cache.capacity) break;  // the context is full
     if (int64_t(out.size()) == options.max_new_tokens) break;
-    const uint32_t step[1] = {id};
-    logits = last_logits(model.forward(ids_tensor(step, model.device()), &cache));
+    const int64_t step[1] = {int64_t(id)};
+    logits = last_logits(decoder.step(step));
   }
   model.set_training(was_training);
   return out;

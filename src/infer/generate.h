@@ -24,6 +24,9 @@ struct GenerateOptions {
   SamplingOptions sampling;
   uint64_t seed = 0;
   std::optional<uint32_t> stop_token = std::nullopt;  // usually the end-of-text id
+  // On a GPU, replay one recorded CUDA graph per new token instead of launching its kernels
+  // (infer/decode_graph.h); the tokens are the same either way.
+  bool cuda_graph = true;
 };
 
 // prompt: at least one id (a prompt longer than the context keeps its last context_length - 1

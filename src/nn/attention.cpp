@@ -114,6 +114,26 @@ Tensor Attention::slotted_attention(Tensor q, Tensor k, const Tensor& v, const L
   return cat(out, 0).reshape({b, t, n_heads_ * head_dim_});  // [B, T, H·D]
 }
 
+Tensor Attention::device_position_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const {
+  // Every position comes from device memory: RoPE at cache.positions, the new keys and values
+  // written there, attention over the whole cache up to cache.key_lengths. Nothing here depends
+  // on the position on the host, so a captured step replays at any position.
+  NoGradGuard no_grad;
+  LF_CHECK(!cache.slot_rows, "attention: slotted rows and device positions cannot be combined");
+  const int64_t b = q.size(0), t = q.size(1);
+  LF_CHECK(cache.k.size(0) == b, "attention: the KV cache was made for batch {} but the input has batch {}",
+           cache.k.size(0), b);
+  if (rope_) {
+    const RopeOptions ro{.theta = rope_theta_, .positions = cache.positions};
+    q = rope(q, ro);
+    k = rope(k, ro);
+  }
+  copy_rows_at_(cache.k, k, cache.positions);
+  copy_rows_at_(cache.v, v, cache.positions);
+  const Tensor y = attention(q, cache.k, cache.v, {.causal = true, .key_lengths = cache.key_lengths});
+  return y.reshape({b, t, n_heads_ * head_dim_});
+}
+
 Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t qd = n_heads_ * head_dim_, kvd = n_kv_heads_ * head_dim_;
@@ -140,6 +160,7 @@ Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
+  if (cache && cache->positions.defined()) return o_proj_->forward(device_position_attention(q, k, v, *cache));
   if (rope_ && !(cache && cache->slot_rows)) {  // slotted rows are rotated by their own positions
     const RopeOptions ro{.theta = rope_theta_, .position_offset = position_offset};
     q = rope(q, ro);

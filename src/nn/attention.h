@@ -37,6 +37,7 @@ class Attention : public SequenceMixer {
  private:
   // q [B, T, H, D], k, v [B, T, Hkv, D] before RoPE, for a cache with slot_rows: -> [B, T, H·D].
   Tensor slotted_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const;
+  Tensor device_position_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const;
 
   int64_t n_heads_, n_kv_heads_, head_dim_;
   bool rope_;

@@ -32,6 +32,10 @@ struct SlotRows {
 struct LayerKVCache {
   Tensor k, v;
   const SlotRows* slot_rows = nullptr;  // set for slotted decoding, else null
+  // Device positions (KVCache::positions, set by the model for each forward): i32 [B] on the
+  // cache's device, row b's new steps written at positions[b] + t and its keys [0, key_lengths[b]),
+  // key_lengths = positions + T. The mixer then ignores the position offset it is given.
+  Tensor positions = {}, key_lengths = {};
   // Bytes the layer's cache holds: k's, plus v's unless v is a view into k (MLA).
   int64_t nbytes() const { return int64_t(k.nbytes()) + (v.shares_storage(k) ? 0 : int64_t(v.nbytes())); }
 };
@@ -41,6 +45,11 @@ struct KVCache {
   int64_t batch = 0;
   int64_t capacity = 0;  // positions the cache holds
   int64_t length = 0;    // positions written so far (the position of the next step)
+  // Undefined, or i32 [B] on the model's device: each row's position for the next forward, read
+  // by the kernels from device memory, so one captured CUDA graph of a decode step can be replayed
+  // at every position (infer/decode_graph.h). The forward then neither reads nor advances
+  // `length`: whoever sets the positions keeps both.
+  Tensor positions = {};
 };
 
 }  // namespace lmforge::nn

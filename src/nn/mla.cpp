@@ -63,12 +63,21 @@ Tensor MultiHeadLatentAttention::expanded_attention(const Projected& p, int64_t 
   return y.reshape({b, t, n_heads_ * v_dim_});
 }
 
-Tensor MultiHeadLatentAttention::cached_attention(const Projected& p, int64_t position, const Tensor& cache_rows) const {
+Tensor MultiHeadLatentAttention::cached_attention(const Projected& p, int64_t position, const Tensor& cache_rows,
+                                                 const LayerKVCache* device_positions) const {
   NoGradGuard no_grad;
   const int64_t b = p.latent.size(0), t = p.latent.size(1), h = n_heads_, end = position + t;
-  const RopeOptions ro{.theta = rope_theta_, .position_offset = position, .interleaved = true};
+  const bool on_device = device_positions != nullptr;
+  const RopeOptions ro{.theta = rope_theta_,
+                       .position_offset = on_device ? 0 : position,
+                       .interleaved = true,
+                       .positions = on_device ? device_positions->positions : Tensor()};
   const Tensor q_pe = rope(p.q_pe, ro);
-  {
+  if (on_device) {
+    // Positions in device memory (a captured decode step): written where they point.
+    copy_rows_at_(cache_rows.narrow(2, 0, kv_rank_), p.latent, ro.positions);
+    copy_rows_at_(cache_rows.narrow(2, kv_rank_, rope_dim_), rope(p.k_pe, ro).view({b, t, rope_dim_}), ro.positions);
+  } else {
     const Tensor rows = cache_rows.narrow(1, position, t);  // [B, T, r + rope]
     Tensor latent_slot = rows.narrow(2, 0, kv_rank_), k_pe_slot = rows.narrow(2, kv_rank_, rope_dim_);
     copy_(latent_slot, p.latent);
@@ -82,8 +91,11 @@ Tensor MultiHeadLatentAttention::cached_attention(const Projected& p, int64_t po
                               .view({h, b, t, kv_rank_})
                               .permute({1, 2, 0, 3});
   const Tensor q = cat({q_latent, q_pe}, -1);                      // [B, T, H, r + rope]
-  const Tensor seen = cache_rows.narrow(1, 0, end).unsqueeze(2);  // [B, S, 1, r + rope]
-  const Tensor y_latent = attention(q, seen, seen.narrow(3, 0, kv_rank_), {.scale = scale_, .causal = true});
+  const Tensor seen = (on_device ? cache_rows : cache_rows.narrow(1, 0, end)).unsqueeze(2);  // [B, S, 1, r + rope]
+  const Tensor y_latent =
+      attention(q, seen, seen.narrow(3, 0, kv_rank_),
+                {.scale = scale_, .causal = true,
+                 .key_lengths = on_device ? device_positions->key_lengths : Tensor()});
   // Per head W_uv · y: [H, B·T, r] x [H, r, dv] -> [H, B·T, dv] -> [B, T, H·dv]
   const Tensor y = matmul(y_latent.permute({2, 0, 1, 3}).reshape({h, b * t, kv_rank_}), w_uv.transpose(1, 2));
   return y.view({h, b, t, v_dim_}).permute({1, 2, 0, 3}).reshape({b, t, h * v_dim_});
@@ -93,6 +105,12 @@ Tensor MultiHeadLatentAttention::forward(const Tensor& x, int64_t position_offse
   const int64_t b = x.size(0), t = x.size(1);
   const Projected p = project(x);
   if (!cache) return o_proj_->forward(expanded_attention(p, position_offset));
+  if (cache->positions.defined()) {
+    LF_CHECK(!cache->slot_rows, "attention: slotted rows and device positions cannot be combined");
+    LF_CHECK(cache->k.size(0) == b, "attention: the KV cache was made for batch {} but the input has batch {}",
+             cache->k.size(0), b);
+    return o_proj_->forward(cached_attention(p, 0, cache->k, cache));
+  }
   const int64_t capacity = cache->k.size(1);
   if (cache->slot_rows) {
     // Row by row: each row has its own position and its own slot, and computing it alone keeps

@@ -63,8 +63,11 @@ class MultiHeadLatentAttention : public SequenceMixer {
   Tensor expanded_attention(const Projected& p, int64_t position_offset) const;
   // Writes the new steps' latents and RoPE'd keys at [position, position + T) of `cache_rows`
   // ([B, capacity, r + rope]) and attends over [0, position + T) with the absorbed projections.
-  // p's tensors have batch B = cache_rows.size(0). -> [B, T, H·dv]
-  Tensor cached_attention(const Projected& p, int64_t position, const Tensor& cache_rows) const;
+  // p's tensors have batch B = cache_rows.size(0). -> [B, T, H·dv]. With `device_positions` (the
+  // layer's cache in device-position mode) `position` is ignored: rows are written at its
+  // positions and attend over its key_lengths, both read from device memory.
+  Tensor cached_attention(const Projected& p, int64_t position, const Tensor& cache_rows,
+                          const LayerKVCache* device_positions = nullptr) const;
 
   int64_t n_heads_, nope_, rope_dim_, v_dim_, kv_rank_;
   double rope_theta_, scale_;

@@ -1,6 +1,7 @@
 #include "nn/transformer.h"
 
 #include "autograd/recompute.h"
+#include "backend/backend.h"
 #include "nn/init.h"
 #include "ops/ops.h"
 
@@ -54,6 +55,21 @@ Transformer::HiddenAndAux Transformer::hidden_and_aux(const Tensor& ids, KVCache
     LF_CHECK(static_cast<int64_t>(cache->layers.size()) == config_.n_layers,
              "Transformer: the KV cache has {} layers, the model {}", cache->layers.size(), config_.n_layers);
   }
+  const bool device_positions = cache && cache->positions.defined();
+  if (device_positions) {
+    LF_CHECK(!embed_positions_, "Transformer: learned position embeddings cannot read positions from the device "
+             "(KVCache::positions); decode with host positions instead");
+    LF_CHECK(cache->positions.dtype() == DType::I32 && cache->positions.dim() == 1 &&
+                 cache->positions.size(0) == ids.size(0),
+             "Transformer: KVCache::positions must be i32 [{}], got {}", ids.size(0), cache->positions.str());
+    // key_lengths = positions + T, kept in i32 (the scalar ops of ops/ compute in floats).
+    Tensor key_lengths = Tensor::empty(cache->positions.shape(), DType::I32, cache->positions.device());
+    backend_for(key_lengths).unary(UnaryOp::Affine, cache->positions.contiguous(), key_lengths, 1.0, double(t));
+    for (LayerKVCache& l : cache->layers) {
+      l.positions = cache->positions;
+      l.key_lengths = key_lengths;
+    }
+  }
   Tensor x = embed_tokens_->forward(ids);  // [B, T, C]
   if (embed_positions_) {
     Tensor pos = arange(t, DType::I64, opt_.device, double(offset));
@@ -87,7 +103,7 @@ Transformer::HiddenAndAux Transformer::hidden_and_aux(const Tensor& ids, KVCache
   } else {
     x = before_norm = stream.delta.defined() ? stream.residual + stream.delta : stream.residual;
   }
-  if (cache) cache->length = offset + t;
+  if (cache && !device_positions) cache->length = offset + t;
   return {.hidden = x, .aux = stream.aux, .stream = before_norm};
 }
 

@@ -183,4 +183,29 @@ TensorList chunk(const Tensor& x, int64_t n, int64_t dim) {
   return split(x, Shape(n, x.size(dim) / n), dim);
 }
 
+void copy_rows_at_(const Tensor& dst, const Tensor& src, const Tensor& positions) {
+  LF_CHECK(src.dim() >= 2 && dst.dim() == src.dim() && src.size(0) == dst.size(0),
+           "copy_rows_at_: src {} and dst {} must be [B, T, ...] and [B, S, ...]", src.str(), dst.str());
+  for (int64_t i = 2; i < src.dim(); ++i)
+    LF_CHECK(src.size(i) == dst.size(i), "copy_rows_at_: src {} and dst {} differ after the second dim", src.str(),
+             dst.str());
+  LF_CHECK(src.device() == dst.device() && positions.device() == dst.device(),
+           "copy_rows_at_: dst is on {}, src on {}, positions on {}", dst.device().str(), src.device().str(),
+           positions.device().str());
+  LF_CHECK(positions.dtype() == DType::I32 && positions.dim() == 1 && positions.size(0) == src.size(0),
+           "copy_rows_at_: positions must be i32 [{}], got {}", src.size(0), positions.str());
+  LF_CHECK(!(GradMode::is_enabled() && dst.requires_grad()), "copy_rows_at_: dst {} requires grad", dst.str());
+  NoGradGuard no_grad;
+  // Each (b, t) row contiguous in src: a copy where it is not (the contract wants one block per row).
+  Tensor s = src.dtype() == dst.dtype() ? src.detach() : cast(src.detach(), dst.dtype());
+  bool rows_contiguous = true;
+  for (int64_t i = s.dim() - 1, expected = 1; i >= 2; --i) {
+    if (s.size(i) != 1 && s.stride(i) != expected) rows_contiguous = false;
+    expected *= s.size(i);
+  }
+  if (!rows_contiguous) s = s.contiguous();
+  backend_for(dst).copy_rows_at(s, dst, positions.contiguous());
+  dst.bump_version();
+}
+
 }  // namespace lmforge

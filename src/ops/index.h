@@ -18,5 +18,10 @@ Tensor cat(const TensorList& xs, int64_t dim);
 Tensor stack(const TensorList& xs, int64_t dim);
 TensorList split(const Tensor& x, const Shape& sizes, int64_t dim);   // sizes sum to x.size(dim)
 TensorList chunk(const Tensor& x, int64_t n, int64_t dim);            // equal parts
+// dst[b, positions[b] + t, ...] = src[b, t, ...] for src [B, T, ...] into dst [B, S, ...] (src is
+// converted to dst's dtype); positions i32 [B] on dst's device, read where the data lives (the new
+// steps of a KV cache written by a CUDA graph at positions it does not know when captured). Rows
+// that land outside [0, S) are not written. No gradient.
+void copy_rows_at_(const Tensor& dst, const Tensor& src, const Tensor& positions);
 
 }  // namespace lmforge

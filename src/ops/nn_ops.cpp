@@ -254,14 +254,21 @@ Tensor rope(const Tensor& x0, const RopeOptions& opt) {
            shape_str(x0.shape()));
   LF_CHECK(opt.theta > 0, "rope: theta must be > 0, got {}", opt.theta);
   LF_CHECK(opt.position_offset >= 0, "rope: position_offset must be >= 0, got {}", opt.position_offset);
+  if (opt.positions.defined()) {
+    check_device(x0, opt.positions, "rope", "x", "positions");
+    LF_CHECK(opt.positions.dtype() == DType::I32 && opt.positions.dim() == 1 && opt.positions.size(0) == x0.size(0),
+             "rope: positions must be i32 [{}], got {}", x0.size(0), opt.positions.str());
+    LF_CHECK(opt.position_offset == 0, "rope: give positions or position_offset, not both");
+  }
+  const Tensor positions = opt.positions.defined() ? opt.positions.contiguous() : Tensor();
   const Tensor x = last_dim_contiguous(x0.detach());
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  backend_for(x).rope(x, out, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/false);
+  backend_for(x).rope(x, out, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/false, positions);
   if (any_requires_grad({x0}))
-    record_op("rope", {x0}, {out}, [opt, dt = x.dtype()](BackwardContext& ctx) -> TensorList {
+    record_op("rope", {x0}, {out}, [opt, positions, dt = x.dtype()](BackwardContext& ctx) -> TensorList {
       const Tensor g = last_dim_contiguous(as_dtype(ctx.grad(), dt));
       Tensor dx = Tensor::empty(g.shape(), dt, g.device());
-      backend_for(g).rope(g, dx, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/true);
+      backend_for(g).rope(g, dx, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/true, positions);
       return {dx};
     });
   return out;
@@ -367,7 +374,16 @@ Tensor attention(const Tensor& q0, const Tensor& k0, const Tensor& v0, const Att
     mask = expand(as_dtype(mask0.detach(), sd), full_shape);
   }
 
-  const AttentionArgs args{.scale = opt.scale, .causal = opt.causal};
+  if (opt.key_lengths.defined()) {
+    check_device(q0, opt.key_lengths, "attention", "q", "key_lengths");
+    LF_CHECK(opt.key_lengths.dtype() == DType::I32 && opt.key_lengths.dim() == 1 && opt.key_lengths.size(0) == b,
+             "attention: key_lengths must be i32 [{}], got {}", b, opt.key_lengths.str());
+    LF_CHECK(!mask.defined(), "attention: key_lengths and a mask cannot be combined");
+    LF_CHECK(!any_requires_grad({q0, k0, v0}), "attention: key_lengths is for inference; it has no gradient (run "
+             "under NoGradGuard)");
+  }
+  const AttentionArgs args{.scale = opt.scale, .causal = opt.causal,
+                           .key_lengths = opt.key_lengths.defined() ? opt.key_lengths.contiguous() : Tensor()};
   const Tensor q = last_dim_contiguous(q0.detach()), k = last_dim_contiguous(k0.detach()),
                v = last_dim_contiguous(v0.detach());
   Tensor out = Tensor::empty({b, t, h, dv}, dt, dev), lse = Tensor::empty({b, h, t}, sd, dev);

@@ -41,6 +41,10 @@ struct RopeOptions {
   double theta = 10000.0;
   int64_t position_offset = 0;  // position of the first time step (KV-cache decoding)
   bool interleaved = false;     // pairs (2i, 2i+1) instead of (i, i + D/2) (half-split, Llama/HF)
+  // Undefined, or i32 [B] on x's device: row b's step t is at positions[b] + t (position_offset
+  // must then be 0), read where the data lives, so a captured CUDA graph rotates at whatever
+  // positions the tensor holds when it is replayed.
+  Tensor positions = {};
 };
 // x [B, T, H, D] with D even: rotates each head vector by its position.
 Tensor rope(const Tensor& x, const RopeOptions& opt = {});
@@ -55,6 +59,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 struct AttentionOptions {
   double scale = 0.0;   // 0: 1/sqrt(D)
   bool causal = true;   // query t sees keys s <= t + (S - T)
+  // Inference only (no gradient, no mask): undefined, or i32 [B] on q's device. Row b then sees
+  // the keys [0, key_lengths[b]) and its queries are the last T positions before that length: a
+  // KV cache of fixed capacity read at a length held in device memory (CUDA graph decoding).
+  // The GPU takes it for decoding shapes (T <= 8).
+  Tensor key_lengths = {};
 };
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] with H a multiple of Hkv (GQA/MQA);
 // mask: optional additive mask broadcastable to [B, H, T, S] (e.g. -inf where not allowed);

@@ -136,6 +136,46 @@ TEST(CudaAttention, TensorCoreKernel) {
     for (DType t : {DType::BF16, DType::F16}) check_attention(g, c, t);
 }
 
+// The decoding kernel (attention_decode.cu: T <= 8, no mask, split over the keys): MHA / GQA /
+// MQA, MLA's absorbed shape (one kv head of 288 for 16 query heads, Dv 256), several query
+// steps with the causal offset, T > S, not causal, lengths off the chunk and tile sizes, and a
+// group too large for it (the tiled kernels take it). Backward runs the tiled kernels on the lse
+// the decoding kernel wrote.
+TEST(CudaAttention, DecodeKernel) {
+  LF_REQUIRE_GPU();
+  Generator g(79);
+  using L = AttnLayout;
+  const AttnCase cases[] = {
+      {2, 1, 1500, 8, 2, 64, 64, true, false, L::Separate},     // GQA, one step
+      {1, 1, 1029, 4, 4, 128, 128, true, false, L::Separate},   // MHA, head dim 128
+      {1, 4, 700, 16, 1, 96, 64, true, false, L::Separate},     // MQA, four steps, Dv != D
+      {1, 1, 1300, 16, 1, 288, 256, true, false, L::Separate},  // MLA absorbed
+      {2, 8, 5, 4, 2, 32, 32, true, false, L::Separate},        // T > S: the first queries see no key
+      {1, 3, 100, 2, 2, 40, 40, false, false, L::Separate},     // not causal
+      {1, 2, 300, 64, 1, 64, 64, true, false, L::Separate},     // 128 rows per kv head: tiled kernel
+  };
+  for (const AttnCase& c : cases)
+    for (DType t : nn_dtypes()) check_attention(g, c, t);
+}
+
+// key_lengths: each row sees the keys [0, key_lengths[b]) of a fixed-capacity cache, on the GPU
+// as on the CPU (which cuts the cache row by row); lengths past the capacity are clamped.
+TEST(CudaAttention, DecodeKernelKeyLengths) {
+  LF_REQUIRE_GPU();
+  NoGradGuard no_grad;
+  Generator g(80);
+  for (DType t : nn_dtypes())
+    for (int64_t steps : {1, 3}) {
+      SCOPED_TRACE(fmt::format("{} T {}", dtype_name(t), steps));
+      const Pair q = random_pair(g, {3, steps, 8, 64}, t), k = random_pair(g, {3, 900, 2, 64}, t),
+                 v = random_pair(g, {3, 900, 2, 48}, t);
+      const Tensor lengths = from_vector<int32_t>({3, 900, 517}, {3});
+      const Tensor out_c = attention(q.cpu, k.cpu, v.cpu, {.causal = true, .key_lengths = lengths});
+      const Tensor out_g = attention(q.gpu, k.gpu, v.gpu, {.causal = true, .key_lengths = lengths.to(gpu())});
+      EXPECT_TRUE(close(out_g, out_c, tol_for(t)));
+    }
+}
+
 // On compute capability 9.0 head dim 64 runs the wgmma kernels; the sm_80 kernels the other GPUs
 // run are checked on the same cases with them switched off.
 TEST(CudaAttention, Sm80KernelOnHopper) {

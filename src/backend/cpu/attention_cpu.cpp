@@ -523,6 +523,18 @@ Problem<A> make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                                       const AttentionArgs& args, const Tensor& out, const Tensor& lse) {
+  if (args.key_lengths.defined()) {
+    // Row by row over its own keys: the lengths are in host memory here.
+    const int32_t* lengths = static_cast<const int32_t*>(args.key_lengths.data_ptr());
+    const AttentionArgs row_args{.scale = args.scale, .causal = args.causal};
+    const Tensor lse3 = lse.view({q.size(0), q.size(2), q.size(1)});
+    for (int64_t b = 0; b < q.size(0); ++b) {
+      const int64_t len = std::clamp<int64_t>(lengths[b], 0, k.size(1));
+      do_attention_forward(q.narrow(0, b, 1), k.narrow(0, b, 1).narrow(1, 0, len), v.narrow(0, b, 1).narrow(1, 0, len),
+                           Tensor(), row_args, out.narrow(0, b, 1), lse3.narrow(0, b, 1));
+    }
+    return;
+  }
   dispatch_attention(q.dtype(), [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;

@@ -112,4 +112,21 @@ void CpuBackend::do_scatter_add(const Tensor& dst, const Tensor& index, const Te
   });
 }
 
+void CpuBackend::do_copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& positions) {
+  const int64_t nb = src.size(0), nt = src.size(1), ns = dst.size(1);
+  const int64_t row_bytes = int64_t(src.element_size()) * (nt ? src.numel() / (nb * nt) : 0);
+  if (nb * nt == 0 || row_bytes == 0) return;
+  const int32_t* pos = static_cast<const int32_t*>(positions.data_ptr());
+  const auto* s = static_cast<const char*>(src.data_ptr());
+  auto* d = static_cast<char*>(dst.data_ptr());
+  const int64_t es = int64_t(src.element_size());
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t t = 0; t < nt; ++t) {
+      const int64_t row = int64_t(pos[b]) + t;
+      if (row < 0 || row >= ns) continue;
+      std::memcpy(d + (b * dst.stride(0) + row * dst.stride(1)) * es, s + (b * src.stride(0) + t * src.stride(1)) * es,
+                  size_t(row_bytes));
+    }
+}
+
 }  // namespace lmforge

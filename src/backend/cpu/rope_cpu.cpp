@@ -69,12 +69,19 @@ std::shared_ptr<const RopeTable<A>> rope_table(double theta, int64_t d, int64_t 
   return table;
 }
 
+// positions (i32 [B] or null): row b's step t at positions[b] + t instead of position_offset + t.
 template <class T>
 void rope_impl(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-               bool inverse) {
+               bool inverse, const int32_t* positions) {
   using A = compute_t<T>;
   const int64_t nb = x.size(0), nt = x.size(1), nh = x.size(2), d = x.size(3), half = d / 2;
-  const auto table = rope_table<A>(theta, d, position_offset + nt);
+  int64_t first_max = position_offset;
+  if (positions)
+    for (int64_t b = 0; b < nb; ++b) {
+      LF_CHECK(positions[b] >= 0, "rope: positions[{}] = {} is negative", b, positions[b]);
+      first_max = b == 0 ? positions[b] : std::max<int64_t>(first_max, positions[b]);
+    }
+  const auto table = rope_table<A>(theta, d, first_max + nt);
   const A sign = inverse ? A(-1) : A(1);
   const T* xs = static_cast<const T*>(x.data_ptr());
   T* os = static_cast<T*>(out.data_ptr());
@@ -86,8 +93,9 @@ void rope_impl(const Tensor& x, const Tensor& out, double theta, int64_t positio
       const int64_t h = r % nh, t = (r / nh) % nt, bi = r / (nh * nt);
       const T* xp = xs + bi * xs0 + t * xs1 + h * xs2;
       T* op = os + bi * os0 + t * os1 + h * os2;
-      const A* c = table->cos_t.data() + (position_offset + t) * half;
-      const A* s = table->sin_t.data() + (position_offset + t) * half;
+      const int64_t pos = (positions ? int64_t(positions[bi]) : position_offset) + t;
+      const A* c = table->cos_t.data() + pos * half;
+      const A* s = table->sin_t.data() + pos * half;
       if (interleaved) {
 #pragma omp simd
         for (int64_t i = 0; i < half; ++i) {
@@ -110,10 +118,11 @@ void rope_impl(const Tensor& x, const Tensor& out, double theta, int64_t positio
 }  // namespace
 
 void CpuBackend::do_rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-                         bool inverse) {
+                         bool inverse, const Tensor& positions) {
   if (x.numel() == 0) return;
+  const int32_t* pos = positions.defined() ? static_cast<const int32_t*>(positions.data_ptr()) : nullptr;
   dispatch_float(x.dtype(), "rope", [&](auto t0) {
-    rope_impl<decltype(t0)>(x, out, theta, position_offset, interleaved, inverse);
+    rope_impl<decltype(t0)>(x, out, theta, position_offset, interleaved, inverse, pos);
   });
 }
 

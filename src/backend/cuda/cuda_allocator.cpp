@@ -29,7 +29,16 @@ void* CachingAllocator::allocate(size_t nbytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   void* p = nullptr;
   auto it = free_.find(cls);
-  if (it != free_.end() && !it->second.empty()) {
+  if (active_pool_) {
+    auto& pool = pool_free_[active_pool_];
+    auto pit = pool.find(cls);
+    if (pit != pool.end() && !pit->second.empty()) {
+      p = pit->second.back();
+      pit->second.pop_back();
+    }
+  }
+  if (p) {
+  } else if (it != free_.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
   } else {
@@ -55,6 +64,7 @@ void* CachingAllocator::allocate(size_t nbytes) {
     reserved_ += int64_t(cls);
   }
   live_.emplace(p, cls);
+  if (active_pool_) pool_of_[p] = active_pool_;
   in_use_ += int64_t(cls);
   peak_ = std::max(peak_, in_use_);
   ++n_alloc_;
@@ -69,7 +79,34 @@ void CachingAllocator::deallocate(void* ptr, size_t) {
   const size_t cls = it->second;
   live_.erase(it);
   in_use_ -= int64_t(cls);
-  free_[cls].push_back(ptr);
+  if (auto pool = pool_of_.find(ptr); pool != pool_of_.end()) pool_free_[pool->second][cls].push_back(ptr);
+  else free_[cls].push_back(ptr);
+}
+
+int CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  LF_CHECK(active_pool_ == 0, "cuda:{} allocator: a graph pool is already active", device_);
+  active_pool_ = next_pool_++;
+  pool_free_[active_pool_];
+  return active_pool_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  active_pool_ = 0;
+}
+
+void CachingAllocator::release_pool(int id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (active_pool_ == id) active_pool_ = 0;
+  auto pool = pool_free_.find(id);
+  if (pool != pool_free_.end()) {
+    for (auto& [cls, blocks] : pool->second)
+      for (void* b : blocks) free_[cls].push_back(b);
+    pool_free_.erase(pool);
+  }
+  // Blocks of the pool still held by tensors return to the common cache when freed.
+  std::erase_if(pool_of_, [id](const auto& e) { return e.second == id; });
 }
 
 AllocatorStats CachingAllocator::stats() const {

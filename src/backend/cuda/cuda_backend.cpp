@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "backend/cpu/cpu_types.h"
+#include "backend/cuda/cuda_allocator.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/pinned_pool.h"
 #include "core/random_kernels.h"
@@ -117,6 +118,69 @@ void CudaBackend::check_indices_once(const char* op, const Tensor& index, int64_
   launch_check_indices(ctx_, index.dtype(), index.data_ptr(), index.numel(), n);
   throw_if_bad_index(op, index, n);
   remember_valid_index(index, n, kNoIgnoredValue);
+}
+
+namespace {
+// A CUDA graph and the allocator pool its kernels' memory came from.
+class CudaGraphWork final : public CapturedWork {
+ public:
+  CudaGraphWork(CudaContext& ctx, cudaGraph_t graph, cudaGraphExec_t exec, int pool)
+      : ctx_(ctx), graph_(graph), exec_(exec), pool_(pool) {}
+  ~CudaGraphWork() override {
+    ctx_.activate();
+    (void)cudaStreamSynchronize(ctx_.stream);  // no replay still running
+    (void)cudaGraphExecDestroy(exec_);
+    (void)cudaGraphDestroy(graph_);
+    caching_allocator(ctx_.device).release_pool(pool_);
+  }
+  void replay() override {
+    ctx_.activate();
+    LF_CUDA_CHECK(cudaGraphLaunch(exec_, ctx_.stream));
+  }
+
+ private:
+  CudaContext& ctx_;
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+  int pool_;
+};
+}  // namespace
+
+std::unique_ptr<CapturedWork> CudaBackend::capture(const std::function<void()>& f) {
+  ctx_.activate();
+  CachingAllocator& alloc = caching_allocator(ctx_.device);
+  const int pool = alloc.begin_pool();
+  cudaGraph_t graph = nullptr;
+  // Relaxed: the allocator may still need cudaMalloc for a block its cache lacks.
+  cudaError_t err = cudaStreamBeginCapture(ctx_.stream, cudaStreamCaptureModeRelaxed);
+  if (err != cudaSuccess) {
+    alloc.release_pool(pool);
+    LF_CUDA_CHECK(err);
+  }
+  std::string failure;
+  try {
+    f();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  err = cudaStreamEndCapture(ctx_.stream, &graph);
+  alloc.end_pool();
+  if (!failure.empty() || err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (graph) (void)cudaGraphDestroy(graph);
+    alloc.release_pool(pool);
+    throw Error(fmt::format("cuda:{}: capturing a CUDA graph failed: {}", ctx_.device,
+                            failure.empty() ? cudaGetErrorString(err) : failure));
+  }
+  cudaGraphExec_t exec = nullptr;
+  err = cudaGraphInstantiate(&exec, graph, 0);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    (void)cudaGraphDestroy(graph);
+    alloc.release_pool(pool);
+    throw Error(fmt::format("cuda:{}: instantiating a CUDA graph failed: {}", ctx_.device, cudaGetErrorString(err)));
+  }
+  return std::make_unique<CudaGraphWork>(ctx_, graph, exec, pool);
 }
 
 void CudaBackend::synchronize() {

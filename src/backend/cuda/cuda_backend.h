@@ -27,6 +27,7 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::cuda(ctx_.device); }
   void synchronize() override;
   Timing time_on_device(const std::function<void()>& f) override;
+  std::unique_ptr<CapturedWork> capture(const std::function<void()>& f) override;
   const CudaContext& context() const { return ctx_; }
 
   void set_allow_tf32(bool on) override { ctx_.allow_tf32.store(on); }

@@ -228,12 +228,13 @@ void CudaBackend::do_layer_norm_backward(const Tensor& x, const Tensor& weight, 
 // ---- RoPE, SwiGLU ----
 
 void CudaBackend::do_rope(const Tensor& x, const Tensor& out, double theta, int64_t position_offset, bool interleaved,
-                          bool inverse) {
+                          bool inverse, const Tensor& positions) {
   activate();
   if (x.numel() == 0) return;
   const RopeParams p{x.data_ptr(), out.data_ptr(), x.size(0), x.size(1), x.size(2), x.size(3), x.stride(0),
                      x.stride(1), x.stride(2), out.stride(0), out.stride(1), out.stride(2), theta, position_offset,
-                     interleaved, inverse};
+                     interleaved, inverse,
+                     positions.defined() ? static_cast<const int32_t*>(positions.data_ptr()) : nullptr};
   launch_rope(ctx_, x.dtype(), p);
 }
 
@@ -257,6 +258,11 @@ void CudaBackend::do_attention_forward(const Tensor& q, const Tensor& k, const T
   AttnParams p = make_attention(q, k, v, mask, args);
   p.out = operand(out);
   p.lse = lse.data_ptr();
+  const int32_t* key_len =
+      args.key_lengths.defined() ? static_cast<const int32_t*>(args.key_lengths.data_ptr()) : nullptr;
+  if (launch_attention_decode(ctx_, q.dtype(), p, key_len)) return;
+  LF_CHECK(!key_len, "attention: key_lengths is taken for decoding shapes only (at most {} query steps and {} query "
+           "heads per key/value head); got q {}", kAttentionDecodeMaxRows, kAttentionDecodeMaxRowsPerGroup, q.str());
   if (tensor_core_attention(q.dtype(), p, {&p.q, &p.k, &p.v, &p.out})) launch_attention_mma_forward(ctx_, q.dtype(), p);
   else launch_attention_forward(ctx_, q.dtype(), p);
 }
@@ -276,6 +282,15 @@ void CudaBackend::do_attention_backward(const Tensor& q, const Tensor& k, const 
   if (tensor_core_attention(q.dtype(), p, {&p.q, &p.k, &p.v, &p.out, &p.dout, &p.dq, &p.dk, &p.dv}))
     launch_attention_mma_backward(ctx_, q.dtype(), p);
   else launch_attention_backward(ctx_, q.dtype(), p);
+}
+
+void CudaBackend::do_copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& positions) {
+  activate();
+  const int64_t nb = src.size(0), nt = src.size(1);
+  if (nb * nt == 0 || src.numel() == 0) return;
+  launch_copy_rows_at(ctx_, src.element_size(), src.data_ptr(), dst.data_ptr(),
+                      static_cast<const int32_t*>(positions.data_ptr()), nb, nt, dst.size(1), src.numel() / (nb * nt),
+                      src.stride(0), src.stride(1), dst.stride(0), dst.stride(1));
 }
 
 // ---- optimizer ----

@@ -136,6 +136,7 @@ struct RopeParams {
   double theta;
   int64_t position_offset;
   bool interleaved, inverse;
+  const int32_t* positions = nullptr;  // device [B]: row b's step t at positions[b] + t (angles computed per call)
 };
 void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p);
 
@@ -199,6 +200,20 @@ void launch_attention_forward(const CudaContext& ctx, DType t, const AttnParams&
 void launch_attention_backward(const CudaContext& ctx, DType t, const AttnParams& p);
 // Δ [B, H, T] (compute type) = Σ_c dO·O, the row term of the softmax gradient; both backward paths use it.
 void launch_attention_delta(const CudaContext& ctx, DType t, const AttnParams& p, void* delta);
+
+// dst[b, positions[b] + t, :] = src[b, t, :] for rows inside [0, ns); `row` elements of `es`
+// bytes per (b, t), contiguous; strides in elements.
+void launch_copy_rows_at(const CudaContext& ctx, size_t es, const void* src, void* dst, const int32_t* positions,
+                         int64_t nb, int64_t nt, int64_t ns, int64_t row, int64_t src_s0, int64_t src_s1,
+                         int64_t dst_s0, int64_t dst_s1);
+
+// ---- attention_decode.cu: T <= kAttentionDecodeMaxRows query rows, no mask, split over the keys
+// (FlashDecoding). Returns false (launching nothing) for shapes it does not take: a mask, more
+// rows, or a group of query heads too large for its shared memory. key_len: device int32 [B] or
+// null (see the file) ----
+constexpr int64_t kAttentionDecodeMaxRows = 8;
+constexpr int64_t kAttentionDecodeMaxRowsPerGroup = 64;  // T · H / Hkv
+bool launch_attention_decode(const CudaContext& ctx, DType t, const AttnParams& p, const int32_t* key_len);
 
 // ---- attention_mma.cu: tensor cores, bf16 / f16, head dim 64 or 128 (D == Dv), no mask, every
 // operand's base and strides 16-byte aligned (the backend checks; attention.cu takes the rest) ----

@@ -358,4 +358,46 @@ void launch_random(const CudaContext& ctx, DType t, void* dst, int64_t n, const 
   LF_CUDA_CHECK_LAUNCH("random32_kernel");
 }
 
+// ---- copy_rows_at: one thread per element of a row, moving elements of the row's own size ----
+namespace {
+template <class W>
+__global__ void copy_rows_at_kernel(const W* __restrict__ src, W* __restrict__ dst, const int32_t* __restrict__ positions,
+                                    int64_t nb, int64_t nt, int64_t ns, int64_t row, int64_t src_s0, int64_t src_s1,
+                                    int64_t dst_s0, int64_t dst_s1) {
+  const int64_t total = nb * nt * row;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const int64_t i = e % row, bt = e / row, t = bt % nt, b = bt / nt;
+    const int64_t r = int64_t(positions[b]) + t;
+    if (r < 0 || r >= ns) continue;
+    dst[b * dst_s0 + r * dst_s1 + i] = src[b * src_s0 + t * src_s1 + i];
+  }
+}
+}  // namespace
+
+void launch_copy_rows_at(const CudaContext& ctx, size_t es, const void* src, void* dst, const int32_t* positions,
+                         int64_t nb, int64_t nt, int64_t ns, int64_t row, int64_t src_s0, int64_t src_s1,
+                         int64_t dst_s0, int64_t dst_s1) {
+  // Moves words of 16, 8, 4, 2 or 1 bytes: the widest that divides the row, the strides and the bases.
+  const int64_t bytes = row * int64_t(es);
+  const auto go = [&](auto w0, int64_t wb) {
+    using W = decltype(w0);
+    const int64_t per = int64_t(es);
+    copy_rows_at_kernel<W><<<grid_for(ctx, nb * nt * (bytes / wb)), kThreads, 0, ctx.stream>>>(
+        static_cast<const W*>(src), static_cast<W*>(dst), positions, nb, nt, ns, bytes / wb, src_s0 * per / wb,
+        src_s1 * per / wb, dst_s0 * per / wb, dst_s1 * per / wb);
+  };
+  const auto fits = [&](int64_t wb) {
+    return bytes % wb == 0 && (src_s0 * int64_t(es)) % wb == 0 && (src_s1 * int64_t(es)) % wb == 0 &&
+           (dst_s0 * int64_t(es)) % wb == 0 && (dst_s1 * int64_t(es)) % wb == 0 &&
+           reinterpret_cast<uintptr_t>(src) % wb == 0 && reinterpret_cast<uintptr_t>(dst) % wb == 0;
+  };
+  if (fits(16)) go(uint4{}, 16);
+  else if (fits(8)) go(uint2{}, 8);
+  else if (fits(4)) go(uint32_t{}, 4);
+  else if (fits(2)) go(uint16_t{}, 2);
+  else go(uint8_t{}, 1);
+  LF_CUDA_CHECK_LAUNCH("copy_rows_at_kernel");
+}
+
 }  // namespace lmforge::cuda

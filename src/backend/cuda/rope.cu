@@ -6,7 +6,8 @@
 // cos / sin are computed in f64 into a [T, D/2] table (rounded to the compute type), as on the
 // CPU, so angles at large positions keep full accuracy. The context keeps the tables of the last
 // few (T, D, theta, offset, direction): a training step's q and k rotations of every layer, and
-// their inverses in backward, share two tables instead of computing one per call.
+// their inverses in backward, share two tables instead of computing one per call. Positions read
+// from device memory take rope_positions_kernel, which computes its angles itself.
 // The half-split layout with 16-byte aligned rows moves 16-byte vectors: a thread rotates the
 // kVecWidth pairs whose first elements form one vector of the first half (the second elements
 // are the matching vector of the second half).
@@ -90,6 +91,34 @@ __global__ void rope_half_vec_kernel(RopeParams p, const compute_t<T>* __restric
   }
 }
 
+// Positions read from device memory (RopeParams::positions): the angles are computed per call in
+// f64 with the table kernel's arithmetic, so the values equal the table's, and no table (cached
+// by position on the host) is involved: a CUDA graph can replay it at any position.
+template <class T>
+__global__ void rope_positions_kernel(RopeParams p) {
+  using A = compute_t<T>;
+  const int64_t half = p.d / 2;
+  const int64_t total = p.nb * p.nt * p.nh * half;
+  const T* xs = static_cast<const T*>(p.x);
+  T* os = static_cast<T*>(p.out);
+  const double sign = p.inverse ? -1.0 : 1.0;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
+    const int64_t i = e % half;
+    const int64_t r = e / half;
+    const int64_t h = r % p.nh, t = (r / p.nh) % p.nt, b = r / (p.nh * p.nt);
+    const double inv_freq = pow(p.theta, -2.0 * double(i) / double(p.d));
+    const double ang = double(int64_t(p.positions[b]) + t) * inv_freq;
+    const A c = A(cos(ang)), s = A(sign * sin(ang));
+    const T* xp = xs + b * p.xs0 + t * p.xs1 + h * p.xs2;
+    T* op = os + b * p.os0 + t * p.os1 + h * p.os2;
+    const int64_t ia = p.interleaved ? 2 * i : i, ib = p.interleaved ? 2 * i + 1 : i + half;
+    const A a = load(xp[ia]), bb = load(xp[ib]);
+    op[ia] = store<T>(a * c - bb * s);
+    op[ib] = store<T>(bb * c + a * s);
+  }
+}
+
 // The vector kernel's conditions: half-split, half a whole number of vectors, every row start
 // 16-byte aligned.
 template <class T>
@@ -157,6 +186,11 @@ void launch_rope(const CudaContext& ctx, DType t, const RopeParams& p) {
   dispatch_nn(t, "rope", [&](auto t0) {
     using T = decltype(t0);
     using A = compute_t<T>;
+    if (p.positions) {
+      rope_positions_kernel<T><<<grid_for(ctx, p.nb * p.nt * p.nh * half), kThreads, 0, ctx.stream>>>(p);
+      LF_CUDA_CHECK_LAUNCH("rope_positions_kernel");
+      return;
+    }
     std::lock_guard<std::mutex> lock(ctx.rope_tables->mutex);
     const RopeTableCache::Entry& table = rope_table<A>(ctx, *ctx.rope_tables, p);
     const Scratch &cos_t = table.cos_t, &sin_t = table.sin_t;

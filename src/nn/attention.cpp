@@ -134,6 +134,25 @@ Tensor Attention::device_position_attention(Tensor q, Tensor k, const Tensor& v,
   return y.reshape({b, t, n_heads_ * head_dim_});
 }
 
+Tensor Attention::stacked_qkv_weight() const {
+  const Tensor ws[3] = {q_proj_->compute_weight(), k_proj_->compute_weight(), v_proj_->compute_weight()};
+  if (GradMode::is_enabled()) {
+    stacked_ = {};  // training: nothing kept beside the weights
+    return cat({ws[0], ws[1], ws[2]}, 0);
+  }
+  bool fresh = stacked_.w.defined();
+  for (int i = 0; i < 3 && fresh; ++i)
+    fresh = stacked_.data[size_t(i)] == ws[i].data_ptr() && stacked_.version[size_t(i)] == ws[i].version();
+  if (!fresh) {
+    stacked_.w = cat({ws[0], ws[1], ws[2]}, 0);
+    for (int i = 0; i < 3; ++i) {
+      stacked_.data[size_t(i)] = ws[i].data_ptr();
+      stacked_.version[size_t(i)] = ws[i].version();
+    }
+  }
+  return stacked_.w;
+}
+
 Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache* cache) const {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t qd = n_heads_ * head_dim_, kvd = n_kv_heads_ * head_dim_;
@@ -146,8 +165,7 @@ Tensor Attention::forward(const Tensor& x, int64_t position_offset, LayerKVCache
     // need a dense copy of the weights. So do fixed-order (batch-invariant) ones.
     qkv = {q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x)};
   } else {
-    const Tensor w = cat({q_proj_->compute_weight(), k_proj_->compute_weight(), v_proj_->compute_weight()},
-                         0);  // [qd + 2·kvd, C]
+    const Tensor w = stacked_qkv_weight();  // [qd + 2·kvd, C]
     const Tensor bias = q_proj_->bias().defined()
                             ? cat({q_proj_->compute_bias(), k_proj_->compute_bias(), v_proj_->compute_bias()}, 0)
                             : Tensor();

@@ -14,6 +14,8 @@
 // can take this one's place with their own cache layout.
 #pragma once
 
+#include <array>
+
 #include "nn/kv_cache.h"
 #include "nn/layers.h"
 
@@ -38,6 +40,10 @@ class Attention : public SequenceMixer {
   // q [B, T, H, D], k, v [B, T, Hkv, D] before RoPE, for a cache with slot_rows: -> [B, T, H·D].
   Tensor slotted_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const;
   Tensor device_position_attention(Tensor q, Tensor k, const Tensor& v, const LayerKVCache& cache) const;
+  // The weights [q; k; v] stacked along out: made per call while gradients are recorded; without
+  // them (evaluation, decoding) kept and remade only when one of the three weights has changed,
+  // so a decode step does not copy the projections' weights again.
+  Tensor stacked_qkv_weight() const;
 
   int64_t n_heads_, n_kv_heads_, head_dim_;
   bool rope_;
@@ -45,6 +51,12 @@ class Attention : public SequenceMixer {
   TensorOptions opt_;
   Linear *q_proj_, *k_proj_, *v_proj_, *o_proj_;
   Norm *q_norm_ = nullptr, *k_norm_ = nullptr;
+  struct StackedWeight {
+    Tensor w;
+    std::array<const void*, 3> data{};
+    std::array<uint64_t, 3> version{};
+  };
+  mutable StackedWeight stacked_;
 };
 
 }  // namespace lmforge::nn

@@ -125,13 +125,27 @@ Tensor Transformer::token_embeddings(const Tensor& ids) const {
 Tensor Transformer::mtp_loss(const Tensor& stream, const Tensor& ids, const Tensor& targets, Tensor& aux) const {
   const int64_t batch = ids.size(0), window = ids.size(1);
   Tensor previous = stream, sum;
+  // Under activation recomputation the modules' blocks are recomputed in backward like the
+  // model's own (their inputs kept, their insides dropped).
+  const bool recompute = recompute_blocks_ && training() && GradMode::is_enabled();
   for (const MtpModule* module : mtp_) {
     // Module k at positions i in [0, T - k): its input token i + k is ids[i + k], its target,
     // token i + k + 1, is targets[i + k] (targets are the ids shifted by one).
     const int64_t k = module->depth(), s = window - k;
     if (s <= 0) break;
-    const MtpModule::Output o =
-        module->forward(previous.narrow(1, 0, s), token_embeddings(ids.narrow(1, k, s)), 0, nullptr, aux);
+    MtpModule::Output o;
+    if (!recompute) {
+      o = module->forward(previous.narrow(1, 0, s), token_embeddings(ids.narrow(1, k, s)), 0, nullptr, aux);
+    } else {
+      const TensorList out = checkpoint(
+          "mtp module (recomputed)",
+          [module](const TensorList& in) {
+            const MtpModule::Output r = module->forward(in[0], in[1], 0, nullptr, in[2]);
+            return TensorList{r.hidden, r.head_input, r.aux};
+          },
+          {previous.narrow(1, 0, s), token_embeddings(ids.narrow(1, k, s)), aux}, &dropout_gen_);
+      o = {.hidden = out[0], .head_input = out[1], .aux = out[2]};
+    }
     aux = o.aux;
     const Tensor ce = cross_entropy(logits_of(o.head_input).view({batch * s, config_.vocab_size}),
                                     targets.narrow(1, k, s).reshape({batch * s}));

@@ -78,6 +78,12 @@ TEST(Recompute, SameLossAndGradientsBitForBit) {
       {"post-norm layernorm with dropout",
        [](ModelConfig& c) { c.norm_position = NormPosition::Post, c.norm = NormKind::LayerNorm, c.dropout = 0.2; }},
       {"llama-like, bf16 compute", [](ModelConfig&) {}, DType::BF16},
+      // The multi-token prediction modules' blocks are recomputed too.
+      {"two MTP modules with dropout", [](ModelConfig& c) { c.mtp_depth = 2, c.dropout = 0.1; }},
+      {"MLA with an MTP module, MoE", [](ModelConfig& c) {
+         c.attention = AttentionKind::MLA, c.kv_lora_rank = 6, c.q_lora_rank = 0, c.qk_nope_head_dim = 4,
+         c.qk_rope_head_dim = 2, c.v_head_dim = 3, c.mtp_depth = 1, c.n_experts = 4, c.d_ff_expert = 8, c.top_k = 2;
+       }},
   });
   for (const auto& v : variants) check_recompute_matches(v);
 }
@@ -94,6 +100,27 @@ int64_t peak_bytes_of_a_step(bool recompute) {
   const int64_t before = alloc.stats().bytes_in_use;
   model->loss(ids, targets).backward();
   return alloc.stats().peak_bytes_in_use - before;
+}
+
+// Bytes held at the peak of a step of a model with `depth` MTP modules (the modules' blocks are
+// recomputed with the model's).
+int64_t peak_bytes_of_an_mtp_step(bool recompute) {
+  ModelConfig c = test::tiny_config();
+  c.d_model = 64, c.n_heads = 4, c.d_ff = 256, c.n_layers = 2, c.context_length = 64, c.vocab_size = 64;
+  c.mtp_depth = 4;
+  auto model = test::make_model(c, DType::F32, 3);
+  model->set_recompute_blocks(recompute);
+  const Tensor ids = test::random_ids(8, 64, c.vocab_size, 1), targets = test::random_ids(8, 64, c.vocab_size, 2);
+  Allocator& alloc = allocator_for(Device::cpu());
+  alloc.reset_peak();
+  const int64_t before = alloc.stats().bytes_in_use;
+  model->loss(ids, targets).backward();
+  return alloc.stats().peak_bytes_in_use - before;
+}
+
+TEST(Recompute, MtpModulesHoldLessMemoryToo) {
+  const int64_t kept = peak_bytes_of_an_mtp_step(false), recomputed = peak_bytes_of_an_mtp_step(true);
+  EXPECT_LT(double(recomputed), 0.8 * double(kept)) << recomputed << " vs " << kept << " bytes";
 }
 
 TEST(Recompute, HoldsLessMemoryBetweenForwardAndBackward) {

@@ -8,10 +8,12 @@
 //                [--layers 24 --dim 1024 --heads 16 --kv-heads 0 --ffn 0 --vocab 32000]
 //                [--kv-lora-rank 512 --q-lora-rank 0 --qk-nope 128 --qk-rope 64 --v-head 128]
 //                [--prompt 8000 --gen 64 --runs 3] [--quantize int8|fp8|bf16|f16] [--graph on|off]
+//                [--split-kv on|off]
 //
-// The context length is prompt + gen. Prints one `RESULT {json}` line. --graph (default on): the
-// one-token steps run through infer::DecodeGraph, which on a GPU records one step as a CUDA
-// graph and replays it (`lmforge generate` does the same); off launches every kernel per step.
+// The context length is prompt + gen. Prints one `RESULT {json}` line. The one-token steps run
+// through infer::DecodeGraph as `lmforge generate` does; --graph on (`generate --cuda-graph`)
+// records one step as a CUDA graph on a GPU and replays it, off launches every kernel per step.
+// --split-kv on routes decode attention through the split-KV kernel (attention_decode.cu).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +21,9 @@
 #include <vector>
 
 #include "accounting/accounting.h"
+#ifdef LMFORGE_WITH_CUDA
+#include "backend/cuda/cuda_context.h"
+#endif
 #include "core/random_kernels.h"
 #include "infer/decode_graph.h"
 #include "infer/quantize.h"
@@ -42,7 +47,7 @@ uint32_t argmax_last(const Tensor& logits) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string device_name = "cpu", precision = "", attention = "mha", quantize, graph = "on";
+  std::string device_name = "cpu", precision = "", attention = "mha", quantize, graph = "off", split_kv = "off";
   int64_t layers = 24, dim = 1024, heads = 16, kv_heads = 0, ffn = 0, vocab = 32000;
   int64_t kv_lora = 512, q_lora = 0, qk_nope = 128, qk_rope = 64, v_head = 128;
   int64_t prompt_len = 8000, gen = 64;
@@ -70,12 +75,18 @@ int main(int argc, char** argv) try {
     else if (a == "--runs") runs = std::stoi(v);
     else if (a == "--quantize") quantize = v;
     else if (a == "--graph") graph = v;
+    else if (a == "--split-kv") split_kv = v;
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
   const Device device = Device::parse(device_name);
   if (precision.empty()) precision = device.is_cpu() ? "f32" : "bf16";
   if (precision != "f32" && precision != "bf16") { std::fprintf(stderr, "--precision f32|bf16\n"); return 2; }
   if (graph != "on" && graph != "off") { std::fprintf(stderr, "--graph on|off\n"); return 2; }
+  if (split_kv == "on") {
+#ifdef LMFORGE_WITH_CUDA
+    if (device.is_cuda()) lmforge::cuda::cuda_context(device.index).split_kv_decode = true;
+#endif
+  }
 
   nn::ModelConfig c;
   c.vocab_size = vocab;

@@ -28,7 +28,7 @@ struct GenerateArgs {
   bool no_echo = false;
   bool speculative = false;
   bool compare_plain = false;
-  bool no_cuda_graph = false;
+  bool cuda_graph = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -39,7 +39,7 @@ void run(const GenerateArgs& a) {
   infer::GenerateOptions o{.max_new_tokens = a.max_new_tokens,
                            .sampling = {.temperature = a.temperature, .top_k = a.top_k, .top_p = a.top_p},
                            .seed = a.seed,
-                           .cuda_graph = !a.no_cuda_graph};
+                           .cuda_graph = a.cuda_graph};
   o.sampling.validate();
   LF_CHECK(!a.compare_plain || a.speculative, "--compare-plain compares --speculative with plain decoding; add "
            "--speculative");
@@ -122,9 +122,9 @@ LMFORGE_COMMAND("generate", "Generate text from a checkpoint (greedy, temperatur
   sub.add_option("--device", args->device, "cpu | cuda | cuda:N")->capture_default_str();
   add_precision_option(sub, args->precision);
   sub.add_flag("--no-echo", args->no_echo, "print only the continuation");
-  sub.add_flag("--no-cuda-graph", args->no_cuda_graph,
-               "on a GPU, launch every kernel of each decode step instead of replaying one recorded CUDA graph "
-               "(the tokens are the same)");
+  sub.add_flag("--cuda-graph", args->cuda_graph,
+               "experimental: on a GPU, record one decode step as a CUDA graph and replay it for every token "
+               "instead of launching its kernels (the tokens are the same)");
   sub.add_flag("--speculative", args->speculative,
                "self-speculative decoding: draft with the model's multi-token prediction modules (model.mtp_depth "
                "> 0), verify with the main model; prints the acceptance rate and tokens/s to stderr");

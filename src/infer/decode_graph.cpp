@@ -23,9 +23,11 @@ DecodeGraph::DecodeGraph(const nn::Transformer& model, nn::KVCache& cache, bool 
   positions_ = zeros({b}, DType::I32, dev);
   host_ids_ = zeros({b, 1}, DType::I64, Device::cpu());
   host_positions_ = zeros({b}, DType::I32, Device::cpu());
-  device_positions_ = model.config().position == nn::PositionKind::Rope;
-  if (!device_positions_) reason_ = "learned position embeddings read their positions on the host";
-  else if (!use_graph_) reason_ = "CUDA graphs turned off";
+  // Positions in device memory where a graph is recorded, and always on the CPU (which records
+  // none but runs the same path, so every CPU decode exercises it); otherwise the plain forward.
+  device_positions_ = model.config().position == nn::PositionKind::Rope && (use_graph_ || !dev.is_cuda());
+  if (!use_graph_) reason_ = "CUDA graphs turned off";
+  else if (!device_positions_) reason_ = "learned position embeddings read their positions on the host";
   else if (!dev.is_cuda()) reason_ = "the device runs each kernel as it is called (no graphs)";
 }
 

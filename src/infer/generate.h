@@ -25,8 +25,8 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::optional<uint32_t> stop_token = std::nullopt;  // usually the end-of-text id
   // On a GPU, replay one recorded CUDA graph per new token instead of launching its kernels
-  // (infer/decode_graph.h); the tokens are the same either way.
-  bool cuda_graph = true;
+  // (infer/decode_graph.h; experimental, off by default); the tokens are the same either way.
+  bool cuda_graph = false;
 };
 
 // prompt: at least one id (a prompt longer than the context keeps its last context_length - 1

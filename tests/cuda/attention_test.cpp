@@ -143,6 +143,14 @@ TEST(CudaAttention, TensorCoreKernel) {
 // the decoding kernel wrote.
 TEST(CudaAttention, DecodeKernel) {
   LF_REQUIRE_GPU();
+  cuda::CudaContext& ctx = cuda::cuda_context(0);
+  const bool was = ctx.split_kv_decode;
+  ctx.split_kv_decode = true;
+  struct Restore {
+    cuda::CudaContext& c;
+    bool v;
+    ~Restore() { c.split_kv_decode = v; }
+  } restore{ctx, was};
   Generator g(79);
   using L = AttnLayout;
   const AttnCase cases[] = {

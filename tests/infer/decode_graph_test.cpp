@@ -5,6 +5,8 @@
 // tests/cuda/decode_graph_test.cpp runs the same on the GPU with the recorded CUDA graph.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "infer/decode_graph.h"
 #include "infer/generate.h"
 #include "nn/model_test_util.h"
@@ -143,16 +145,29 @@ TEST(DevicePositions, LearnedPositionsRefuseDevicePositions) {
   EXPECT_THROW(m->forward(from_vector<int64_t>({1}, {1, 1}), &cache), Error);
 }
 
-TEST(DevicePositions, GenerateGivesTheSameTokensWithAndWithoutTheDecoder) {
+// generate() decodes through DecodeGraph (device positions on the CPU): its greedy tokens are
+// those of a plain loop over host-position steps.
+TEST(DevicePositions, GenerateEqualsAHostPositionGreedyLoop) {
   nn::ModelConfig c = test::tiny_config();
   c.context_length = 24;
+  c.n_kv_heads = 1;
   auto m = test::make_model(c, DType::F32, 13);
+  m->set_training(false);
   const std::vector<uint32_t> prompt = {3, 1, 4};
-  GenerateOptions o{.max_new_tokens = 15, .sampling = {.temperature = 0.8}, .seed = 4};
-  const std::vector<uint32_t> a = generate(*m, prompt, o);
-  o.cuda_graph = false;
-  EXPECT_EQ(generate(*m, prompt, o), a);
-  EXPECT_EQ(a.size(), 15u);
+  const GenerateOptions o{.max_new_tokens = 15, .sampling = {.temperature = 0}, .seed = 4};
+  const std::vector<uint32_t> got = generate(*m, prompt, o);
+  NoGradGuard no_grad;
+  nn::KVCache cache = m->make_cache(1, c.context_length);
+  std::vector<int64_t> ids(prompt.begin(), prompt.end());
+  Tensor logits = m->forward(from_vector<int64_t>(ids, {1, int64_t(ids.size())}), &cache);
+  std::vector<uint32_t> want;
+  for (int i = 0; i < 15; ++i) {
+    const std::vector<float> last = to_vector<float>(logits.narrow(1, logits.size(1) - 1, 1));
+    const auto next = uint32_t(std::max_element(last.begin(), last.end()) - last.begin());
+    want.push_back(next);
+    logits = m->forward(from_vector<int64_t>({int64_t(next)}, {1, 1}), &cache);
+  }
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

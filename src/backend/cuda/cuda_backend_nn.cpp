@@ -260,7 +260,7 @@ void CudaBackend::do_attention_forward(const Tensor& q, const Tensor& k, const T
   p.lse = lse.data_ptr();
   const int32_t* key_len =
       args.key_lengths.defined() ? static_cast<const int32_t*>(args.key_lengths.data_ptr()) : nullptr;
-  if (launch_attention_decode(ctx_, q.dtype(), p, key_len)) return;
+  if ((key_len || ctx_.split_kv_decode) && launch_attention_decode(ctx_, q.dtype(), p, key_len)) return;
   LF_CHECK(!key_len, "attention: key_lengths is taken for decoding shapes only (at most {} query steps and {} query "
            "heads per key/value head); got q {}", kAttentionDecodeMaxRows, kAttentionDecodeMaxRowsPerGroup, q.str());
   if (tensor_core_attention(q.dtype(), p, {&p.q, &p.k, &p.v, &p.out})) launch_attention_mma_forward(ctx_, q.dtype(), p);

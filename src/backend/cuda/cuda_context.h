@@ -37,6 +37,10 @@ struct CudaContext {
   // Compute capability 9.0 (H100 / H200): attention at head dim 64 runs the Hopper kernels of
   // attention_wgmma.cu (built for sm_90a only). Tests clear it to run the sm_80 kernels there too.
   bool wgmma_attention = false;
+  // Decode-shaped attention (T <= 8, no mask) through the split-KV kernel of attention_decode.cu
+  // instead of the tiled kernels. Off by default until the kernel has been measured on hardware;
+  // calls with key_lengths (device-position decoding) always take it. Tests set it to check it.
+  bool split_kv_decode = false;
   // Bad-index report: kernels atomicMin the first offending position into *error_position
   // (ULLONG_MAX when none). Read and reset by take_error_position().
   unsigned long long* error_position = nullptr;

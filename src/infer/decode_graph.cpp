@@ -57,7 +57,6 @@ const Tensor& DecodeGraph::step(std::span<const int64_t> tokens) {
   copy_(ids_, host_ids_);
   if (!device_positions_) {
     direct_logits_ = model_.forward(ids_, &cache_);  // advances cache_.length
-    ++steps_;
     return direct_logits_;
   }
   copy_(positions_, host_positions_);
@@ -84,7 +83,6 @@ const Tensor& DecodeGraph::step(std::span<const int64_t> tokens) {
     }
   }
   ++cache_.length;
-  ++steps_;
   return *out;
 }
 

@@ -52,7 +52,6 @@ class DecodeGraph {
   Tensor graph_logits_;           // the output the graph writes
   std::unique_ptr<CapturedWork> graph_;
   std::string reason_;
-  int64_t steps_ = 0;
 };
 
 }  // namespace lmforge::infer

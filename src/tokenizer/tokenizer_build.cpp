@@ -1,5 +1,6 @@
 // Building a tokenizer: validating a TokenizerSpec and filling the lookup tables.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <iterator>
@@ -215,15 +216,46 @@ Tokenizer Tokenizer::build(TokenizerSpec spec) {
   } else {
     LF_CHECK(spec.merges.size() < kNoId, "{}: too many merges", src);
     m->pairs.reserve(spec.merges.size());
-    for (size_t i = 0; i < spec.merges.size(); ++i) {
+    // Each merge is a token-map lookup of the joined bytes and a pair-map insert, both cache
+    // misses in tables of megabytes: the joined bytes are hashed and both slots prefetched
+    // kAhead merges before they are used.
+    auto both_ordinary = [&](uint32_t l, uint32_t r) {
+      return l < ordinary.size() && ordinary[l] && r < ordinary.size() && ordinary[r];
+    };
+    struct Joined {
+      std::string bytes;  // bytes(l) + bytes(r)
+      uint64_t hash = 0;
+    };
+    constexpr size_t kAhead = 8;
+    std::array<Joined, kAhead> ahead;
+    auto prepare = [&](size_t i) {
       const auto [l, r] = spec.merges[i];
-      LF_CHECK(l < ordinary.size() && ordinary[l] && r < ordinary.size() && ordinary[r],
-               "{}: merge {} joins ids {} and {}, which are not both ordinary tokens", src, i, l, r);
-      const std::string joined = m->bytes_by_id[l] + m->bytes_by_id[r];
-      const uint32_t result = m->tokens.find(joined);
+      if (!both_ordinary(l, r)) return;
+      Joined& j = ahead[i % kAhead];
+      j.bytes.assign(m->bytes_by_id[l]).append(m->bytes_by_id[r]);
+      j.hash = detail::piece_hash(j.bytes.data(), j.bytes.size());
+      m->tokens.prefetch(j.hash);
+      m->pairs.prefetch(l, r);
+    };
+    const size_t n_merges = spec.merges.size();
+    for (size_t i = 0; i < std::min(kAhead, n_merges); ++i) prepare(i);
+    for (size_t i = 0; i < n_merges; ++i) {
+      if (i + 2 * kAhead < n_merges) {  // the strings prepare() will join, one step earlier
+        const auto [l, r] = spec.merges[i + 2 * kAhead];
+        if (both_ordinary(l, r)) {
+          __builtin_prefetch(&m->bytes_by_id[l]);
+          __builtin_prefetch(&m->bytes_by_id[r]);
+        }
+      }
+      const auto [l, r] = spec.merges[i];
+      LF_CHECK(both_ordinary(l, r), "{}: merge {} joins ids {} and {}, which are not both ordinary tokens", src, i,
+               l, r);
+      const Joined& j = ahead[i % kAhead];
+      const uint32_t result = m->tokens.find(j.bytes.data(), j.bytes.size(), j.hash);
       LF_CHECK(result != kNoId, "{}: merge {} ('{}' + '{}') makes '{}', which is not in the vocabulary", src, i,
-               printable(m->bytes_by_id[l]), printable(m->bytes_by_id[r]), printable(joined));
+               printable(m->bytes_by_id[l]), printable(m->bytes_by_id[r]), printable(j.bytes));
       m->pairs.insert(l, r, {static_cast<uint32_t>(i), result});  // a repeated pair: the later wins, as in HF
+      if (i + kAhead < n_merges) prepare(i + kAhead);
     }
     m->merge_list = std::move(spec.merges);
   }

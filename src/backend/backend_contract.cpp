@@ -64,7 +64,6 @@ void check_index(const char* kernel, const Tensor& index) {
 
 // Statistics (norm mean/rstd, lse, losses) and weight gradients of the fused kernels: contiguous
 // f32, or f64 when the data is f64.
-DType stat_dtype(DType data) { return data == DType::F64 ? DType::F64 : DType::F32; }
 void check_stat(const char* kernel, const Arg& a, DType data) {
   if (!a.t.defined()) return;
   LF_CHECK(a.t.dtype() == stat_dtype(data) && a.t.is_contiguous(), "{}: {} is {}, expected a contiguous {} tensor",
@@ -455,15 +454,7 @@ void Backend::copy_rows_at(const Tensor& src, const Tensor& dst, const Tensor& p
              dst.str());
   check_same_dtype(k, {"src", src}, {{"dst", dst}});
   // The dims after the second one: one contiguous block per row in both.
-  const auto rows_contiguous = [&](const Tensor& t) {
-    int64_t expected = 1;
-    for (int64_t i = t.dim() - 1; i >= 2; --i) {
-      if (t.size(i) != 1 && t.stride(i) != expected) return false;
-      expected *= t.size(i);
-    }
-    return true;
-  };
-  LF_CHECK(rows_contiguous(src) && rows_contiguous(dst), "{}: the dims after the second one of src {} and dst {} "
+  LF_CHECK(src.is_contiguous_from(2) && dst.is_contiguous_from(2), "{}: the dims after the second one of src {} and dst {} "
            "must be contiguous", k, src.str(), dst.str());
   LF_CHECK(positions.dtype() == DType::I32 && positions.dim() == 1 && positions.size(0) == src.size(0) &&
                positions.is_contiguous(),

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "core/progress.h"
 #include "infer/generate.h"
 #include "infer/speculative.h"
 #include "train/checkpoint.h"
@@ -30,10 +31,6 @@ struct GenerateArgs {
   bool compare_plain = false;
   bool cuda_graph = false;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 void run(const GenerateArgs& a) {
   infer::GenerateOptions o{.max_new_tokens = a.max_new_tokens,

@@ -19,7 +19,7 @@ struct ScoreArgs {
   std::string precision = "auto";
 };
 
-std::vector<int64_t> parse_ids(const std::string& line, const std::string& where) {
+std::vector<int64_t> parse_id_line(const std::string& line, const std::string& where) {
   std::vector<int64_t> ids;
   const char* p = line.data();
   const char* end = p + line.size();
@@ -44,7 +44,7 @@ void run(const ScoreArgs& a) {
   std::string line;
   for (int64_t no = 1; std::getline(in, line); ++no) {
     const std::string where = fmt::format("{}:{}", a.ids, no);
-    const std::vector<int64_t> ids = parse_ids(line, where);
+    const std::vector<int64_t> ids = parse_id_line(line, where);
     std::vector<double> lp;
     try {
       lp = infer::score_tokens(*m.model, ids);

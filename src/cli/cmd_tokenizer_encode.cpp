@@ -24,6 +24,7 @@
 #include "cli/tokenizer_io.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/progress.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
@@ -43,8 +44,6 @@ struct EncodeArgs {
 };
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // The plain input as one view: a regular file mapped, anything else (standard input, a pipe)
 // read whole.

@@ -17,7 +17,7 @@
 namespace lmforge::cli {
 namespace {
 
-struct TrainArgs {
+struct TokenizerTrainArgs {
   std::string kind = "bpe";
   std::vector<std::string> inputs;
   size_t vocab_size = 0;
@@ -36,7 +36,7 @@ void create_output_directory(const std::string& dir) {
            ec ? ec.message() : "not a directory");
 }
 
-void run_train_byte(const TrainArgs& a) {
+void run_train_byte(const TokenizerTrainArgs& a) {
   const size_t size = tok::min_vocab_size(a.specials.size());
   LF_CHECK(a.vocab_size == 0 || a.vocab_size == size, "--kind byte has exactly 256 + {} special token{} = {} ids; "
            "--vocab-size {} does not match (leave it out)", a.specials.size(), a.specials.size() == 1 ? "" : "s", size,
@@ -57,7 +57,7 @@ void run_train_byte(const TrainArgs& a) {
 }
 
 // char and word: the most frequent pieces, an unknown token for the rest.
-void run_train_pieces(const TrainArgs& a) {
+void run_train_pieces(const TokenizerTrainArgs& a) {
   const bool chars = a.kind == "char";
   tok::PieceVocabOptions o;
   o.vocab_size = a.vocab_size;
@@ -90,7 +90,7 @@ void run_train_pieces(const TrainArgs& a) {
              r.unknown_pieces, r.pieces, tok::kUnknownToken);
 }
 
-void run_train_bpe(const TrainArgs& a) {
+void run_train_bpe(const TokenizerTrainArgs& a) {
   tok::TrainerOptions o;
   o.vocab_size = a.vocab_size;
   o.special_tokens = a.specials;
@@ -126,7 +126,7 @@ void run_train_bpe(const TrainArgs& a) {
              json_path, tiktoken_path);
 }
 
-void run_train(const TrainArgs& a) {
+void run_train(const TokenizerTrainArgs& a) {
   if (a.kind == "byte") return run_train_byte(a);
   LF_CHECK(!a.inputs.empty(), "--kind {} needs at least one --input file", a.kind);
   LF_CHECK(a.vocab_size > 0, "--kind {} needs --vocab-size", a.kind);
@@ -136,7 +136,7 @@ void run_train(const TrainArgs& a) {
 
 LMFORGE_SUBCOMMAND("tokenizer", "train", "Train a tokenizer (byte-level BPE, or a byte, char or word baseline) on text "
                    "files", [](CLI::App& sub) {
-  auto args = std::make_shared<TrainArgs>();
+  auto args = std::make_shared<TokenizerTrainArgs>();
   sub.add_option("--kind", args->kind,
                  "bpe: byte-level BPE; byte: the 256 bytes (no training); char / word: the most frequent characters "
                  "/ words (pieces of --pattern) plus an unknown token")

@@ -42,11 +42,11 @@ train::Precision precision_of(const std::string& value);
 #define LMFORGE_CONCAT(a, b) LMFORGE_CONCAT_INNER(a, b)
 // LMFORGE_COMMAND("name", "help", [](CLI::App& sub) { ... });
 #define LMFORGE_COMMAND(name, help, setup)                                             \
-  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_command_, __LINE__) { \
+  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_command_, __COUNTER__) { \
     ::lmforge::cli::Command { name, help, setup, "" }                                  \
   }
 // LMFORGE_SUBCOMMAND("parent", "name", "help", [](CLI::App& sub) { ... }): `lmforge parent name`.
 #define LMFORGE_SUBCOMMAND(parent, name, help, setup)                                     \
-  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_subcommand_, __LINE__) { \
+  static ::lmforge::cli::CommandRegistrar LMFORGE_CONCAT(lmforge_subcommand_, __COUNTER__) { \
     ::lmforge::cli::Command { name, help, setup, parent }                                 \
   }

@@ -46,6 +46,9 @@ constexpr bool is_low_precision(DType t) {
   return t == DType::BF16 || t == DType::F16 || t == DType::F8E4M3 || t == DType::F8E5M2;
 }
 constexpr bool is_integral(DType t) { return !is_floating(t); }
+// The dtype of normalization statistics (mean, rstd), masks and reduced parameter gradients for
+// data of dtype `data`: f64 for f64 data, f32 for every other float.
+constexpr DType stat_dtype(DType data) { return data == DType::F64 ? DType::F64 : DType::F32; }
 
 std::string_view dtype_name(DType t);
 // Parses "f32", "float32", "bf16", "e4m3", ...; throws Error naming the accepted spellings.

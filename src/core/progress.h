@@ -19,6 +19,11 @@
 
 namespace lmforge {
 
+// Seconds of steady-clock time since t0.
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 enum class ProgressUnit { Count, Bytes };
 
 struct ProgressOptions {

@@ -69,11 +69,13 @@ Tensor Tensor::from_external(void* data, const Shape& shape, DType dtype, Device
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim())]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim())]; }
 
-bool Tensor::is_contiguous() const {
+bool Tensor::is_contiguous() const { return is_contiguous_from(0); }
+
+bool Tensor::is_contiguous_from(int64_t first_dim) const {
   const auto& sh = shape();
   const auto& st = strides();
   int64_t expected = 1;
-  for (int64_t i = dim() - 1; i >= 0; --i) {
+  for (int64_t i = dim() - 1; i >= first_dim; --i) {
     if (sh[i] == 1) continue;
     if (sh[i] == 0) return true;
     if (st[i] != expected) return false;

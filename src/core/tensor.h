@@ -85,6 +85,9 @@ class Tensor {
   size_t element_size() const { return dtype_size(dtype()); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * element_size(); }
   bool is_contiguous() const;
+  // Dims first_dim.. form one dense row-major block (each index of the dims before them starts
+  // such a block; size-1 dims may have any stride).
+  bool is_contiguous_from(int64_t first_dim) const;
   std::string str() const;  // "Tensor[f32, cpu, 2x3]"
 
   // ---- data ----

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "infer/generate.h"
 #include "ops/ops.h"
 #include "ops/quantized_matmul.h"
 
@@ -32,11 +33,6 @@ struct BatchGenerator::Slot {
 };
 
 namespace {
-
-Tensor ids_tensor(std::span<const uint32_t> ids, int64_t rows, Device device) {
-  std::vector<int64_t> v(ids.begin(), ids.end());
-  return from_vector<int64_t>(v, {rows, int64_t(v.size()) / rows}, device);
-}
 
 // `token` with its log-probability and the `top` most likely ids of `logits` with theirs.
 GeneratedToken describe_token(const std::vector<float>& logits, uint32_t token, int64_t top) {
@@ -195,7 +191,7 @@ void BatchGenerator::prefill(Slot& slot) {
   const auto& prompt = slot.request.prompt;
   const size_t n = std::min(prompt.size() - slot.prompt_done, size_t(options_.prefill_chunk));
   nn::KVCache view = slot_view(slot.index, slot.length);
-  const Tensor ids = ids_tensor(std::span(prompt).subspan(slot.prompt_done, n), 1, model_.device());
+  const Tensor ids = ids_tensor(std::span(prompt).subspan(slot.prompt_done, n), model_.device());
   const Tensor h = model_.hidden(ids, &view);  // [1, n, C]
   slot.length += int64_t(n);
   slot.prompt_done += n;
@@ -208,7 +204,7 @@ void BatchGenerator::decode(const std::vector<Slot*>& slots) {
     for (Slot* s : slots) {
       nn::KVCache view = slot_view(s->index, s->length);
       const uint32_t id[1] = {s->last_token};
-      const Tensor h = model_.hidden(ids_tensor(id, 1, model_.device()), &view);
+      const Tensor h = model_.hidden(ids_tensor(id, model_.device()), &view);
       s->length += 1;
       emit(*s, h.reshape({1, d}));
     }
@@ -227,7 +223,7 @@ void BatchGenerator::decode(const std::vector<Slot*>& slots) {
   try {
     std::optional<nn::FixedOrderLinearScope> fixed_order;
     if (model_.device().is_cpu()) fixed_order.emplace();
-    h = model_.hidden(ids_tensor(ids, int64_t(ids.size()), model_.device()), &cache_);  // [B, 1, C]
+    h = model_.hidden(ids_tensor(ids, model_.device(), int64_t(ids.size())), &cache_);  // [B, 1, C]
   } catch (...) {
     for (auto& l : cache_.layers) l.slot_rows = nullptr;
     throw;

@@ -13,11 +13,6 @@ std::vector<float> last_logits(const Tensor& logits) {
   return to_vector<float>(logits.narrow(1, t - 1, 1));
 }
 
-Tensor ids_tensor(std::span<const uint32_t> ids, Device device) {
-  std::vector<int64_t> v(ids.begin(), ids.end());
-  return from_vector<int64_t>(v, {1, int64_t(v.size())}, device);
-}
-
 // Length of the UTF-8 sequence led by byte c (0: not a lead byte).
 int utf8_length(unsigned char c) {
   if (c < 0x80) return 1;
@@ -59,6 +54,11 @@ std::vector<uint32_t> generate(const nn::Transformer& model0, std::span<const ui
   }
   model.set_training(was_training);
   return out;
+}
+
+Tensor ids_tensor(std::span<const uint32_t> ids, Device device, int64_t rows) {
+  std::vector<int64_t> v(ids.begin(), ids.end());
+  return from_vector<int64_t>(v, {rows, int64_t(v.size()) / rows}, device);
 }
 
 std::vector<std::vector<float>> incremental_logits(const nn::Transformer& model, std::span<const uint32_t> ids,

@@ -35,6 +35,9 @@ std::vector<uint32_t> generate(const nn::Transformer& model, std::span<const uin
                                const GenerateOptions& options,
                                const std::function<void(uint32_t)>& on_token = nullptr);
 
+// `ids` as the model's token input: int64 [rows, ids.size() / rows] on `device`.
+Tensor ids_tensor(std::span<const uint32_t> ids, Device device, int64_t rows = 1);
+
 // Logits [V] of the last position for `ids` run through the model step by step with a KV
 // cache, prefill first (exposed for tests comparing it with a full forward).
 std::vector<std::vector<float>> incremental_logits(const nn::Transformer& model, std::span<const uint32_t> ids,

@@ -10,11 +10,6 @@ namespace lmforge::infer {
 
 namespace {
 
-Tensor ids_tensor(std::span<const uint32_t> ids, Device device) {
-  std::vector<int64_t> v(ids.begin(), ids.end());
-  return from_vector<int64_t>(v, {1, int64_t(v.size())}, device);
-}
-
 bool is_greedy(const SamplingOptions& o) { return o.temperature == 0 || o.top_k == 1; }
 
 // The lowest id among the maxima, as TokenSampler's greedy choice.

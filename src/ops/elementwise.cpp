@@ -33,8 +33,6 @@ DType result_type(DType a, DType b, const char* op) {
   return DType::F32;
 }
 
-Tensor as_dtype(const Tensor& t, DType d) { return t.dtype() == d ? t : cast(t, d); }
-
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   LF_CHECK(a.device() == b.device(), "{}: operands on different devices ({} and {})", op, a.str(), b.str());
 }
@@ -44,7 +42,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a0, const Tensor& b0, const cha
   check_same_device(a0, b0, name);
   const DType dt = result_type(a0.dtype(), b0.dtype(), name);
   Shape shape = broadcast_shapes(a0.shape(), b0.shape(), name);
-  Tensor a = as_dtype(a0, dt).detach(), b = as_dtype(b0, dt).detach();
+  Tensor a = cast(a0, dt).detach(), b = cast(b0, dt).detach();
   if (a.shape() != shape) a = expand(a, shape);
   if (b.shape() != shape) b = expand(b, shape);
   Tensor out = Tensor::empty(shape, cmp ? DType::Bool : dt, a0.device());
@@ -76,7 +74,7 @@ Tensor unary_op(const char* name, UnaryOp op, const Tensor& x0, F bw, double alp
 }
 
 Tensor backward_kernel(BinaryOp op, const Tensor& a, const Tensor& g) {
-  Tensor gg = as_dtype(g, a.dtype());
+  Tensor gg = cast(g, a.dtype());
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   backend_for(a).binary(op, a, gg, out);
   return out;
@@ -91,8 +89,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (any_requires_grad({a, b}))
     record_op("add", {a, b}, {out}, [sa = a.shape(), sb = b.shape(), da = a.dtype(), db = b.dtype()](BackwardContext& ctx) -> TensorList {
       TensorList g(2);
-      if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(ctx.grad(), sa), da);
-      if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(ctx.grad(), sb), db);
+      if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(ctx.grad(), sa), da);
+      if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(ctx.grad(), sb), db);
       return g;
     });
   return out;
@@ -103,8 +101,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   if (any_requires_grad({a, b}))
     record_op("sub", {a, b}, {out}, [sa = a.shape(), sb = b.shape(), da = a.dtype(), db = b.dtype()](BackwardContext& ctx) -> TensorList {
       TensorList g(2);
-      if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(ctx.grad(), sa), da);
-      if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(neg(ctx.grad()), sb), db);
+      if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(ctx.grad(), sa), da);
+      if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(neg(ctx.grad()), sb), db);
       return g;
     });
   return out;
@@ -116,8 +114,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
     record_op("mul", {a, b}, {out}, [sa = SavedTensor(a), sb = SavedTensor(b)](BackwardContext& ctx) -> TensorList {
       TensorList g(2);
       const Tensor &A = sa.get(), &B = sb.get();
-      if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(mul(ctx.grad(), B), A.shape()), A.dtype());
-      if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(mul(ctx.grad(), A), B.shape()), B.dtype());
+      if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(mul(ctx.grad(), B), A.shape()), A.dtype());
+      if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(mul(ctx.grad(), A), B.shape()), B.dtype());
       return g;
     });
   return out;
@@ -130,8 +128,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
       TensorList g(2);
       const Tensor &A = sa.get(), &B = sb.get();
       Tensor ga = div(ctx.grad(), B);
-      if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(ga, A.shape()), A.dtype());
-      if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(neg(mul(ga, div(A, B))), B.shape()), B.dtype());
+      if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(ga, A.shape()), A.dtype());
+      if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(neg(mul(ga, div(A, B))), B.shape()), B.dtype());
       return g;
     });
   return out;
@@ -145,10 +143,10 @@ Tensor pow(const Tensor& a, const Tensor& b) {
       const Tensor &A = sa.get(), &B = sb.get(), &Y = so.get();
       // d/da a^b = b a^(b-1); d/db a^b = a^b log a (0 where a == 0, as PyTorch).
       if (ctx.needs_input_grad(0))
-        g[0] = as_dtype(sum_to(mul(ctx.grad(), mul(B, pow(A, add(B, -1.0)))), A.shape()), A.dtype());
+        g[0] = cast(sum_to(mul(ctx.grad(), mul(B, pow(A, add(B, -1.0)))), A.shape()), A.dtype());
       if (ctx.needs_input_grad(1)) {
         Tensor la = where(eq(A, zeros_like(A)), zeros_like(A), log(A));
-        g[1] = as_dtype(sum_to(mul(ctx.grad(), mul(Y, la)), B.shape()), B.dtype());
+        g[1] = cast(sum_to(mul(ctx.grad(), mul(Y, la)), B.shape()), B.dtype());
       }
       return g;
     });
@@ -167,8 +165,8 @@ Tensor minmax(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
       Tensor tie = eq(A, B);
       Tensor wa = add(cast(pick_a, ctx.grad().dtype()), mul(cast(tie, ctx.grad().dtype()), 0.5));
       Tensor wb = add(mul(wa, -1.0), 1.0);
-      if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(mul(ctx.grad(), wa), A.shape()), A.dtype());
-      if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(mul(ctx.grad(), wb), B.shape()), B.dtype());
+      if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(mul(ctx.grad(), wa), A.shape()), A.dtype());
+      if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(mul(ctx.grad(), wb), B.shape()), B.dtype());
       return g;
     });
   return out;
@@ -269,8 +267,8 @@ Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0) {
   check_same_device(cond0, a0, "where");
   const DType dt = result_type(a0.dtype(), b0.dtype(), "where");
   Shape shape = broadcast_shapes(broadcast_shapes(cond0.shape(), a0.shape(), "where"), b0.shape(), "where");
-  Tensor c = expand(cond0.detach(), shape), a = expand(as_dtype(a0, dt).detach(), shape),
-         b = expand(as_dtype(b0, dt).detach(), shape);
+  Tensor c = expand(cond0.detach(), shape), a = expand(cast(a0, dt).detach(), shape),
+         b = expand(cast(b0, dt).detach(), shape);
   Tensor out = Tensor::empty(shape, dt, a0.device());
   backend_for(out).where(c, a, b, out);
   if (any_requires_grad({a0, b0}))
@@ -278,8 +276,8 @@ Tensor where(const Tensor& cond0, const Tensor& a0, const Tensor& b0) {
               [sc = SavedTensor(cond0), sa = a0.shape(), sb = b0.shape(), da = a0.dtype(), db = b0.dtype()](BackwardContext& ctx) -> TensorList {
                 TensorList g(2);
                 Tensor z = zeros_like(ctx.grad());
-                if (ctx.needs_input_grad(0)) g[0] = as_dtype(sum_to(where(sc.get(), ctx.grad(), z), sa), da);
-                if (ctx.needs_input_grad(1)) g[1] = as_dtype(sum_to(where(sc.get(), z, ctx.grad()), sb), db);
+                if (ctx.needs_input_grad(0)) g[0] = cast(sum_to(where(sc.get(), ctx.grad(), z), sa), da);
+                if (ctx.needs_input_grad(1)) g[1] = cast(sum_to(where(sc.get(), z, ctx.grad()), sb), db);
                 return g;
               });
   return out;
@@ -305,7 +303,7 @@ Tensor& add_(Tensor& a, const Tensor& b, double alpha) {
            "do it under NoGradGuard", a.str());
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "add_");
   LF_CHECK(shape == a.shape(), "add_: cannot broadcast {} into {}", b.str(), a.str());
-  Tensor bb = expand(as_dtype(b, a.dtype()).detach(), a.shape());
+  Tensor bb = expand(cast(b, a.dtype()).detach(), a.shape());
   if (alpha != 1.0) {
     Tensor scaled = Tensor::empty(bb.shape(), bb.dtype(), bb.device());
     backend_for(a).unary(UnaryOp::Affine, bb, scaled, alpha, 0.0);

@@ -43,7 +43,8 @@ Tensor clamp(const Tensor& x, double lo, double hi);
 // where(cond, a, b): a where cond is true, else b (broadcast).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
-// Casts (differentiable between float dtypes; gradient cast back).
+// Casts (differentiable between float dtypes; gradient cast back); x itself when it already has
+// that dtype.
 Tensor cast(const Tensor& x, DType dtype);
 
 // In place, for optimizers and accumulation (no autograd; version bumped).

@@ -198,12 +198,7 @@ void copy_rows_at_(const Tensor& dst, const Tensor& src, const Tensor& positions
   NoGradGuard no_grad;
   // Each (b, t) row contiguous in src: a copy where it is not (the contract wants one block per row).
   Tensor s = src.dtype() == dst.dtype() ? src.detach() : cast(src.detach(), dst.dtype());
-  bool rows_contiguous = true;
-  for (int64_t i = s.dim() - 1, expected = 1; i >= 2; --i) {
-    if (s.size(i) != 1 && s.stride(i) != expected) rows_contiguous = false;
-    expected *= s.size(i);
-  }
-  if (!rows_contiguous) s = s.contiguous();
+  if (!s.is_contiguous_from(2)) s = s.contiguous();
   backend_for(dst).copy_rows_at(s, dst, positions.contiguous());
   dst.bump_version();
 }

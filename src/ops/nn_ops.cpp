@@ -16,11 +16,6 @@ namespace lmforge {
 
 namespace {
 
-// The dtype of saved statistics and reduced parameter gradients for data of dtype `t`.
-DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
-
-Tensor as_dtype(const Tensor& t, DType d) { return t.dtype() == d ? t : cast(t, d); }
-
 // Leading dims of `shape` (all but the last).
 Shape leading(const Shape& shape) { return Shape(shape.begin(), shape.end() - (shape.empty() ? 0 : 1)); }
 
@@ -36,7 +31,7 @@ void check_device(const Tensor& a, const Tensor& b, const char* op, const char* 
 }
 
 // A gradient made contiguous in dtype `dt` (the kernels take dy in the data's dtype).
-Tensor grad_as(const Tensor& g, DType dt) { return contiguous(as_dtype(g, dt)); }
+Tensor grad_as(const Tensor& g, DType dt) { return contiguous(cast(g, dt)); }
 
 // Keeps a tensor whose last dim is contiguous as is (the kernels take any other strides).
 Tensor last_dim_contiguous(const Tensor& t) {
@@ -119,7 +114,7 @@ Tensor cross_entropy(const Tensor& logits0, const Tensor& targets0, const CrossE
                 const Tensor& lg = sl.get();
                 const DType sd = stat_dtype(lg.dtype());
                 Tensor dloss;  // [N]
-                const Tensor g = as_dtype(ctx.grad(), sd);
+                const Tensor g = cast(ctx.grad(), sd);
                 if (reduction == Reduction::None) dloss = contiguous(g).reshape({n});
                 else if (reduction == Reduction::Sum) dloss = contiguous(expand(g.reshape({1}), {n}));
                 else dloss = contiguous(expand(div(g, denom).reshape({1}), {n}));
@@ -194,7 +189,7 @@ AddNorm norm_op(NormOp kind, const Tensor& x0, const Tensor& residual0, const Te
               Tensor dx;
               if (!dy_in.defined()) {
                 // Only the sum's gradient arrived: it is x's and residual's as it is.
-                dx = as_dtype(dsum_in, dt);
+                dx = cast(dsum_in, dt);
               } else {
                 const Tensor dy = grad_as(dy_in, dt).reshape(x.shape());
                 const Tensor dsum = dsum_in.defined() ? grad_as(dsum_in, dt).reshape(x.shape()) : Tensor();
@@ -209,7 +204,7 @@ AddNorm norm_op(NormOp kind, const Tensor& x0, const Tensor& residual0, const Te
                 // gradient as it is: a round trip through its dtype would cost two casts and a
                 // rounding; the leaf's accumulator casts once if it is a low-precision leaf.
                 const auto stat_grad = [](const Tensor& t, DType want) {
-                  return want == DType::BF16 || want == DType::F16 ? t : as_dtype(t, want);
+                  return want == DType::BF16 || want == DType::F16 ? t : cast(t, want);
                 };
                 if (dw.defined()) g[2] = stat_grad(dw, w.dtype());
                 if (db.defined()) g[3] = stat_grad(db, bias_dtype);
@@ -266,7 +261,7 @@ Tensor rope(const Tensor& x0, const RopeOptions& opt) {
   backend_for(x).rope(x, out, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/false, positions);
   if (any_requires_grad({x0}))
     record_op("rope", {x0}, {out}, [opt, positions, dt = x.dtype()](BackwardContext& ctx) -> TensorList {
-      const Tensor g = last_dim_contiguous(as_dtype(ctx.grad(), dt));
+      const Tensor g = last_dim_contiguous(cast(ctx.grad(), dt));
       Tensor dx = Tensor::empty(g.shape(), dt, g.device());
       backend_for(g).rope(g, dx, opt.theta, opt.position_offset, opt.interleaved, /*inverse=*/true, positions);
       return {dx};
@@ -371,7 +366,7 @@ Tensor attention(const Tensor& q0, const Tensor& k0, const Tensor& v0, const Att
     LF_CHECK(ok, "attention: mask of shape {} does not broadcast to [B, H, T, S] = {}", shape_str(mask0.shape()),
              shape_str(full_shape));
     NoGradGuard no_grad;
-    mask = expand(as_dtype(mask0.detach(), sd), full_shape);
+    mask = expand(cast(mask0.detach(), sd), full_shape);
   }
 
   if (opt.key_lengths.defined()) {

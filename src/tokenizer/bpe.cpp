@@ -93,13 +93,13 @@ void PairMap::insert(uint32_t left, uint32_t right, Value v) {
   slots_[i] = Slot{key, v};
 }
 
+void throw_missing_byte(uint8_t b) {
+  throw Error(fmt::format("byte 0x{:02X} has no token in this vocabulary, so text holding it cannot be encoded", b));
+}
+
 namespace {
 
 constexpr uint32_t kNoRank = 0xFFFFFFFFu;
-
-[[noreturn]] void throw_missing_byte(uint8_t b) {
-  throw Error(fmt::format("byte 0x{:02X} has no token in this vocabulary, so text holding it cannot be encoded", b));
-}
 
 // The flat loop: arrays of parts and of the ranks of adjacent pairs, a linear scan for the
 // minimum per merge.

@@ -26,6 +26,9 @@ namespace lmforge::tok::detail {
 constexpr uint32_t kNoId = 0xFFFFFFFFu;
 constexpr size_t kShortPiece = 64;
 
+// Throws the Error for text holding byte b when the vocabulary has no token for that byte.
+[[noreturn]] void throw_missing_byte(uint8_t b);
+
 inline uint64_t mix64(uint64_t a, uint64_t b) {
   const __uint128_t r = static_cast<__uint128_t>(a) * b;
   return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);

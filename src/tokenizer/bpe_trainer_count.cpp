@@ -354,10 +354,6 @@ class Counter {
   CountStats stats_;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 PieceCounts count_pieces_in_files(const std::vector<std::string>& paths, const SplitFn& split,

@@ -29,10 +29,6 @@ SpecialPolicy SpecialPolicy::parse(std::string_view spec) {
 namespace detail {
 namespace {
 
-[[noreturn]] void throw_missing_byte(uint8_t b) {
-  throw Error(fmt::format("byte 0x{:02X} has no token in this vocabulary, so text holding it cannot be encoded", b));
-}
-
 struct PieceEncoder {
   const Model& m;
   PieceCache& cache;

@@ -6,36 +6,11 @@
 
 #include "core/error.h"
 #include "core/random_kernels.h"
+#include "core/text_util.h"
 
 namespace lmforge::train {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// Natural order: digit runs compare by value, so train_2.bin sorts before train_10.bin.
-bool natural_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-      size_t i2 = i, j2 = j;
-      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
-      std::string_view da(a.data() + i, i2 - i), db(b.data() + j, j2 - j);
-      while (da.size() > 1 && da[0] == '0') da.remove_prefix(1);
-      while (db.size() > 1 && db[0] == '0') db.remove_prefix(1);
-      if (da.size() != db.size()) return da.size() < db.size();
-      if (da != db) return da < db;
-      i = i2, j = j2;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i, ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
-}
-
-}  // namespace
 
 TokenShards TokenShards::open(const std::string& path, std::string_view prefix) {
   std::error_code ec;

@@ -14,6 +14,7 @@
 #include "accounting/accounting.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/text_util.h"
 #include "train/report_assets.h"
 
 namespace lmforge::train {
@@ -51,30 +52,6 @@ const std::vector<KnownChart>& known_charts() {
       {"Validation tokens", "tokens", {"val_tokens"}},
   };
   return charts;
-}
-
-// "layers.10.x" after "layers.9.x": digit runs compare by value.
-bool natural_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(uint8_t(a[i])) && std::isdigit(uint8_t(b[j]))) {
-      size_t i2 = i, j2 = j;
-      while (i2 < a.size() && std::isdigit(uint8_t(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(uint8_t(b[j2]))) ++j2;
-      const std::string_view da = std::string_view(a).substr(i, i2 - i), db = std::string_view(b).substr(j, j2 - j);
-      const auto na = da.substr(std::min(da.find_first_not_of('0'), da.size()));
-      const auto nb = db.substr(std::min(db.find_first_not_of('0'), db.size()));
-      if (na.size() != nb.size()) return na.size() < nb.size();
-      if (na != nb) return na < nb;
-      i = i2;
-      j = j2;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i;
-      ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
 }
 
 // The chart a key outside the known ones goes to: "moe/aux" -> "moe/*", "layers.3.attn.entropy"

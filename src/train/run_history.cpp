@@ -13,6 +13,7 @@
 
 #include "accounting/accounting.h"
 #include "core/error.h"
+#include "core/text_util.h"
 #include "train/config.h"
 
 namespace lmforge::train {
@@ -76,12 +77,6 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 void parse_metrics_jsonl(const std::string& text, const std::string& source, RunHistory& out) {
@@ -99,7 +94,7 @@ void parse_metrics_jsonl(const std::string& text, const std::string& source, Run
   int64_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    if (trim(line).empty()) continue;
+    if (trim_blanks(line).empty()) continue;
     int words = 0;
     json j = json::parse(nonfinite_words_to_null(line, words), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
@@ -182,16 +177,16 @@ std::vector<std::pair<std::string, std::string>> read_flat_toml(const std::strin
   std::istringstream in(text);
   std::string line, section;
   while (std::getline(in, line)) {
-    const std::string_view l = trim(line);
+    const std::string_view l = trim_blanks(line);
     if (l.empty() || l.front() == '#') continue;
     if (l.front() == '[' && l.back() == ']') {
-      section = std::string(trim(l.substr(1, l.size() - 2)));
+      section = std::string(trim_blanks(l.substr(1, l.size() - 2)));
       continue;
     }
     const size_t eq = l.find('=');
     if (eq == std::string_view::npos) continue;
-    const std::string key(trim(l.substr(0, eq)));
-    out.push_back({section.empty() ? key : section + "." + key, std::string(trim(l.substr(eq + 1)))});
+    const std::string key(trim_blanks(l.substr(0, eq)));
+    out.push_back({section.empty() ? key : section + "." + key, std::string(trim_blanks(l.substr(eq + 1)))});
   }
   return out;
 }

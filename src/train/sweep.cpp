@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/text_util.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/report.h"
@@ -15,12 +16,6 @@ namespace lmforge::train {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // A value as part of a directory name: quotes dropped, anything but [A-Za-z0-9.+-] as '-'.
 std::string name_part(std::string_view value) {
@@ -46,11 +41,11 @@ std::string sweep_title(const SweepPlan& plan) {
 SweepAxis parse_sweep_axis(std::string_view spec) {
   const size_t eq = spec.find('=');
   LF_CHECK(eq != std::string_view::npos && eq > 0, "--vary {}: expected section.key=value1,value2,...", spec);
-  SweepAxis axis{.key = std::string(trim(spec.substr(0, eq))), .values = {}};
+  SweepAxis axis{.key = std::string(trim_blanks(spec.substr(0, eq))), .values = {}};
   std::string_view rest = spec.substr(eq + 1);
   while (true) {
     const size_t comma = rest.find(',');
-    const std::string_view v = trim(rest.substr(0, comma));
+    const std::string_view v = trim_blanks(rest.substr(0, comma));
     LF_CHECK(!v.empty(), "--vary {}: an empty value in the list", spec);
     axis.values.emplace_back(v);
     if (comma == std::string_view::npos) break;

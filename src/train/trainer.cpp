@@ -23,6 +23,7 @@
 #include "train/data_loader.h"
 #include "train/evaluate.h"
 #include "core/file_util.h"
+#include "core/progress.h"
 #include "train/metrics.h"
 #include "train/report.h"
 #include "train/run_dir_lock.h"
@@ -34,8 +35,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Independent seeds for the run's streams (SplitMix64 of seed and stream number).
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {

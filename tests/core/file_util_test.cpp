@@ -8,11 +8,13 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "test_util.h"
 
 namespace lmforge {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
 
 class FileUtil : public ::testing::Test {
  protected:
@@ -25,17 +27,6 @@ class FileUtil : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   fs::path dir_;
 };
-
-// The message of the Error `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST_F(FileUtil, AtomicWriteReplacesAndLeavesNoTemporary) {
   const std::string p = path("a.json");

@@ -34,6 +34,28 @@ TEST(TensorView, ContiguousCopiesOnlyWhenNeeded) {
   EXPECT_FALSE(x.narrow(1, 1, 2).is_contiguous());
 }
 
+TEST(TensorView, ContiguousFromADimension) {
+  Tensor x = iota({2, 5, 3, 4});
+  // A narrow of dim 1 leaves each [3, 3, 4] block dense: contiguous from dim 1 on, not as a whole.
+  Tensor rows = x.narrow(1, 1, 3);
+  EXPECT_FALSE(rows.is_contiguous());
+  EXPECT_TRUE(rows.is_contiguous_from(1));
+  EXPECT_TRUE(rows.is_contiguous_from(2));
+  // A narrow of dim 2 leaves the [2, 4] blocks dense but gaps between them.
+  Tensor cols = x.narrow(2, 0, 2);
+  EXPECT_TRUE(cols.is_contiguous_from(2));
+  EXPECT_FALSE(cols.is_contiguous_from(1));
+  // The dims 0 and 1 swapped: the blocks after them are still dense, the whole is not.
+  Tensor swapped = x.transpose(0, 1);
+  EXPECT_TRUE(swapped.is_contiguous_from(2));
+  EXPECT_FALSE(swapped.is_contiguous_from(0));
+  // A narrow of the last dim breaks every block; a size-1 dim may carry any stride.
+  EXPECT_FALSE(x.narrow(3, 0, 2).is_contiguous_from(2));
+  EXPECT_TRUE(x.narrow(2, 1, 1).is_contiguous_from(2));
+  EXPECT_TRUE(x.is_contiguous_from(4));  // no dims from there: an empty block is dense
+  EXPECT_EQ(x.is_contiguous_from(0), x.is_contiguous());
+}
+
 TEST(TensorView, ReshapeOfNonViewableLayoutCopies) {
   Tensor x = iota({3, 4});
   Tensor r = x.transpose(0, 1).reshape({12});

@@ -12,15 +12,12 @@
 #include "optim/adamw.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
+#include "test_util.h"
 
 namespace lmforge {
 namespace {
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  const Tensor ac = a.contiguous(), bc = b.contiguous();
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(ac.data_ptr(), bc.data_ptr(), ac.nbytes()) == 0;
-}
+using test::same_bits;
 
 nn::ModelConfig config() {
   nn::ModelConfig c = test::tiny_config();

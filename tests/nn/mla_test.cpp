@@ -241,11 +241,6 @@ TEST(MlaLayer, CacheHoldsTheLatentAndTheRotatedKeyOnly) {
 
 // ---- the whole model ----
 
-// The model's backward against central differences (test::model_gradient_error).
-double check_gradient(const ModelConfig& c, const std::string& label) {
-  return test::model_gradient_error(c, label, 5);
-}
-
 TEST(MlaModel, GradientMatchesFiniteDifferences) {
   const std::vector<std::pair<std::string, std::function<void(ModelConfig&)>>> variants = {
       {"mla, query rank 6", [](ModelConfig&) {}},
@@ -260,7 +255,8 @@ TEST(MlaModel, GradientMatchesFiniteDifferences) {
   for (const auto& [name, apply] : variants) {
     ModelConfig c = mla_config();
     apply(c);
-    const double worst = check_gradient(c, name);
+    // The model's backward against central differences.
+    const double worst = test::model_gradient_error(c, name, 5);
     std::printf("%-45s worst error %.3g of the tolerance\n", name.c_str(), worst);
   }
 }

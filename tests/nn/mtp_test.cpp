@@ -19,12 +19,7 @@ ModelConfig mtp_config(int64_t depth) {
   return c;
 }
 
-struct Variant {
-  std::string name;
-  std::function<void(ModelConfig&)> apply;
-};
-
-std::vector<Variant> variants() {
+std::vector<test::ModelVariant> mtp_variants() {
   return {
       {"llama-like, depth 2", [](ModelConfig&) {}},
       {"untied, layernorm with biases, gelu, learned positions, depth 2",
@@ -40,16 +35,12 @@ std::vector<Variant> variants() {
   };
 }
 
-// The model's backward against central differences (test::model_gradient_error).
-double check_gradient(const ModelConfig& c, const std::string& label) {
-  return test::model_gradient_error(c, label, 6);
-}
-
 TEST(Mtp, GradientsMatchFiniteDifferences) {
-  for (const auto& v : variants()) {
+  for (const auto& v : mtp_variants()) {
     ModelConfig c = mtp_config(2);
     v.apply(c);
-    const double worst = check_gradient(c, v.name);
+    // The model's backward against central differences.
+    const double worst = test::model_gradient_error(c, v.name, 6);
     std::printf("%-70s worst error %.3g of the tolerance\n", v.name.c_str(), worst);
   }
 }
@@ -232,7 +223,7 @@ TEST(Mtp, ParametersCarryHfDeepSeekV3Names) {
 }
 
 TEST(Mtp, ParameterFormulaCountsTheModules) {
-  const std::vector<Variant> cases = {
+  const std::vector<test::ModelVariant> cases = {
       {"depth 1", [](ModelConfig& c) { c.mtp_depth = 1; }},
       {"depth 3, untied, layernorm, biases", [](ModelConfig& c) {
          c.mtp_depth = 3, c.tied_embeddings = false, c.norm = NormKind::LayerNorm, c.bias = true;

@@ -10,12 +10,7 @@
 namespace lmforge::nn {
 namespace {
 
-struct Variant {
-  std::string name;
-  std::function<void(ModelConfig&)> apply;
-};
-
-std::vector<Variant> variants() {
+std::vector<test::ModelVariant> architecture_variants() {
   return {
       {"llama (rmsnorm, pre, swiglu, rope, tied)", [](ModelConfig&) {}},
       {"layernorm", [](ModelConfig& c) { c.norm = NormKind::LayerNorm; }},
@@ -55,16 +50,12 @@ std::vector<Variant> variants() {
   };
 }
 
-// The model's backward against central differences (test::model_gradient_error).
-double check_gradient(const ModelConfig& c, const std::string& label) {
-  return test::model_gradient_error(c, label, 5);
-}
-
 TEST(Transformer, EveryArchitectureSwitchPassesAFiniteDifferenceCheck) {
-  for (const auto& v : variants()) {
+  for (const auto& v : architecture_variants()) {
     ModelConfig c = test::tiny_config();
     v.apply(c);
-    const double worst = check_gradient(c, v.name);
+    // The model's backward against central differences.
+    const double worst = test::model_gradient_error(c, v.name, 5);
     std::printf("%-45s worst error %.3g of the tolerance\n", v.name.c_str(), worst);
   }
 }

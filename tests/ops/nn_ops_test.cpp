@@ -14,21 +14,14 @@
 #include "backend/cpu/nn_kernel_util.h"
 #include "core/random_kernels.h"
 #include "ops/ops.h"
+#include "test_util.h"
 
 namespace lmforge {
 namespace {
 
-constexpr float kInfF = std::numeric_limits<float>::infinity();
+using test::error_of;
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+constexpr float kInfF = std::numeric_limits<float>::infinity();
 
 #define EXPECT_ERROR_HAS(stmt, text)                                              \
   do {                                                                            \

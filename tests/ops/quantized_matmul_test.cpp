@@ -34,7 +34,7 @@ std::vector<double> reference(const Tensor& x, const QuantizedWeight& q, const T
   return y;
 }
 
-struct Case {
+struct QuantCase {
   infer::QuantFormat format;
   int64_t group_size;
   DType x_dtype;
@@ -45,9 +45,9 @@ TEST(QuantizedMatmul, MatchesDequantiseThenMatmul) {
   Generator g(3);
   const Tensor w = randn({n, k}, g, DType::F32, Device::cpu(), 0, 0.5);
   const Tensor bias = randn({n}, g);
-  for (const Case c : {Case{infer::QuantFormat::Int8, 0, DType::F32}, Case{infer::QuantFormat::Int8, 16, DType::F32},
-                       Case{infer::QuantFormat::Fp8, 0, DType::F32}, Case{infer::QuantFormat::Fp8, 8, DType::BF16},
-                       Case{infer::QuantFormat::BF16, 0, DType::F32}, Case{infer::QuantFormat::F16, 0, DType::F16}}) {
+  for (const QuantCase c : {QuantCase{infer::QuantFormat::Int8, 0, DType::F32}, QuantCase{infer::QuantFormat::Int8, 16, DType::F32},
+                       QuantCase{infer::QuantFormat::Fp8, 0, DType::F32}, QuantCase{infer::QuantFormat::Fp8, 8, DType::BF16},
+                       QuantCase{infer::QuantFormat::BF16, 0, DType::F32}, QuantCase{infer::QuantFormat::F16, 0, DType::F16}}) {
     const QuantizedWeight q = infer::quantize_weight(w, {.format = c.format, .group_size = c.group_size});
     for (int64_t m : {1, 3, 37}) {
       const Tensor x = cast(randn({m, k}, g), c.x_dtype);

@@ -9,14 +9,12 @@
 #include "backend/backend.h"
 #include "core/random_kernels.h"
 #include "ops/ops.h"
+#include "test_util.h"
 
 namespace lmforge {
 namespace {
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.numel() == b.numel() &&
-         std::memcmp(a.data_ptr(), b.data_ptr(), a.nbytes()) == 0;
-}
+using test::same_bits;
 
 struct Operands {
   Tensor param, grad, m, v;

@@ -26,23 +26,6 @@ std::vector<std::pair<std::string, uint64_t>> sorted(const PieceCounts& pc) {
   return v;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("lmforge_trainer_count_" + std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    return p.string();
-  }
-
- private:
-  fs::path path_;
-};
-
 TEST(TrainerCount, PieceCountsAddFindMerge) {
   PieceCounts a, b;
   for (int i = 0; i < 20000; ++i) a.add(fmt::format("w{}", i % 5000));
@@ -110,10 +93,10 @@ TEST(TrainerCount, TextCountsMatchTheReferenceForAnyThreadsAndChunks) {
 }
 
 TEST(TrainerCount, StreamedFilesMatchTheReference) {
-  TempDir dir;
+  const testing::ScratchDir dir("trainer_count");
   const std::string t1 = testing::random_words_corpus(1, 5000) + "<|endoftext|>" + testing::random_words_corpus(2, 50);
   const std::string t2 = testing::unicode_corpus(4, 800);
-  const std::vector<std::string> files = {dir.write("a.txt", t1), dir.write("b.txt", t2)};
+  const std::vector<std::string> files = {dir.file("a.txt", t1), dir.file("b.txt", t2)};
   const std::vector<std::string> specials = {"<|endoftext|>"};
   auto ref = reference_count_pieces(t1, simple_split_fn(), specials);
   for (const auto& [w, c] : reference_count_pieces(t2, simple_split_fn(), specials)) {
@@ -139,17 +122,17 @@ TEST(TrainerCount, StreamedFilesMatchTheReference) {
 }
 
 TEST(TrainerCount, FilesAreSeparateDocuments) {
-  TempDir dir;
-  const std::vector<std::string> files = {dir.write("a.txt", "abc"), dir.write("b.txt", "def")};
+  const testing::ScratchDir dir("trainer_count");
+  const std::vector<std::string> files = {dir.file("a.txt", "abc"), dir.file("b.txt", "def")};
   const PieceCounts pc = count_pieces_in_files(files, simple_split_fn(), {});
   EXPECT_EQ(sorted(pc), (std::vector<std::pair<std::string, uint64_t>>{{"abc", 1}, {"def", 1}}));
 }
 
 TEST(TrainerCount, TextWithoutSafeSplitsIsCutWhenTooLong) {
-  TempDir dir;
+  const testing::ScratchDir dir("trainer_count");
   std::string line;
   for (int i = 0; i < 2000; ++i) line += "word ";
-  const std::string path = dir.write("one_line.txt", line);
+  const std::string path = dir.file("one_line.txt", line);
   CountStats st;
   CountOptions co;
   co.block_bytes = 512;

@@ -1,7 +1,12 @@
-// Helpers shared by the trainer tests: a simple pre-tokenizer and generated corpora.
+// Helpers shared by the trainer tests: a simple pre-tokenizer, generated corpora and a scratch
+// directory for corpus files.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -10,6 +15,25 @@
 #include "tokenizer/bpe_trainer_count.h"
 
 namespace lmforge::tok::testing {
+
+// A directory of its own under the system's temporary directory, removed with everything in it
+// when the object goes.
+struct ScratchDir {
+  explicit ScratchDir(const std::string& tag)
+      : path((std::filesystem::temp_directory_path() / ("lmforge_" + tag + "_" + std::to_string(::getpid()))).string()) {
+    std::filesystem::create_directories(path);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  // Writes `content` to the file `name` in the directory; returns its path.
+  std::string file(const std::string& name, const std::string& content) const {
+    const std::string p = path + "/" + name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+  std::string path;
+};
 
 // Runs of one class (ASCII letters and all bytes >= 0x80, digits, whitespace, the rest); a single
 // space joins the run that follows it, as in GPT-2. Cutting after "\n" before a letter never

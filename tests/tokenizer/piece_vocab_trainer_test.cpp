@@ -15,31 +15,19 @@
 #include "core/file_util.h"
 #include "tokenizer/bpe_trainer_tokenizer.h"
 #include "tokenizer/piece_vocab_trainer.h"
+#include "bpe_trainer_test_util.h"
 
 namespace lmforge::tok {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() : path((fs::temp_directory_path() / ("lmforge_piece_vocab_" + std::to_string(::getpid()))).string()) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name, const std::string& content) const {
-    const std::string p = path + "/" + name;
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  std::string path;
-};
-
 size_t count_id(const std::vector<uint32_t>& ids, uint32_t id) { return size_t(std::count(ids.begin(), ids.end(), id)); }
 
 TEST(PieceVocab, CharKeepsTheMostFrequentCharactersAndCountsTheRestAsUnknown) {
   // a x4, ' ' x3, b x3, c x2, é x1: 13 characters. Room for 3 tokens (5 ids - <|endoftext|> - <|unk|>):
   // a, then the tie ' ' / b in byte order.
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   const std::string corpus = dir.file("c.txt", "aaaa bbb cc\xC3\xA9 ");
   const TrainedPieceTokenizer t = train_piece_tokenizer({corpus}, {.vocab_size = 5}, pretokenizer_for_pattern(kCharPattern));
   const Tokenizer& tok = t.tokenizer;
@@ -66,7 +54,7 @@ TEST(PieceVocab, CharKeepsTheMostFrequentCharactersAndCountsTheRestAsUnknown) {
 TEST(PieceVocab, WordUsesThePretokenizersPieces) {
   // o200k pieces: "the", " cat", " the", " dog", " the", " cat", " a": " cat" x2, " the" x2,
   // then one each of " a", " dog", "the". Room for 3 tokens: " cat", " the", " a" (ties in byte order).
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   const std::string corpus = dir.file("w.txt", "the cat the dog the cat a");
   const TrainedPieceTokenizer t = train_piece_tokenizer({corpus}, {.vocab_size = 5}, pretokenizer_for_pattern("o200k_base"));
   const Tokenizer& tok = t.tokenizer;
@@ -83,7 +71,7 @@ TEST(PieceVocab, WordUsesThePretokenizersPieces) {
 
 // " ab" is spelled " a" + "b", both tokens too: a word is still looked up whole, never merged.
 TEST(PieceVocab, AWordSpelledByTwoOtherWordsStaysOneToken) {
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   const std::string corpus = dir.file("ab.txt", "b a ab");
   const Tokenizer tok =
       train_piece_tokenizer({corpus}, {.vocab_size = 5}, pretokenizer_for_pattern("o200k_base")).tokenizer;
@@ -94,7 +82,7 @@ TEST(PieceVocab, AWordSpelledByTwoOtherWordsStaysOneToken) {
 }
 
 TEST(PieceVocab, ASmallCorpusGivesASmallerVocabularyAndOptionsAreChecked) {
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   const std::string corpus = dir.file("s.txt", "abab");
   const TrainedPieceTokenizer t = train_piece_tokenizer({corpus}, {.vocab_size = 100}, pretokenizer_for_pattern(kCharPattern));
   EXPECT_EQ(t.tokenizer.vocab_size(), 4u);  // a, b, <|endoftext|>, <|unk|>
@@ -106,7 +94,7 @@ TEST(PieceVocab, ASmallCorpusGivesASmallerVocabularyAndOptionsAreChecked) {
 // Each kind saved as tokenizer.json loads back as the same tokenizer: same ids on mixed text
 // (invalid UTF-8 included), same unknown id, same vocabulary.
 TEST(PieceVocab, EveryKindLoadsBackFromItsTokenizerJson) {
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   std::mt19937 rng(5);
   std::string text = "The quick brown fox, naïve café — 123 jumps.\n\tOver the lazy dog! ";
   for (int i = 0; i < 200; ++i) text += static_cast<char>(rng() % 256);
@@ -135,7 +123,7 @@ TEST(PieceVocab, EveryKindLoadsBackFromItsTokenizerJson) {
 }
 
 TEST(PieceVocab, AWordLevelFileWithoutItsUnknownTokenIsRefused) {
-  const TempDir dir;
+  const testing::ScratchDir dir("piece_vocab");
   const std::string path = dir.file("bad.json", R"({"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"<unk>"},
     "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}})");
   try {

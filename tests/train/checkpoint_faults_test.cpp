@@ -23,28 +23,6 @@ namespace fs = std::filesystem;
 
 using test::error_of;
 
-struct Fixture {
-  nn::ModelConfig config = test::tiny_config();
-  std::unique_ptr<nn::Transformer> model = test::make_model(config);
-  optim::AdamW opt{model->named_parameters(), {}};
-  TrainerState state;
-  optim::LrSchedule sched;
-  RunConfig run;
-  Fixture() {
-    run.model = config;
-    run.data.path = "unused";
-    run.validate();
-  }
-  CheckpointContents contents() {
-    return {.model = *model, .optimizer = opt, .state = state, .schedule = sched, .config = run};
-  }
-  std::string save(const std::string& dir, int64_t step, int64_t keep_last = 3) {
-    state.step = step;
-    opt.set_step_count(step);
-    return save_checkpoint(dir, contents(), keep_last);
-  }
-};
-
 class CheckpointFaultsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,7 +35,7 @@ class CheckpointFaultsTest : public ::testing::Test {
 };
 
 TEST_F(CheckpointFaultsTest, LeftoversOfAKilledPruneAreRemovedByTheNextSave) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   for (int64_t step : {1, 2, 3}) fx.save(dir_, step, 2);
   const std::string root = dir_ + "/checkpoints";
   // What a prune killed mid-way leaves: a renamed-out checkpoint being deleted, and (from a
@@ -96,7 +74,7 @@ void rewrite_weights(const std::string& path, const std::string& name, const Ten
 }
 
 TEST_F(CheckpointFaultsTest, NonFloatTensorsAreNotConvertedIntoWeights) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   const std::string ck = fx.save(dir_, 1);
   const std::string weights = ck + "/model.safetensors";
   const auto p = fx.model->named_parameters()[1];
@@ -114,7 +92,7 @@ TEST_F(CheckpointFaultsTest, NonFloatTensorsAreNotConvertedIntoWeights) {
 }
 
 TEST_F(CheckpointFaultsTest, NonFiniteWeightsAndMomentsAreRejected) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   const std::string ck = fx.save(dir_, 1);
   const auto p = fx.model->named_parameters()[2];
   std::vector<float> v = to_vector<float>(p.tensor);
@@ -140,7 +118,7 @@ TEST_F(CheckpointFaultsTest, NonFiniteWeightsAndMomentsAreRejected) {
 }
 
 TEST_F(CheckpointFaultsTest, ConfigJsonMustDescribeTheSameModel) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   const std::string ck = fx.save(dir_, 1);
   EXPECT_NO_THROW(load_checkpoint_model(ck, Device::cpu()));
   const std::string cj = ck + "/config.json";

@@ -94,25 +94,8 @@ TEST_F(CheckpointTest, TruncatedOrCorruptedSafetensorsAreRejectedNamingTheFile) 
   EXPECT_NE(e.find(copy), std::string::npos) << e;
 }
 
-struct Fixture {
-  nn::ModelConfig config = test::tiny_config();
-  std::unique_ptr<nn::Transformer> model = test::make_model(config);
-  optim::AdamW opt{model->named_parameters(), {}};
-  TrainerState state;
-  optim::LrSchedule sched;
-  RunConfig run;
-  Fixture() {
-    run.model = config;
-    run.data.path = "unused";
-    run.validate();
-  }
-  CheckpointContents contents() {
-    return {.model = *model, .optimizer = opt, .state = state, .schedule = sched, .config = run};
-  }
-};
-
 TEST_F(CheckpointTest, SaveLoadRoundTripAndKeepLast) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   fx.state.sampler_position = 123;
   fx.state.dropout_rng = {5, 77};
   for (int64_t step : {10, 20, 30}) {
@@ -187,7 +170,7 @@ TEST(TrainerStateJson, LossScaleRoundTripsAndIsOptional) {
 }
 
 TEST_F(CheckpointTest, TruncatedCheckpointIsRejectedNamingTheFile) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   fx.state.step = 5;
   const std::string ck = save_checkpoint(dir_, fx.contents(), 3);
   const std::string model = ck + "/model.safetensors";
@@ -207,7 +190,7 @@ TEST_F(CheckpointTest, TruncatedCheckpointIsRejectedNamingTheFile) {
 }
 
 TEST_F(CheckpointTest, WeightsOfAnotherModelAreRejected) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   const std::string ck = save_checkpoint(dir_, fx.contents(), 3);
   nn::ModelConfig other = test::tiny_config();
   other.d_ff = 24;
@@ -218,7 +201,7 @@ TEST_F(CheckpointTest, WeightsOfAnotherModelAreRejected) {
 }
 
 TEST_F(CheckpointTest, FailedWriteLeavesThePreviousCheckpointIntact) {
-  Fixture fx;
+  test::CheckpointFixture fx;
   fx.state.step = 1;
   const std::string first = save_checkpoint(dir_, fx.contents(), 3);
   const std::string before = read_file(first + "/model.safetensors");

@@ -19,7 +19,7 @@
 namespace lmforge::train {
 namespace {
 
-constexpr const char* kBase = R"(
+constexpr const char* kLimitsBase = R"(
 [model]
 vocab_size = 512
 context_length = 64
@@ -37,7 +37,7 @@ seq_len = 32
 
 std::string error_of(const std::vector<std::string>& overrides) {
   try {
-    parse_run_config(kBase, "limits.toml", overrides);
+    parse_run_config(kLimitsBase, "limits.toml", overrides);
   } catch (const Error& e) {
     return e.what();
   }
@@ -90,7 +90,7 @@ TEST(ConfigLimits, NonFiniteFloatsAreRejected) {
 TEST(ConfigLimits, ErrorsAfterParsingNameTheFile) {
   expect_error({"model.n_heads=3"}, {"limits.toml with the --set overrides:", "model.d_model"});
   try {
-    parse_run_config(std::string(kBase) + "[optim]\nbeta1 = 2.0\n", "beta.toml");
+    parse_run_config(std::string(kLimitsBase) + "[optim]\nbeta1 = 2.0\n", "beta.toml");
     FAIL() << "beta1 = 2 accepted";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("beta.toml: optim.beta1", 0), 0u) << e.what();
@@ -112,7 +112,7 @@ TEST(ConfigLimits, EveryKeyAtExtremeValuesIsAnErrorOrSane) {
       SCOPED_TRACE(f.key + "=" + v);
       RunConfig c;
       try {
-        c = parse_run_config(kBase, "sweep.toml", {f.key + "=" + v});
+        c = parse_run_config(kLimitsBase, "sweep.toml", {f.key + "=" + v});
       } catch (const Error& e) {
         ++rejected;
         continue;

@@ -8,9 +8,12 @@
 #include <filesystem>
 
 #include "data/shard.h"
+#include "test_util.h"
 #include "nn/model_test_util.h"
 #include "train/config.h"
 #include "core/file_util.h"
+#include "optim/adamw.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace lmforge::test {
@@ -31,16 +34,6 @@ inline void write_pattern_shards(const std::string& dir, int64_t vocab, uint64_t
   };
   write("train_000000.bin", n_train);
   write("val_000000.bin", n_val);
-}
-
-// The message of the lmforge::Error that f throws, "" when it throws none.
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 inline train::RunConfig tiny_run(const std::string& data_dir, const std::string& out_dir) {
@@ -127,5 +120,29 @@ inline void expect_resumed_run_identical(const ResumeRuns& r, int64_t checkpoint
   tail.losses.erase(tail.losses.begin(), tail.losses.begin() + checkpoint_step);
   expect_identical_runs(r.resumed, tail);
 }
+
+// A tiny model, its optimizer, trainer state, schedule and run config: the contents of a
+// checkpoint, for tests that save, load and damage checkpoints.
+struct CheckpointFixture {
+  nn::ModelConfig config = test::tiny_config();
+  std::unique_ptr<nn::Transformer> model = test::make_model(config);
+  optim::AdamW opt{model->named_parameters(), {}};
+  train::TrainerState state;
+  optim::LrSchedule sched;
+  train::RunConfig run;
+  CheckpointFixture() {
+    run.model = config;
+    run.data.path = "unused";
+    run.validate();
+  }
+  train::CheckpointContents contents() {
+    return {.model = *model, .optimizer = opt, .state = state, .schedule = sched, .config = run};
+  }
+  std::string save(const std::string& dir, int64_t step, int64_t keep_last = 3) {
+    state.step = step;
+    opt.set_step_count(step);
+    return train::save_checkpoint(dir, contents(), keep_last);
+  }
+};
 
 }  // namespace lmforge::test

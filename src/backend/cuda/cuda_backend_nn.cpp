@@ -13,9 +13,6 @@ namespace lmforge::cuda {
 
 namespace {
 
-// Statistics and the gradients of weights are f32, or f64 when the data is f64.
-DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
-
 // A 1-D weight or bias in the compute type and contiguous, converted on the device if needed.
 struct ComputeVector {
   const void* ptr = nullptr;

@@ -147,6 +147,5 @@ inline const std::vector<DType>& nn_dtypes() {
   static const std::vector<DType> v{DType::F64, DType::F32, DType::BF16, DType::F16};
   return v;
 }
-inline DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
 }  // namespace lmforge::cuda_test

@@ -3,32 +3,19 @@
 // several faults gets (a syntax error anywhere before any check of the content).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
+#include <string>
 
 #include "core/error.h"
 #include "tokenizer/byte_unicode.h"
 #include "tokenizer/tokenizer.h"
+#include "bpe_trainer_test_util.h"
 
 namespace lmforge::tok {
 namespace {
 
-namespace fs = std::filesystem;
-
 class TokenizerJsonOrder : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lmforge_tok_json_order_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& content) {
-    const std::string p = (dir_ / ("t" + std::to_string(n_++) + ".json")).string();
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
+  std::string write(const std::string& content) { return dir_.file("t" + std::to_string(n_++) + ".json", content); }
   // The Error message of loading `content` ("" if it loads).
   std::string error_of(const std::string& content) {
     const std::string p = write(content);
@@ -41,7 +28,7 @@ class TokenizerJsonOrder : public ::testing::Test {
     }
     return "";
   }
-  fs::path dir_;
+  const testing::ScratchDir dir_{"tok_json_order"};
   int n_ = 0;
 };
 

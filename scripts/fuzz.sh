@@ -25,11 +25,14 @@ FUZZ_BUILD_DIR="$build" scripts/sanitized_build.sh "${targets[@]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+jobs_max=$(nproc)  # before OMP_NUM_THREADS is set: nproc honours it
 # One thread per run: the libraries' thread pools would only compete with each other.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 seed=${FUZZ_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}
-status=0
-for t in "${targets[@]}"; do
+# Each target runs single-threaded; as many run side by side as there are cores. Each one's
+# report goes to build-fuzz/artifacts/<target>.report and is printed in the targets' order.
+run_target() {
+  local t=$1 scratch artifacts mode
   scratch=$(mktemp -d "/tmp/lmforge_$t.XXXXXX")
   artifacts="$build/artifacts/$t"
   rm -rf "$artifacts"
@@ -41,9 +44,11 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t for ${seconds}s (FUZZ_SEED=$seed)"
     mode=("$scratch" "tests/fuzz/corpus/$t" -max_total_time="$seconds" -seed="$seed")
   fi
-  if ! "$build/tests/fuzz/$t" "${mode[@]}" -timeout=20 \
-       -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
-       -artifact_prefix="$artifacts/" > "$build/artifacts/$t.log" 2>&1; then
+  local ok=0
+  "$build/tests/fuzz/$t" "${mode[@]}" -timeout=20 \
+     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+     -artifact_prefix="$artifacts/" > "$build/artifacts/$t.log" 2>&1 || ok=1
+  if [ $ok != 0 ]; then
     tail -40 "$build/artifacts/$t.log"
     echo "fuzz: $t FAILED; the input is in $artifacts/:"
     for f in "$artifacts"/*; do
@@ -51,11 +56,24 @@ for t in "${targets[@]}"; do
       echo "$f ($(wc -c < "$f") bytes), base64:"
       base64 -w 76 "$f" | head -200
     done
-    status=1
   else
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$build/artifacts/$t.log" | tr '\n' ' '
     echo "corpus: $(ls "$scratch" | wc -l) new inputs"
   fi
   rm -rf "$scratch"
+  return $ok
+}
+# The exit status of each target goes to a file: `wait -n` may have reaped a job already.
+mkdir -p "$build/artifacts"
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  rm -f "$build/artifacts/$t.status"
+  (if run_target "$t" > "$build/artifacts/$t.report" 2>&1; then echo 0; else echo 1; fi > "$build/artifacts/$t.status") &
+done
+wait || true
+status=0
+for t in "${targets[@]}"; do
+  cat "$build/artifacts/$t.report"
+  [ "$(cat "$build/artifacts/$t.status" 2>/dev/null)" = 0 ] || status=1
 done
 exit $status

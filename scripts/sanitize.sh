@@ -11,20 +11,22 @@
 # minutes to compare their results (bit-identical resume, bf16 against f32, int8 perplexity,
 # batched against one-at-a-time generation, measured against predicted memory, non-finite-loss
 # recovery), and those that loop simple code millions of times for statistics (random-number
-# moments, float conversion against a search, GEMM peak measurements). Each drives code that
-# shorter tests run too (a checkpoint save and restore, a bf16 step, a quantized forward, a
-# batched decode step, one conversion), so under the sanitizers they would add minutes and no
-# code; the optimized build (scripts/test.sh) runs them all.
+# moments, float conversion against a search, GEMM peak measurements, 16,000 speculative
+# draws). Each drives code that shorter tests run too (a checkpoint save and restore, a bf16
+# step, a quantized forward, a batched decode step, one conversion, one speculative draw), so
+# under the sanitizers they would add minutes and no code; the optimized build (scripts/test.sh)
+# runs them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 long_runs=(
   'Quantize.Int8PerplexityIsWithinOnePercentOfF32' 'Quantize.CheckpointLoadsAsItWasQuantized'
-  'Quantize.BadQuantizedFilesNameTheTensor' 'Accounting.PredictedPeakMemoryWithinTenPercentOfMeasured'
-  'TrainerTest.ResumedRunIsBitIdentical' 'MoETraining.ResumedRunIsBitIdentical' 'TrainerTest.Bf16TrainingTracksF32'
+  'Quantize.BadQuantizedFilesNameTheTensor' '*Accounting.PredictedPeakMemoryWithinTenPercentOfMeasured'
+  'NnOps.AttentionMemoryIsLinearInSequenceLength' '*.ResumedRunIsBitIdentical' 'TrainerTest.Bf16TrainingTracksF32'
   'TrainerTest.F16*' 'BatchGenerate.BatchedEqualsOneAtATime*' 'BatchGenerate.QuantizedModelBatchedEqualsOneAtATime'
   'Transformer.EveryArchitectureSwitchPassesAFiniteDifferenceCheck' 'TrainerTest.NonFiniteLoss*'
   'Random.TruncatedNormalBoundsAndMoments' 'FloatConvert.RandomF32MatchesSearchReference' 'MatmulPeakCache.*'
+  'Speculative.SamplingDrawsTheTargetDistribution'
 )
 default_filter="-$(IFS=:; echo "${long_runs[*]}")"
 filter=${1:-$default_filter}

@@ -1,7 +1,7 @@
 // Training-step and decode throughput on the CPU, in the shapes of the PyTorch CPU peer
 // (bench/peers/cpu/torch_peer.py): fp32, AdamW, random tokens, median step after warm-up.
 //
-//   bench_train_cpu --model llama --layers 6 --dim 384 --heads 6 --kv-heads 2 --vocab 8192 \
+//   bench_train_cpu --model llama --layers 6 --dim 384 --heads 6 --kv-heads 2 --vocab 8192
 //                   --seq-len 256 --batch 8 [--ffn 1024] [--steps 10] [--decode] [--peak-gflops G]
 //                   [--tie | --no-tie]   (default as the peer: gpt2 tied, llama untied)
 //

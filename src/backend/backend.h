@@ -67,9 +67,9 @@ struct GemmArgs {
   // fuse it (cuBLASLt), else right after: C[i, j] += bias[j] (bias [n], C's dtype), then, with
   // gelu_tanh, C = gelu_tanh(C), the value before the GELU going to pre_gelu (C's dtype, same
   // m, n and ldc as C) when it is defined, for the backward.
-  Tensor bias;
+  Tensor bias{};
   bool gelu_tanh = false;
-  Tensor pre_gelu;
+  Tensor pre_gelu{};
   // With gelu_tanh_grad (no bias, no gelu_tanh, no bias_grad): C = gelu_tanh'(pre_gelu) · C,
   // pre_gelu then an input (the forward's saved pre-activation, laid out like C): the backward
   // through a GELU fused into the GEMM that makes the GELU's output gradient (cuBLASLt's DGELU
@@ -79,7 +79,7 @@ struct GemmArgs {
   // Otherwise alone (no bias, no GELU; batch == 1, trans_a with A contiguous: lda == m): also
   // bias_grad[i] = Σ_p op(A)[i, p] ([m], C's dtype), the bias gradient a linear layer's
   // weight-gradient GEMM dW = dzᵀ·x can produce on the side (cuBLASLt's BGRADB epilogue).
-  Tensor bias_grad;
+  Tensor bias_grad{};
   bool has_epilogue() const { return bias.defined() || gelu_tanh || gelu_tanh_grad || bias_grad.defined(); }
 };
 
@@ -116,7 +116,7 @@ void apply_gemm_epilogue(Backend& backend, const GemmArgs& g);
 // never on M or on how the work is split between threads, so a row's result is the same whatever
 // other rows share the call (the deterministic-serving contract of infer/batch_generate.h).
 struct QuantizedGemmArgs {
-  Tensor x, weight, scale, bias, out;
+  Tensor x{}, weight{}, scale{}, bias{}, out{};
   int64_t group_size = 0;
 };
 
@@ -146,7 +146,7 @@ struct AdamWArgs {
   // host need not wait for the value (optim/clip.h makes it from the gradient norm). A value that
   // is not finite makes the step change nothing: parameters, moments and compute copies are left
   // as they were.
-  Tensor device_grad_scale;
+  Tensor device_grad_scale{};
 };
 
 // Values on their way from a device to the host (Backend::read_async).

@@ -60,14 +60,14 @@ struct GeneratedToken {
 struct GenerationRequest {
   std::vector<uint32_t> prompt;  // 1 to context_length - 1 ids, each below vocab_size
   int64_t max_new_tokens = 16;   // stops earlier at the end of the context (reason Length)
-  SamplingOptions sampling;
+  SamplingOptions sampling{};
   uint64_t seed = 0;
-  std::vector<uint32_t> stop_tokens;  // generating one ends the request (reason Stop), it is reported
+  std::vector<uint32_t> stop_tokens{};  // generating one ends the request (reason Stop), it is reported
   int64_t top_logprobs = 0;           // alternatives reported with each token, 0 to kMaxTopLogprobs
   // Called on the stepping thread with each new token; returning false ends the request (reason Stop).
-  std::function<bool(const GeneratedToken& token)> on_token;
+  std::function<bool(const GeneratedToken& token)> on_token{};
   // Called once, last, on the stepping thread.
-  std::function<void(FinishReason reason)> on_finish;
+  std::function<void(FinishReason reason)> on_finish{};
 };
 
 struct BatchOptions {

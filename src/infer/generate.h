@@ -21,7 +21,7 @@ namespace lmforge::infer {
 
 struct GenerateOptions {
   int64_t max_new_tokens = 128;
-  SamplingOptions sampling;
+  SamplingOptions sampling{};
   uint64_t seed = 0;
   std::optional<uint32_t> stop_token = std::nullopt;  // usually the end-of-text id
   // On a GPU, replay one recorded CUDA graph per new token instead of launching its kernels

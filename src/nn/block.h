@@ -32,7 +32,7 @@ namespace lmforge::nn {
 struct ResidualStream {
   Tensor residual;
   Tensor delta;
-  Tensor aux;
+  Tensor aux{};
 };
 
 class TransformerBlock : public Module {

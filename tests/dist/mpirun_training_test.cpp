@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -39,7 +40,7 @@ namespace fs = std::filesystem;
 
 constexpr double kRelativeBound = 1e-4;
 
-std::string lmforge_binary() { return std::string(LMFORGE_BINARY_DIR) + "/lmforge"; }
+std::string lmforge_binary() { return (std::filesystem::path(LMFORGE_BINARY_DIR) / "lmforge").string(); }
 
 bool mpirun_found() { return std::system("command -v mpirun > /dev/null 2>&1") == 0; }
 

@@ -66,7 +66,7 @@ TEST(Quantize, Fp8AndHalfCastsAreWithinTheirRounding) {
     const float bound = std::max(std::abs(wv[i]) * 0.0625f, scale * std::ldexp(1.f, -10)) * (1 + 1e-5f);
     ASSERT_LE(std::abs(d8[i] - wv[i]), bound) << i;
   }
-  for (const auto [format, rel] : {std::pair{QuantFormat::BF16, 1.f / 256}, std::pair{QuantFormat::F16, 1.f / 2048}}) {
+  for (const auto& [format, rel] : {std::pair{QuantFormat::BF16, 1.f / 256}, std::pair{QuantFormat::F16, 1.f / 2048}}) {
     const QuantizedWeight h = quantize_weight(w, {.format = format});
     EXPECT_FALSE(h.scale.defined());
     const std::vector<float> d = to_vector<float>(dequantize(h));

@@ -146,8 +146,12 @@ TEST(MoERouting, CapacityDropsTheLaterTokensOfAnOverfullExpert) {
         else ++dropped;
       }
     EXPECT_EQ(r.dropped.item(), double(dropped)) << "cf " << cf;
-    if (cf == 0.0) EXPECT_EQ(dropped, 0);
-    if (cf == 0.5) EXPECT_GT(dropped, 0);
+    if (cf == 0.0) {
+      EXPECT_EQ(dropped, 0);
+    }
+    if (cf == 0.5) {
+      EXPECT_GT(dropped, 0);
+    }
     const std::vector<int64_t> ends = to_vector<int64_t>(r.ends), tokens = to_vector<int64_t>(r.token);
     int64_t start = 0;
     for (int64_t e = 0; e < 4; ++e) {
@@ -225,7 +229,9 @@ TEST(MoELosses, LossFreeBiasBalancesASkewedRouter) {
     double mean = 0, peak = 0;
     for (float l : load) mean += l / 8.0, peak = std::max<double>(peak, l);
     ratio = peak / mean;
-    if (step == 0) EXPECT_GT(ratio, 2.0) << "the router should start skewed";
+    if (step == 0) {
+      EXPECT_GT(ratio, 2.0) << "the router should start skewed";
+    }
     if (ratio < 1.2) break;
     moe->after_optimizer_step(stats, 0);
   }

@@ -290,7 +290,9 @@ TEST(NnOps, CrossEntropyGradientInPlaceOfDeadLogitsIsExact) {
     const Tensor before = keep ? clone(kept.detach()) : Tensor();
     loss.backward();
     grads[keep] = x.grad();
-    if (keep) EXPECT_EQ(to_vector<float>(kept), to_vector<float>(before)) << "kept logits were overwritten";
+    if (keep) {
+      EXPECT_EQ(to_vector<float>(kept), to_vector<float>(before)) << "kept logits were overwritten";
+    }
   }
   EXPECT_EQ(to_vector<float>(grads[0]), to_vector<float>(grads[1]));
 }

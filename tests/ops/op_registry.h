@@ -33,7 +33,7 @@ struct OpCase {
   double forward_tol = 1e-12;    // max abs error / (1 + |ref|) in f64
   double gradient_tol = 1e-6;    // relative error vs finite differences
   double fd_eps = 1e-6;
-  std::vector<int> grad_inputs;  // which inputs to check (empty: every floating input)
+  std::vector<int> grad_inputs{};  // which inputs to check (empty: every floating input)
 };
 
 std::vector<OpCase>& op_cases();

@@ -57,7 +57,9 @@ TEST(JsonCursor, NumbersAreUnsignedIntegersOnlyWhenNlohmannSaysSo) {
     const bool is_unsigned = c.read_number(v);
     const nlohmann::json j = nlohmann::json::parse(text);
     EXPECT_EQ(is_unsigned, j.is_number_unsigned()) << text;
-    if (is_unsigned) EXPECT_EQ(v, j.get<uint64_t>()) << text;
+    if (is_unsigned) {
+      EXPECT_EQ(v, j.get<uint64_t>()) << text;
+    }
     EXPECT_EQ(c.offset(), text.size()) << text;
   }
 }

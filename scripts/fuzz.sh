@@ -45,10 +45,10 @@ run_target() {
     mode=("$scratch" "tests/fuzz/corpus/$t" -max_total_time="$seconds" -seed="$seed")
   fi
   local ok=0
-  "$build/tests/fuzz/$t" "${mode[@]}" -timeout=20 \
-     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
-     -artifact_prefix="$artifacts/" > "$build/artifacts/$t.log" 2>&1 || ok=1
-  if [ $ok != 0 ]; then
+  if ! "$build/tests/fuzz/$t" "${mode[@]}" -timeout=20 \
+       -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+       -artifact_prefix="$artifacts/" > "$build/artifacts/$t.log" 2>&1; then
+    ok=1
     tail -40 "$build/artifacts/$t.log"
     echo "fuzz: $t FAILED; the input is in $artifacts/:"
     for f in "$artifacts"/*; do

@@ -63,7 +63,7 @@ struct GenerationRequest {
   SamplingOptions sampling{};
   uint64_t seed = 0;
   std::vector<uint32_t> stop_tokens{};  // generating one ends the request (reason Stop), it is reported
-  int64_t top_logprobs = 0;           // alternatives reported with each token, 0 to kMaxTopLogprobs
+  int64_t top_logprobs = 0;             // alternatives reported with each token, 0 to kMaxTopLogprobs
   // Called on the stepping thread with each new token; returning false ends the request (reason Stop).
   std::function<bool(const GeneratedToken& token)> on_token{};
   // Called once, last, on the stepping thread.
